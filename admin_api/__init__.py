@@ -1,0 +1,1 @@
+"""The admin API: answer curation, feedback, monitoring and retraining for support staff."""

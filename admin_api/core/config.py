@@ -1,0 +1,44 @@
+"""Settings of the admin API, from ``HELPDESK_*`` environment variables with laptop defaults."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_var_dir() -> Path:
+    return Path(os.environ.get("HELPDESK_VAR_DIR", PROJECT_ROOT / "var")).resolve()
+
+
+class Settings(BaseSettings):
+    var_dir: Path = default_var_dir()
+    data_dir: Path = PROJECT_ROOT / "data"
+    # SQLite under var/ by default; postgresql://user@host:5432/db in production.
+    database_url: str = ""
+    # Comma-separated origins allowed to call the public endpoints (the widget's pages).
+    cors_origins: str = "http://127.0.0.1:8000,http://localhost:8000"
+    # Where browsers reach the Rasa server (the widget talks to it directly).
+    public_rasa_url: str = "http://127.0.0.1:5005"
+    max_request_bytes: int = 64 * 1024
+    feedback_comment_max: int = 2000
+
+    class Config:
+        env_prefix = "HELPDESK_"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'admin.db'}"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

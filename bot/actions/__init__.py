@@ -1,0 +1,5 @@
+"""Custom actions run by the action server (``python -m rasa_sdk --actions bot.actions``)."""
+
+from bot.actions.answers import ActionAnswer
+
+__all__ = ["ActionAnswer"]

@@ -1,0 +1,187 @@
+"""``helpdesk data build``: validate ``data/`` and generate the Rasa training project from it.
+
+Seed training data only ever comes from BANKING77's ``train.csv`` and the conversational
+examples; ``test.csv`` is read only to refuse answers that leak its questions. The output is a
+self-contained, deterministic folder (config, domain, data, manifest) that ``rasa train`` reads,
+so two builds of the same inputs are byte-identical and a data hash identifies a model's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from nlu import datasets
+from nlu.datasets import DataError
+from retrieval.answers import AnswerFileError, load_answers_file
+
+BOT_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    intents: int
+    examples: int
+    answers: int
+    dropped_conflicts: int
+    data_hash: str
+
+
+def _yaml_text(value: object) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _domain_intents(domain_dir: Path) -> dict[str, Path]:
+    declared: dict[str, Path] = {}
+    for path in sorted(domain_dir.glob("*.yml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for entry in content.get("intents", []) or []:
+            name = entry if isinstance(entry, str) else next(iter(entry))
+            declared[name] = path
+    return declared
+
+
+def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, str]) -> int:
+    seen: dict[int, Path] = {}
+    count = 0
+    for path in sorted((data_dir / "answers").glob("*.yaml")):
+        for answer in load_answers_file(path):
+            where = f"{path}: answer id {answer.id} ({answer.title!r})"
+            if answer.id in seen:
+                raise DataError(f"{where}: duplicate answer id, already used in {seen[answer.id]}")
+            seen[answer.id] = path  # type: ignore[index]
+            if answer.intent is not None and answer.intent not in known_intents:
+                raise DataError(f"{where}: unknown intent {answer.intent!r}")
+            for question in answer.questions:
+                copied = held_out.get(datasets.normalise_text(question))
+                if copied is not None:
+                    raise DataError(
+                        f"{where}: question variant {question!r} is copied from the held-out "
+                        f"test set (test.csv: {copied!r}); write your own wording"
+                    )
+            count += 1
+    return count
+
+
+def _nlu_yaml(examples: dict[str, list[str]]) -> str:
+    lines = ['version: "3.1"', "nlu:"]
+    for intent in sorted(examples):
+        lines.append(f"  - intent: {intent}")
+        lines.append("    examples: |")
+        lines.extend(f"      - {text}" for text in examples[intent])
+    return "\n".join(lines) + "\n"
+
+
+def _faq_rules(intents: list[str]) -> str:
+    rules = [
+        {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": "action_answer"}]}
+        for intent in sorted(intents)
+    ]
+    return _yaml_text({"version": "3.1", "rules": rules})
+
+
+def _clean_example(text: str) -> str:
+    # One line, and no Rasa entity markup: "[x](y)" in a plain example would become an entity.
+    return " ".join(text.split()).replace("](", "] (")
+
+
+def collect_examples(
+    data_dir: Path, limit_per_intent: int | None = None
+) -> tuple[dict[str, list[str]], int]:
+    """Training examples per intent: BANKING77 train plus conversational; never test.csv.
+
+    A text that appears under two intents is kept only under the first (Rasa cannot learn both).
+    """
+    by_intent: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    dropped = 0
+    sources = [(e.intent, e.text) for e in datasets.load_banking77("train", data_dir)]
+    for intent, texts in datasets.load_conversational(data_dir).items():
+        sources.extend((intent, text) for text in texts)
+    for intent in datasets.banking77_intents(data_dir):
+        by_intent.setdefault(intent, [])
+    for intent, raw in sources:
+        text = _clean_example(raw)
+        key = text.lower()
+        bucket = by_intent.setdefault(intent, [])
+        if key in owner:
+            dropped += owner[key] != intent
+            continue
+        if limit_per_intent is not None and len(bucket) >= limit_per_intent:
+            continue
+        owner[key] = intent
+        bucket.append(text)
+    for intent, texts in by_intent.items():
+        if not texts:
+            raise DataError(f"intent {intent!r} has no training examples")
+    return by_intent, dropped
+
+
+def build(
+    out_dir: Path,
+    data_dir: Path | None = None,
+    bot_dir: Path = BOT_DIR,
+    limit_per_intent: int | None = None,
+) -> BuildResult:
+    """Validate everything first, then write ``out_dir`` atomically (temporary folder, rename)."""
+    data_dir = (data_dir or datasets.settings.data_dir()).resolve()
+    examples, dropped = collect_examples(data_dir, limit_per_intent)
+    banking = datasets.banking77_intents(data_dir)
+    for intent, path in _domain_intents(bot_dir / "domain").items():
+        if intent not in examples:
+            raise DataError(f"{path}: intent {intent!r} has no examples in {data_dir}")
+    held_out = {
+        datasets.normalise_text(e.text): e.text for e in datasets.load_banking77("test", data_dir)
+    }
+    try:
+        answers = _check_answers(data_dir, set(examples), held_out)
+    except AnswerFileError as error:
+        raise DataError(str(error)) from error
+
+    files: dict[str, str] = {
+        "config.yml": (bot_dir / "config.yml").read_text(encoding="utf-8"),
+        "domain/intents.yml": _yaml_text({"version": "3.1", "intents": sorted(examples)}),
+        "data/nlu/seed.yml": _nlu_yaml(examples),
+        "data/rules/faq.yml": _faq_rules(banking),
+    }
+    for path in sorted((bot_dir / "domain").glob("*.yml")):
+        files[f"domain/{path.name}"] = path.read_text(encoding="utf-8")
+    for path in sorted((bot_dir / "data").rglob("*.yml")):
+        files[f"data/{path.relative_to(bot_dir / 'data').as_posix()}"] = path.read_text(
+            encoding="utf-8"
+        )
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    result = BuildResult(
+        out_dir=out_dir,
+        intents=len(examples),
+        examples=sum(len(v) for v in examples.values()),
+        answers=answers,
+        dropped_conflicts=dropped,
+        data_hash=digest.hexdigest(),
+    )
+    manifest = {k: v for k, v in result.__dict__.items() if k != "out_dir"}
+    files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for name, text in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result

@@ -1,0 +1,80 @@
+"""Renders what ``rasa run`` reads at start: endpoints, credentials and the HTTP API token.
+
+They are rendered from settings into ``var/run/`` rather than kept as static YAML, so switching
+the tracker store to PostgreSQL or changing a port is one environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import yaml
+from sqlalchemy.engine import make_url
+
+from bot import settings
+
+
+def tracker_store_config(url: str) -> dict[str, object]:
+    """Rasa's SQL tracker store section for a SQLAlchemy URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database:
+            raise ValueError("the SQLite tracker store URL needs a file path")
+        path = Path(parsed.database).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return {"type": "SQL", "dialect": "sqlite", "db": str(path)}
+    if backend == "postgresql":
+        config: dict[str, object] = {
+            "type": "SQL",
+            "dialect": "postgresql",
+            "url": parsed.host or "localhost",
+            "port": parsed.port or 5432,
+            "db": parsed.database,
+        }
+        if parsed.username:
+            config["username"] = parsed.username
+        if parsed.password:
+            config["password"] = parsed.password
+        return config
+    raise ValueError(f"unsupported tracker store database {backend!r}: use sqlite or postgresql")
+
+
+def rasa_token() -> str:
+    """The token protecting Rasa's HTTP API: from the environment, or made once and kept."""
+    configured = os.environ.get("HELPDESK_RASA_TOKEN")
+    if configured:
+        return configured
+    path = settings.rasa_token_file()
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token)
+    return token
+
+
+def write_run_config(run_dir: Path, actions_url: str) -> tuple[Path, Path]:
+    """Write endpoints.yml and credentials.yml for one ``rasa run``; returns their paths."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    endpoints = {
+        "action_endpoint": {"url": f"{actions_url}/webhook"},
+        "tracker_store": tracker_store_config(settings.tracker_store_url()),
+    }
+    credentials = {
+        "rest": None,
+        "socketio": {
+            "user_message_evt": "user_uttered",
+            "bot_message_evt": "bot_uttered",
+            "session_persistence": True,
+        },
+    }
+    endpoints_path = run_dir / "endpoints.yml"
+    credentials_path = run_dir / "credentials.yml"
+    endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
+    credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False), encoding="utf-8")
+    return endpoints_path, credentials_path

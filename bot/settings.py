@@ -1,0 +1,44 @@
+"""Settings of the bot's processes (Rasa server, action server), from ``HELPDESK_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BOT_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BOT_DIR.parent
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("HELPDESK_VAR_DIR", PROJECT_ROOT / "var")).resolve()
+
+
+def generated_dir() -> Path:
+    """Where ``helpdesk data build`` writes the Rasa training project."""
+    return Path(os.environ.get("HELPDESK_BUILD_DIR", BOT_DIR / "generated")).resolve()
+
+
+def models_dir() -> Path:
+    return var_dir() / "models"
+
+
+def admin_api_url() -> str:
+    """How the action server reaches the admin API (over HTTP only, never by import)."""
+    return os.environ.get("HELPDESK_ADMIN_API_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def admin_api_timeout() -> float:
+    return float(os.environ.get("HELPDESK_ADMIN_API_TIMEOUT", "3"))
+
+
+def tracker_store_url() -> str:
+    """Where Rasa keeps conversations; SQLite under var/ by default, PostgreSQL by URL.
+
+    Kept apart from the admin database (and from any SQL event broker, whose table is also
+    named ``events``).
+    """
+    return os.environ.get("HELPDESK_TRACKER_STORE_URL") or f"sqlite:///{var_dir() / 'tracker.db'}"
+
+
+def rasa_token_file() -> Path:
+    return var_dir() / "secrets" / "rasa_token"

@@ -1,0 +1,1 @@
+"""The operators' command line (``helpdesk``). Only the CLI lives here; the work is elsewhere."""

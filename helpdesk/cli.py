@@ -1,0 +1,164 @@
+"""``helpdesk``: the one entry point for operators.
+
+Imports are deferred into each command so that ``helpdesk --help`` answers in about a second
+without loading TensorFlow, torch or Rasa.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Lepton Helpdesk: run, train and manage the customer-service bot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The admin database.", no_args_is_help=True)
+data_app = typer.Typer(help="The bot's seed data in data/.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _var_dir() -> Path:
+    from bot import settings
+
+    return settings.var_dir()
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = typer.Option("head", help="Alembic revision to upgrade to."),
+    seed: bool = typer.Option(True, help="Import data/answers on a database never seeded."),
+) -> None:
+    """Apply database migrations, then import the seed answers on first run."""
+    from admin_api import migrate
+    from admin_api.core.config import get_settings
+    from retrieval.answers import AnswerFileError
+
+    url = get_settings().resolved_database_url
+    try:
+        migrate.upgrade(url, revision)
+        imported = migrate.seed_answers(url) if seed and revision == "head" else 0
+    except AnswerFileError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"Database at revision {revision}" + (f"; imported {imported} answers" if imported else ""))
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: str = typer.Option(..., help="Alembic revision to go back to ('base' empties it)."),
+) -> None:
+    """Revert database migrations (data in dropped tables is lost)."""
+    from admin_api import migrate
+
+    migrate.downgrade(revision=revision)
+    typer.echo(f"Database at revision {revision}")
+
+
+def _build(out: Path | None, limit_per_intent: int | None) -> Path:
+    from bot import data_build, settings
+    from nlu.datasets import DataError
+
+    out = out or settings.generated_dir()
+    try:
+        result = data_build.build(out, limit_per_intent=limit_per_intent)
+    except DataError as error:
+        raise _fail(str(error)) from None
+    typer.echo(
+        f"Built {result.out_dir}: {result.intents} intents, {result.examples} examples, "
+        f"{result.answers} answers checked, data hash {result.data_hash[:12]}"
+    )
+    return result.out_dir
+
+
+@data_app.command("build")
+def data_build_command(
+    out: Path = typer.Option(None, help="Output folder (default bot/generated)."),
+    limit_per_intent: int = typer.Option(
+        None, min=1, help="Keep at most N examples per intent (tiny models for tests)."
+    ),
+) -> None:
+    """Validate data/ and generate the Rasa training project from it."""
+    _build(out, limit_per_intent)
+
+
+def _train(limit_per_intent: int | None, out: Path | None, force: bool) -> Path:
+    from bot import train as bot_train
+
+    build_dir = _build(None if limit_per_intent is None else _var_dir() / "build-limited",
+                       limit_per_intent)
+    typer.echo("Training the model (Rasa prints each component's progress)...")
+    started = time.monotonic()
+    try:
+        model = bot_train.train(build_dir, out, force=force)
+    except bot_train.TrainingFailed as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"Trained {model} in {time.monotonic() - started:.0f}s")
+    return model
+
+
+@app.command()
+def train(
+    limit_per_intent: int = typer.Option(
+        None, min=1, help="Keep at most N examples per intent (a tiny model, for tests)."
+    ),
+    out: Path = typer.Option(None, help="Folder for the model (default var/models)."),
+    force: bool = typer.Option(False, help="Ignore Rasa's training cache."),
+) -> None:
+    """Build the data and train a new model."""
+    _train(limit_per_intent, out, force)
+
+
+@app.command()
+def serve(
+    train_if_missing: bool = typer.Option(
+        True, "--train-if-missing/--no-train", help="Train the default model if none exists."
+    ),
+) -> None:
+    """Run the Rasa server, the action server and the admin API until Ctrl-C."""
+    from bot import train as bot_train
+    from helpdesk import serve as supervisor
+    from helpdesk.settings import ServeSettings
+
+    try:
+        settings = ServeSettings.from_env()
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    ports = {"admin API": settings.api_port, "action server": settings.actions_port,
+             "Rasa server": settings.rasa_port}
+    if len(set(ports.values())) != len(ports):
+        raise _fail(f"two services share a port: {ports}", 2)
+    try:
+        supervisor.check_ports_free(settings.host, ports)
+    except supervisor.ServeError as error:
+        raise _fail(str(error), 2) from None
+    db_upgrade(revision="head", seed=True)
+    try:
+        model = bot_train.model_to_serve()
+    except FileNotFoundError as error:
+        raise _fail(str(error), 2) from None
+    if model is None:
+        if not train_if_missing:
+            raise _fail("no model in var/models; run `helpdesk train` or set HELPDESK_MODEL")
+        typer.echo("No model yet: training the default model first (a few minutes on a laptop).")
+        model = _train(None, None, False)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        code = supervisor.run(settings, model, _var_dir())
+    except supervisor.ServeError as error:
+        raise _fail(str(error)) from None
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,235 @@
+"""``helpdesk serve``: run the admin API, the action server and Rasa as one supervised unit.
+
+Each service is a child process in its own process group with its own log under
+``var/logs``. Startup waits for every health check; a service that dies is reported with the
+end of its log and takes the others down with it, and Ctrl-C (or SIGTERM) stops all of them,
+so nothing is left running behind the operator's back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from helpdesk.settings import ServeSettings
+
+LOG_TAIL_LINES = 40
+
+
+class ServeError(RuntimeError):
+    """A startup or runtime failure, with a message meant for the operator."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    log_path: Path
+    env: dict[str, str]
+    healthy: Callable[[httpx.Response], bool] = lambda reply: reply.status_code == 200
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
+        log.flush()
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env, start_new_session=True,
+        )
+        log.close()
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            content = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(content[-lines:])
+
+    def is_healthy(self) -> bool:
+        try:
+            return self.healthy(httpx.get(self.health_url, timeout=2))
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL what is left after ``grace`` seconds."""
+        if self.process is None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None and not _group_alive(self.process.pid):
+                    return
+                time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Fail before starting anything if a port is taken, naming the port and its setting."""
+    for label, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise ServeError(
+                    f"port {port} on {host} is already in use, so the {label} cannot start. "
+                    f"Stop whatever uses it, or choose another port with "
+                    f"{_PORT_VARIABLES[label]}."
+                ) from None
+
+
+_PORT_VARIABLES = {
+    "admin API": "HELPDESK_API_PORT",
+    "action server": "HELPDESK_ACTIONS_PORT",
+    "Rasa server": "HELPDESK_RASA_PORT",
+}
+
+
+def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[Service]:
+    """The three services in start order (Rasa last: it calls the action server)."""
+    from bot import runtime
+
+    api_url = settings.url(settings.api_port)
+    actions_url = settings.url(settings.actions_port)
+    rasa_url = settings.url(settings.rasa_port)
+    token = runtime.rasa_token()
+    cors = os.environ.get("HELPDESK_CORS_ORIGINS") or ",".join(
+        [api_url, f"http://localhost:{settings.api_port}"]
+    )
+    env = dict(os.environ)
+    env.update(
+        {
+            "HELPDESK_VAR_DIR": str(var_dir),
+            "HELPDESK_CORS_ORIGINS": cors,
+            "HELPDESK_PUBLIC_RASA_URL": os.environ.get("HELPDESK_PUBLIC_RASA_URL", rasa_url),
+            "HELPDESK_ADMIN_API_URL": api_url,
+            "HF_HUB_OFFLINE": "1",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SANIC_HOST": settings.host,  # the action server's bind address
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    endpoints, credentials = runtime.write_run_config(var_dir / "run", actions_url)
+    logs = var_dir / "logs"
+    python = sys.executable
+    return [
+        Service(
+            "admin API",
+            [python, "-m", "uvicorn", "admin_api.main:app", "--host", settings.host,
+             "--port", str(settings.api_port)],
+            f"{api_url}/health", logs / "admin_api.log", env,
+        ),
+        Service(
+            "action server",
+            [python, "-m", "rasa_sdk", "--actions", "bot.actions",
+             "--port", str(settings.actions_port)],
+            f"{actions_url}/health", logs / "actions.log", env,
+        ),
+        Service(
+            "Rasa server",
+            [python, "-m", "rasa", "run", "--enable-api", "--auth-token", token,
+             "--model", str(model), "--endpoints", str(endpoints),
+             "--credentials", str(credentials), "--interface", settings.host,
+             "--port", str(settings.rasa_port), "--cors", *cors.split(",")],
+            f"{rasa_url}/status?token={token}", logs / "rasa.log", env,
+            healthy=lambda reply: reply.status_code == 200
+            and bool(reply.json().get("model_file")),
+        ),
+    ]
+
+
+def _died(service: Service) -> ServeError:
+    return ServeError(
+        f"{service.name} exited with code {service.exit_code()}. "
+        f"Last lines of {service.log_path}:\n{service.log_tail()}"
+    )
+
+
+def wait_until_healthy(services: list[Service], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending:
+        for service in list(pending):
+            if service.exit_code() is not None:
+                raise _died(service)
+            if service.is_healthy():
+                print(f"  {service.name} is up", flush=True)
+                pending.remove(service)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            tails = "\n".join(f"--- {s.log_path}:\n{s.log_tail(15)}" for s in pending)
+            raise ServeError(f"not healthy after {timeout:.0f}s: {names}\n{tails}")
+        time.sleep(0.5)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signum)
+
+
+def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
+    """Start everything, print the URLs, and supervise until Ctrl-C or a failure."""
+    check_ports_free(
+        settings.host,
+        {"admin API": settings.api_port, "action server": settings.actions_port,
+         "Rasa server": settings.rasa_port},
+    )
+    services = build_services(settings, model, var_dir)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        print(f"Starting services (model {model.name}, logs in {var_dir / 'logs'})", flush=True)
+        for service in services:
+            service.start()
+        wait_until_healthy(services, settings.startup_timeout)
+        print(
+            "\nLepton Helpdesk is running:\n"
+            f"  Widget demo page   {settings.url(settings.api_port)}/\n"
+            f"  Admin API          {settings.url(settings.api_port)}/docs\n"
+            f"  Rasa server        {settings.url(settings.rasa_port)}\n"
+            f"  Action server      {settings.url(settings.actions_port)}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while True:
+            for service in services:
+                if service.exit_code() is not None:
+                    raise _died(service)
+            time.sleep(1)
+    except (KeyboardInterrupt, _Stop):
+        print("\nStopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for service in reversed(services):
+            service.stop()
+        print("All services stopped.", flush=True)

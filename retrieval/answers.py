@@ -1,0 +1,151 @@
+"""The one answer schema: what a curated answer is, and its YAML import/export format.
+
+The admin database stores answers with exactly these fields, ``data/answers/*.yaml`` seeds it,
+and the retriever indexes them, so the schema lives here, below all three.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, validator
+
+TITLE_MAX = 200
+BODY_MAX = 20_000
+QUESTION_MAX = 500
+MAX_QUESTIONS = 50
+TAG_MAX = 50
+
+
+class AnswerStatus(str, enum.Enum):
+    draft = "draft"
+    published = "published"
+
+
+class AnswerFileError(ValueError):
+    """A malformed answers file; the message names the file and the entry."""
+
+
+def _clean_text(value: str, name: str, max_length: int) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+class AnswerData(BaseModel):
+    """A curated answer as written in YAML and exchanged over the API."""
+
+    id: int | None = Field(None, ge=1, le=2**62)
+    intent: str | None = Field(
+        None, regex=r"^[a-z][a-z0-9_]*$", max_length=100,
+        description="Intent this answer serves; None for answers only the retriever finds.",
+    )
+    title: str
+    body: str = Field(..., description="Markdown shown to the customer.")
+    questions: list[str] = Field(default_factory=list, description="Question variants.")
+    tags: list[str] = Field(default_factory=list)
+    status: AnswerStatus = AnswerStatus.draft
+
+    class Config:
+        extra = "forbid"
+
+    @validator("title")
+    def _title(cls, value: str) -> str:  # noqa: N805 - pydantic validator
+        return _clean_text(value, "title", TITLE_MAX)
+
+    @validator("body")
+    def _body(cls, value: str) -> str:  # noqa: N805
+        return _clean_text(value, "body", BODY_MAX)
+
+    @validator("questions")
+    def _questions(cls, value: list[str]) -> list[str]:  # noqa: N805
+        if len(value) > MAX_QUESTIONS:
+            raise ValueError(f"at most {MAX_QUESTIONS} question variants")
+        cleaned = [_clean_text(q, "question", QUESTION_MAX) for q in value]
+        if len({q.lower() for q in cleaned}) != len(cleaned):
+            raise ValueError("question variants must be unique")
+        return cleaned
+
+    @validator("tags")
+    def _tags(cls, value: list[str]) -> list[str]:  # noqa: N805
+        return sorted({_clean_text(t, "tag", TAG_MAX).lower() for t in value})
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+    )
+
+
+def load_answers_file(path: Path) -> list[AnswerData]:
+    """Parse one YAML file (a list of answers); every answer there must carry an id."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise AnswerFileError(f"{path}: not valid YAML: {error}") from error
+    if content is None:
+        return []
+    if not isinstance(content, list):
+        raise AnswerFileError(f"{path}: expected a list of answers")
+    answers = []
+    for position, entry in enumerate(content, start=1):
+        label = f"{path}: entry {position}"
+        if isinstance(entry, dict) and "id" in entry:
+            label += f" (id {entry['id']})"
+        if not isinstance(entry, dict):
+            raise AnswerFileError(f"{label}: expected a mapping")
+        try:
+            answer = AnswerData(**entry)
+        except ValidationError as error:
+            raise AnswerFileError(f"{label}: {_describe(error)}") from error
+        if answer.id is None:
+            raise AnswerFileError(f"{label}: missing id")
+        answers.append(answer)
+    return answers
+
+
+def load_answers_dir(folder: Path) -> list[AnswerData]:
+    """All ``*.yaml`` files of a folder, in name order; ids must be unique across files."""
+    answers: list[AnswerData] = []
+    seen: dict[int, Path] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for answer in load_answers_file(path):
+            assert answer.id is not None
+            if answer.id in seen:
+                raise AnswerFileError(
+                    f"{path}: answer id {answer.id} duplicates the one in {seen[answer.id]}"
+                )
+            seen[answer.id] = path
+            answers.append(answer)
+    return answers
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line bodies as ``|`` blocks so exported files stay readable and diffable."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_representer)
+
+
+def dump_answers(answers: list[AnswerData]) -> str:
+    """The YAML export format: the same one ``load_answers_file`` reads."""
+    rows = []
+    for answer in answers:
+        row = answer.dict()
+        row["status"] = answer.status.value
+        if not row["body"].endswith("\n"):
+            row["body"] += "\n"
+        rows.append({k: row[k] for k in ("id", "intent", "title", "status", "tags", "questions", "body")})
+    return yaml.dump(rows, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
