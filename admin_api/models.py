@@ -46,6 +46,9 @@ class AnswerRead(AnswerData):
     created_at: datetime
     updated_at: datetime
 
+    class Config:
+        orm_mode = True
+
 
 class Rating(str, enum.Enum):
     up = "up"

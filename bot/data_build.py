@@ -48,6 +48,19 @@ def _domain_intents(domain_dir: Path) -> dict[str, Path]:
     return declared
 
 
+def _rule_intents(data_dir: Path) -> dict[str, Path]:
+    """Intents that hand-written rules and stories react to."""
+    used: dict[str, Path] = {}
+    for path in sorted(data_dir.rglob("*.yml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for section in ("rules", "stories"):
+            for flow in content.get(section, []) or []:
+                for step in flow.get("steps", []) or []:
+                    if isinstance(step, dict) and "intent" in step:
+                        used.setdefault(step["intent"], path)
+    return used
+
+
 def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, str]) -> int:
     seen: dict[int, Path] = {}
     count = 0
@@ -134,7 +147,9 @@ def build(
     data_dir = (data_dir or datasets.settings.data_dir()).resolve()
     examples, dropped = collect_examples(data_dir, limit_per_intent)
     banking = datasets.banking77_intents(data_dir)
-    for intent, path in _domain_intents(bot_dir / "domain").items():
+    needed = {**_rule_intents(bot_dir / "data"), **_domain_intents(bot_dir / "domain")}
+    needed.pop("nlu_fallback", None)  # predicted by FallbackClassifier, never trained
+    for intent, path in needed.items():
         if intent not in examples:
             raise DataError(f"{path}: intent {intent!r} has no examples in {data_dir}")
     held_out = {

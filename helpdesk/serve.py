@@ -46,7 +46,7 @@ class Service:
         log.flush()
         self.process = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, start_new_session=True,
+            env=self.env, start_new_session=True, preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -80,6 +80,15 @@ class Service:
                 if self.process.poll() is not None and not _group_alive(self.process.pid):
                     return
                 time.sleep(0.1)
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it if the supervisor dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -142,7 +151,7 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
     return [
         Service(
             "admin API",
-            [python, "-m", "uvicorn", "admin_api.main:app", "--host", settings.host,
+            [python, "-m", "uvicorn", "admin_api.main:app", "--ws", "none", "--host", settings.host,
              "--port", str(settings.api_port)],
             f"{api_url}/health", logs / "admin_api.log", env,
         ),
@@ -205,7 +214,7 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
          "Rasa server": settings.rasa_port},
     )
     services = build_services(settings, model, var_dir)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         print(f"Starting services (model {model.name}, logs in {var_dir / 'logs'})", flush=True)
         for service in services:
@@ -229,7 +238,11 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
         print("\nStopping...", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C or SIGTERM must not abort the cleanup and leave orphans behind.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for service in reversed(services):
             service.stop()
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         print("All services stopped.", flush=True)

@@ -14,9 +14,18 @@ from sqlmodel import Session, create_engine
 from admin_api.core.config import get_settings
 
 
-@lru_cache
 def get_engine(url: str | None = None) -> Engine:
-    url = url or get_settings().resolved_database_url
+    """The engine for ``url``, or for the configured database; one per URL per process."""
+    return _engine_for(url or get_settings().resolved_database_url)
+
+
+def clear_engines() -> None:
+    """Forget cached engines (tests switch databases; a dropped database must not be reused)."""
+    _engine_for.cache_clear()
+
+
+@lru_cache
+def _engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/answers", tags=["answers"])
 
 @router.get("/published", response_model=list[AnswerRead])
 def published_answers(
-    intent: str | None = Query(None, max_length=100, regex=r"^[a-z][a-z0-9_]*$"),
+    intent: str | None = Query(None, max_length=100, pattern=r"^[a-z][a-z0-9_]*$"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     session: Session = Depends(get_session),

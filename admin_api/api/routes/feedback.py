@@ -26,7 +26,7 @@ def submit_feedback(
     intent and confidence are looked up server-side, so a client cannot forge them.
     """
     if payload.answer_id is not None and session.get(Answer, payload.answer_id) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             f"unknown answer id {payload.answer_id}")
     existing = session.exec(
         select(Feedback).where(

@@ -1,0 +1,97 @@
+"""Shared fixtures: real databases (SQLite, PostgreSQL), free ports, and one tiny Rasa model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIN_DIR = Path(sys.executable).parent
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HELPDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def helpdesk_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a real ``helpdesk`` subprocess isolated in ``var_dir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update(
+        {
+            "HELPDESK_VAR_DIR": str(var_dir),
+            "HELPDESK_DATABASE_URL": f"sqlite:///{var_dir / 'admin.db'}",
+            "HELPDESK_TRACKER_STORE_URL": f"sqlite:///{var_dir / 'tracker.db'}",
+            "HF_HUB_OFFLINE": "1",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _postgres_admin():  # noqa: ANN202 - psycopg2 connection
+    import psycopg2
+
+    try:
+        connection = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {error}".strip())
+    connection.autocommit = True
+    return connection
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = _postgres_admin()
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from admin_api.core.db import clear_engines
+
+        clear_engines()  # forget pooled connections; FORCE ends any still open
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on SQLite and once on the local PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'admin.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small Rasa model for the whole run, trained by the real ``helpdesk train``."""
+    var_dir = tmp_path_factory.mktemp("tiny-model")
+    result = subprocess.run(
+        [str(BIN_DIR / "helpdesk"), "train", "--limit-per-intent", "12",
+         "--out", str(var_dir / "models")],
+        env=helpdesk_env(var_dir), cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    models = list((var_dir / "models").glob("*.tar.gz"))
+    assert len(models) == 1, models
+    return models[0]

@@ -1,0 +1,146 @@
+"""The admin API frame over a real database: health, feedback intake, published answers, page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from admin_api import migrate
+from admin_api.core.config import get_settings
+from admin_api.core.db import get_engine
+from admin_api.main import create_app
+from admin_api.models import Feedback
+from tests.conftest import PROJECT_ROOT
+
+ALLOWED_ORIGIN = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("HELPDESK_CORS_ORIGINS", ALLOWED_ORIGIN)
+    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://127.0.0.1:5005")
+    get_settings.cache_clear()
+    migrate.upgrade(database_url)
+    migrate.seed_answers(database_url, PROJECT_ROOT / "data" / "answers")
+    with TestClient(create_app()) as test_client:
+        yield test_client
+    get_settings.cache_clear()
+
+
+def _stored(client: TestClient) -> list[Feedback]:
+    with Session(get_engine(get_settings().resolved_database_url)) as session:
+        return list(session.exec(select(Feedback).order_by(Feedback.id)).all())
+
+
+def test_health_reports_database(client: TestClient) -> None:
+    reply = client.get("/health")
+    assert reply.status_code == 200
+    assert reply.json() == {"status": "ok", "database": "ok"}
+
+
+def test_feedback_is_stored(client: TestClient) -> None:
+    reply = client.post("/api/v1/feedback", json={
+        "session_id": "s-1", "message_id": "m-1", "answer_id": 105, "rating": "down",
+        "comment": "  <script>alert(1)</script> ünïcödé 💳  "})
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["rating"] == "down" and body["status"] == "new" and body["answer_id"] == 105
+    [row] = _stored(client)
+    assert row.session_id == "s-1" and row.message_id == "m-1"
+    assert row.comment == "<script>alert(1)</script> ünïcödé 💳"  # stored verbatim, trimmed
+    assert row.text is None and row.intent is None  # never taken from the client
+
+
+def test_rating_the_same_message_again_replaces_it(client: TestClient) -> None:
+    first = {"session_id": "s-2", "message_id": "m-9", "rating": "up"}
+    assert client.post("/api/v1/feedback", json=first).status_code == 201
+    second = client.post("/api/v1/feedback", json={**first, "rating": "down", "comment": "wrong"})
+    assert second.status_code == 200
+    [row] = _stored(client)
+    assert row.rating == "down" and row.comment == "wrong"
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"session_id": "s", "message_id": "m", "rating": "sideways"}, "rating"),
+        ({"session_id": "", "message_id": "m", "rating": "up"}, "session_id"),
+        ({"session_id": "s" * 129, "message_id": "m", "rating": "up"}, "session_id"),
+        ({"session_id": "s p a c e", "message_id": "m", "rating": "up"}, "session_id"),
+        ({"session_id": "s", "rating": "up"}, "message_id"),
+        ({"session_id": "s", "message_id": "m", "rating": "up", "comment": "x" * 2001},
+         "comment"),
+        ({"session_id": "s", "message_id": "m", "rating": "up", "comment": "a\x00b"}, "NUL"),
+        ({"session_id": "s", "message_id": "m", "rating": "up", "answer_id": "abc"},
+         "answer_id"),
+        ({"session_id": "s", "message_id": "m", "rating": "up", "text": "forged"}, "text"),
+        ({"session_id": ["s"], "message_id": "m", "rating": "up"}, "session_id"),
+        ({"session_id": "s", "message_id": "m", "rating": "up", "answer_id": 999999},
+         "unknown answer id 999999"),
+    ],
+)
+def test_bad_feedback_is_refused_with_a_message(
+    client: TestClient, payload: dict, fragment: str
+) -> None:
+    reply = client.post("/api/v1/feedback", json=payload)
+    assert reply.status_code == 422, reply.text
+    assert fragment in reply.text
+    assert _stored(client) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"{not json", 422),
+        (b"", 422),
+        (b"\xff\xfe\x00\x01binary", 422),
+        (b"[1, 2, 3]", 422),
+        (b'{"session_id": "s", "message_id": "m", "rating": "up", "comment": "'
+         + b"x" * 100_000 + b'"}', 413),
+    ],
+)
+def test_malformed_bodies_get_4xx(client: TestClient, content: bytes, status: int) -> None:
+    reply = client.post(
+        "/api/v1/feedback", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert reply.status_code == status, reply.text
+    assert "detail" in reply.json()
+    assert _stored(client) == []
+
+
+def test_cors_allows_only_configured_origins(client: TestClient) -> None:
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    allowed = client.options("/api/v1/feedback", headers={"Origin": ALLOWED_ORIGIN, **preflight})
+    assert allowed.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
+    refused = client.options(
+        "/api/v1/feedback", headers={"Origin": "https://evil.example", **preflight}
+    )
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_published_answers_by_intent(client: TestClient) -> None:
+    reply = client.get("/api/v1/answers/published", params={"intent": "card_arrival"})
+    assert reply.status_code == 200, reply.text
+    [answer] = reply.json()
+    assert answer["id"] == 101 and answer["status"] == "published"
+    assert "5 to 7 working days" in answer["body"]
+    all_answers = client.get("/api/v1/answers/published", params={"limit": 500}).json()
+    assert len(all_answers) == 80
+    assert client.get("/api/v1/answers/published", params={"intent": "Bad-Name!"}).status_code == 422
+    assert client.get("/api/v1/answers/published", params={"limit": 0}).status_code == 422
+
+
+def test_demo_page_embeds_escaped_config(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://x/</script><script>alert(1)//")
+    get_settings.cache_clear()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Chat with us" in page.text
+    assert "</script><script>alert(1)" not in page.text
+    assert "<\\/script>" in page.text
+    assert "innerHTML" not in page.text.split("never innerHTML")[0].split("<script>")[-1]
