@@ -10,7 +10,8 @@ import enum
 from datetime import datetime, timezone
 from typing import Optional
 
-from pydantic import BaseModel, Field as PField, validator
+from pydantic import BaseModel, validator
+from pydantic import Field as PField
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 

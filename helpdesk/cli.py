@@ -51,7 +51,8 @@ def db_upgrade(
         imported = migrate.seed_answers(url) if seed and revision == "head" else 0
     except AnswerFileError as error:
         raise _fail(str(error)) from None
-    typer.echo(f"Database at revision {revision}" + (f"; imported {imported} answers" if imported else ""))
+    suffix = f"; imported {imported} answers" if imported else ""
+    typer.echo(f"Database at revision {revision}{suffix}")
 
 
 @db_app.command("downgrade")

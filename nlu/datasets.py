@@ -32,7 +32,7 @@ class Example:
 
 
 def normalise_intent(category: str) -> str:
-    """Map a dataset category to a Rasa intent name (``reverted_card_payment?`` -> ``...payment``)."""
+    """Map a dataset category to a Rasa intent name (``Refund_not_showing_up`` -> lowercase)."""
     name = re.sub(r"[^a-z0-9_]", "", category.strip().lower())
     if not _INTENT_NAME.match(name):
         raise DataError(f"cannot turn category {category!r} into an intent name")

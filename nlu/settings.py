@@ -1,4 +1,4 @@
-"""Settings of the NLU package, read from the environment so one process can be pointed elsewhere."""
+"""Settings of the NLU package, from the environment so each process can be pointed elsewhere."""
 
 from __future__ import annotations
 

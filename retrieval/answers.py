@@ -147,5 +147,6 @@ def dump_answers(answers: list[AnswerData]) -> str:
         row["status"] = answer.status.value
         if not row["body"].endswith("\n"):
             row["body"] += "\n"
-        rows.append({k: row[k] for k in ("id", "intent", "title", "status", "tags", "questions", "body")})
+        order = ("id", "intent", "title", "status", "tags", "questions", "body")
+        rows.append({k: row[k] for k in order})
     return yaml.dump(rows, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)

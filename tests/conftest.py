@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,22 +55,34 @@ def _postgres_admin():  # noqa: ANN202 - psycopg2 connection
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
+def postgres_factory() -> Iterator[Callable[[], str]]:
+    """Creates fresh, empty PostgreSQL databases for one test; drops them afterwards."""
     admin = _postgres_admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    created: list[str] = []
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+
+    def create() -> str:
+        name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"{base}/{name}"
+
     try:
-        yield f"{base}/{name}"
+        yield create
     finally:
         from admin_api.core.db import clear_engines
 
         clear_engines()  # forget pooled connections; FORCE ends any still open
         with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in created:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_factory: Callable[[], str]) -> str:
+    return postgres_factory()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

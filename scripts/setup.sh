@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Creates or refreshes the project's virtual environment from requirements/lock.txt.
+#   usage: scripts/setup.sh [VENV_DIR]     (default: .venv in the repository)
+# Re-running is cheap: packages are installed only when the lock file changed, and the
+# editable install is re-pointed when the clone moved (CI keeps the venv outside the clone).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${1:-$root/.venv}
+lock="$root/requirements/lock.txt"
+
+find_python310() {
+    local candidates=("${PYTHON310:-}" python3.10)
+    if command -v pyenv >/dev/null 2>&1; then
+        candidates+=("$(pyenv root)"/versions/3.10*/bin/python3.10)
+    fi
+    candidates+=(/usr/local/bin/python3.10 /usr/bin/python3.10)
+    for candidate in "${candidates[@]}"; do
+        [ -n "$candidate" ] || continue
+        if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+            command -v "$candidate" || echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x "$venv/bin/python" ]; then
+    if ! python=$(find_python310); then
+        cat >&2 <<'MSG'
+Python 3.10 is required (Rasa 3.6, the bot's framework, supports Python 3.8-3.10 only) and
+none was found. Install it, then run this again, for example:
+  Debian/Ubuntu:  sudo apt-get install python3.10 python3.10-venv   (or use pyenv/deadsnakes)
+  pyenv:          pyenv install 3.10
+  macOS:          brew install python@3.10
+Or point PYTHON310 at an existing python3.10 binary.
+MSG
+        exit 1
+    fi
+    echo "Creating the virtual environment in $venv with $python"
+    "$python" -m venv "$venv"
+fi
+
+want=$(sha256sum "$lock" | cut -d' ' -f1)
+stamp="$venv/.lepton-lock-sha256"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing the locked dependencies (several GB the first time; about 5 minutes)..."
+    "$venv/bin/python" -m pip install --quiet --upgrade "pip<25"
+    # One resolver run over the frozen set (Rasa's pins included), then a consistency check.
+    "$venv/bin/python" -m pip install --quiet -r "$lock"
+    "$venv/bin/python" -m pip check
+    rm -f "$stamp"
+fi
+
+here=$("$venv/bin/python" -c 'import helpdesk, os; print(os.path.dirname(os.path.dirname(helpdesk.__file__)))' 2>/dev/null || true)
+if [ "$here" != "$root" ] || [ ! -x "$venv/bin/helpdesk" ]; then
+    "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+fi
+echo "$want" > "$stamp"

@@ -1,0 +1,95 @@
+"""The ``helpdesk`` CLI: fast help, usage on wrong arguments, clear configuration errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
+
+HELPDESK = str(BIN_DIR / "helpdesk")
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([HELPDESK, *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_lists_commands_without_loading_heavy_libraries(tmp_path: Path) -> None:
+    result = _run(["--help"], helpdesk_env(tmp_path))
+    assert result.returncode == 0
+    for command in ("serve", "train", "db", "data"):
+        assert command in result.stdout
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from helpdesk.cli import app\n"
+        "for args in (['--help'], ['db', '--help'], ['data', '--help'], ['serve', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "heavy = ('tensorflow', 'torch', 'rasa', 'transformers', 'sqlalchemy', 'faiss')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["serve", "--bogus"], ["nonsense"], ["data", "build", "--limit-per-intent", "0"],
+     ["train", "--limit-per-intent", "many"], ["db", "downgrade"]],
+)
+def test_wrong_arguments_print_usage(tmp_path: Path, args: list[str]) -> None:
+    result = _run(args, helpdesk_env(tmp_path))
+    assert result.returncode == 2
+    assert "Usage:" in result.stderr + result.stdout
+
+
+def test_port_in_use_is_named(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        env = helpdesk_env(tmp_path, HELPDESK_RASA_PORT=str(port),
+                           HELPDESK_API_PORT=str(free_port()),
+                           HELPDESK_ACTIONS_PORT=str(free_port()))
+        result = _run(["serve"], env, timeout=60)
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "HELPDESK_RASA_PORT" in result.stderr
+    assert "Rasa server" in result.stderr
+
+
+def test_bad_port_setting_is_refused(tmp_path: Path) -> None:
+    result = _run(["serve"], helpdesk_env(tmp_path, HELPDESK_API_PORT="eighty"))
+    assert result.returncode == 2
+    assert "HELPDESK_API_PORT='eighty' is not a port number" in result.stderr
+
+
+def test_missing_model_file_is_refused(tmp_path: Path) -> None:
+    env = helpdesk_env(tmp_path, HELPDESK_MODEL=str(tmp_path / "nope.tar.gz"),
+                       HELPDESK_RASA_PORT=str(free_port()), HELPDESK_API_PORT=str(free_port()),
+                       HELPDESK_ACTIONS_PORT=str(free_port()))
+    result = _run(["serve"], env)
+    assert result.returncode == 2
+    assert "nope.tar.gz: no such model file" in result.stderr
+
+
+def test_db_upgrade_and_downgrade_commands(tmp_path: Path) -> None:
+    env = helpdesk_env(tmp_path)
+    first = _run(["db", "upgrade"], env)
+    assert first.returncode == 0, first.stderr
+    assert "imported 80 answers" in first.stdout
+    again = _run(["db", "upgrade"], env)
+    assert again.returncode == 0 and "imported" not in again.stdout
+    down = _run(["db", "downgrade", "--revision", "base"], env)
+    assert down.returncode == 0, down.stderr
+    import sqlite3
+
+    tables = {row[0] for row in sqlite3.connect(tmp_path / "admin.db").execute(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables <= {"alembic_version"}

@@ -1,0 +1,168 @@
+"""``helpdesk serve`` as real processes: Rasa, the action server and the admin API together."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy
+
+from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
+
+pytestmark = pytest.mark.slow
+STARTUP_TIMEOUT = 300
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    output: Path
+    var_dir: Path
+    api: str
+    rasa: str
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def say(self, sender: str, message: str) -> list[dict]:
+        reply = httpx.post(f"{self.rasa}/webhooks/rest/webhook",
+                           json={"sender": sender, "message": message}, timeout=30)
+        reply.raise_for_status()
+        return reply.json()
+
+
+def processes_of(var_dir: Path) -> list[int]:
+    """Live processes started for this var dir (found by the environment they carry)."""
+    marker = f"HELPDESK_VAR_DIR={var_dir}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie is already dead
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(**extra: str) -> Served:
+        var_dir = tmp_path / f"var{len(started)}"
+        ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
+                 "HELPDESK_ACTIONS_PORT": free_port()}
+        env = helpdesk_env(var_dir, HELPDESK_MODEL=str(tiny_model),
+                           **{k: str(v) for k, v in ports.items()}, **extra)
+        output = tmp_path / f"serve{len(started)}.log"
+        process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
+                                   cwd=PROJECT_ROOT, stdout=output.open("w"),
+                                   stderr=subprocess.STDOUT)
+        served = Served(process, output, var_dir,
+                        f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
+                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}")
+        started.append(served)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "Press Ctrl-C to stop." not in served.text():
+            assert process.poll() is None, f"serve exited early:\n{served.text()}"
+            assert time.monotonic() < deadline, f"serve not ready:\n{served.text()}"
+            time.sleep(0.5)
+        return served
+
+    yield start
+    for served in started:  # never leave processes behind, even when a test failed
+        if served.process.poll() is None:
+            served.process.send_signal(signal.SIGINT)
+            try:
+                served.process.wait(60)
+            except subprocess.TimeoutExpired:
+                served.process.kill()
+        for pid in processes_of(served.var_dir):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _texts(replies: list[dict]) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Served]) -> None:
+    served = serve()
+    text = served.text()
+    for url in (served.api + "/", served.api + "/docs", served.rasa):
+        assert url in text
+
+    greeting = served.say("smoke-1", "hi")
+    assert "virtual assistant" in _texts(greeting)
+
+    # A BANKING77 training question reaches the curated answer through the action server.
+    answer = served.say("smoke-1", "I am still waiting on my card?")
+    assert "5 to 7 working days" in _texts(answer)
+    custom = [r["custom"] for r in answer if "custom" in r]
+    assert custom == [{"answer_id": 101, "intent": "card_arrival"}]
+
+    assert httpx.get(served.api + "/health").json() == {"status": "ok", "database": "ok"}
+    assert "Chat with us" in httpx.get(served.api + "/").text
+    # Rasa's HTTP API is on, and protected by the token.
+    assert httpx.get(served.rasa + "/status").status_code in (401, 403)
+
+    feedback = {"session_id": "smoke-1", "message_id": "m-1", "answer_id": 101,
+                "rating": "up", "comment": "clear, thanks"}
+    assert httpx.post(served.api + "/api/v1/feedback", json=feedback).status_code == 201
+    rows = sqlite3.connect(served.var_dir / "admin.db").execute(
+        "SELECT session_id, answer_id, rating, comment FROM feedback").fetchall()
+    assert rows == [("smoke-1", 101, "up", "clear, thanks")]
+
+    # The conversation is in the SQL tracker store, not in memory.
+    events = sqlite3.connect(served.var_dir / "tracker.db").execute(
+        "SELECT data FROM events WHERE sender_id='smoke-1' AND type_name='user'").fetchall()
+    assert [json.loads(e[0])["text"] for e in events] == ["hi", "I am still waiting on my card?"]
+
+    assert len(processes_of(served.var_dir)) >= 3
+    served.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert served.process.wait(60) == 0
+    assert "All services stopped." in served.text()
+    assert processes_of(served.var_dir) == []
+
+
+def test_postgres_and_a_dying_service_is_reported(
+    serve: Callable[..., Served], postgres_factory: Callable[[], str]
+) -> None:
+    admin_db, tracker_db = postgres_factory(), postgres_factory()
+    served = serve(HELPDESK_DATABASE_URL=admin_db, HELPDESK_TRACKER_STORE_URL=tracker_db)
+    assert "virtual assistant" in _texts(served.say("pg-1", "hello"))
+    feedback = {"session_id": "pg-1", "message_id": "m-7", "rating": "down"}
+    assert httpx.post(served.api + "/api/v1/feedback", json=feedback).status_code == 201
+
+    with sqlalchemy.create_engine(admin_db).connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT session_id, rating FROM feedback"))
+        assert [tuple(r) for r in rows] == [("pg-1", "down")]
+        answers = connection.execute(sqlalchemy.text("SELECT count(*) FROM answer")).scalar()
+        assert answers == 80
+    with sqlalchemy.create_engine(tracker_db).connect() as connection:
+        texts = connection.execute(sqlalchemy.text(
+            "SELECT data FROM events WHERE sender_id='pg-1' AND type_name='user'"))
+        assert [json.loads(r[0])["text"] for r in texts] == ["hello"]
+
+    [action_server] = [
+        pid for pid in processes_of(served.var_dir)
+        if b"rasa_sdk" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(action_server, signal.SIGKILL)
+    assert served.process.wait(60) == 1
+    output = served.text()
+    assert "action server exited with code -9" in output
+    assert "actions.log" in output and "Action endpoint is up and running" in output
+    assert processes_of(served.var_dir) == []
