@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+from tqdm import tqdm
+
 from bot import settings
+
+_COMPONENT_DONE = re.compile(
+    r"(?:Finished training component|Restored component) '(?P<name>\w+)'"
+)
+_COMPONENT_START = re.compile(r"Starting to train component '(?P<name>\w+)'")
 
 
 class TrainingFailed(RuntimeError):
@@ -34,7 +43,42 @@ def model_to_serve() -> Path | None:
     return latest_model()
 
 
-def train(build_dir: Path, out_dir: Path | None = None, force: bool = False) -> Path:
+def _component_count(build_dir: Path) -> int:
+    config = yaml.safe_load((build_dir / "config.yml").read_text(encoding="utf-8")) or {}
+    return len(config.get("pipeline") or []) + len(config.get("policies") or [])
+
+
+def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
+                       components: int) -> int:
+    """Run Rasa with its full output in ``log_path`` and a progress bar over its components.
+
+    The bar counts pipeline and policy entries; entries that do not train (a tokenizer, the
+    fallback classifier) have no log line, so the bar is completed when the model is written.
+    """
+    bar = tqdm(total=components, desc="loading Rasa and the data", unit="component",
+               dynamic_ncols=True)
+    with log_path.open("a", encoding="utf-8") as log, subprocess.Popen(
+        command, env=env, cwd=settings.var_dir(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if started := _COMPONENT_START.search(line):
+                bar.set_description(f"training {started['name']}")
+            elif done := _COMPONENT_DONE.search(line):
+                bar.update(1)
+                bar.set_description(f"trained {done['name']}")
+        returncode = process.wait()
+    if returncode == 0:
+        bar.update(bar.total - bar.n)
+        bar.set_description("model written")
+    bar.close()
+    return returncode
+
+
+def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,
+          log_path: Path | None = None) -> Path:
     """Run ``rasa train`` on a built project; the model appears in ``out_dir`` only when whole.
 
     Rasa writes the archive in place, so it trains into a hidden staging folder and the
@@ -56,11 +100,16 @@ def train(build_dir: Path, out_dir: Path | None = None, force: bool = False) -> 
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("RASA_CACHE_DIRECTORY", str(settings.var_dir() / "rasa-cache"))
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    log_path = log_path or settings.var_dir() / "logs" / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = subprocess.run(command, env=env, cwd=settings.var_dir())
+        returncode = _run_with_progress(command, env, log_path, _component_count(build_dir))
         produced = sorted(staging.glob("*.tar.gz"))
-        if result.returncode != 0 or not produced:
-            raise TrainingFailed(f"rasa train failed with exit code {result.returncode}")
+        if returncode != 0 or not produced:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+            raise TrainingFailed(
+                f"rasa train failed with exit code {returncode}. Last lines of {log_path}:\n{tail}"
+            )
         final = out_dir / produced[0].name
         produced[0].rename(final)
         return final

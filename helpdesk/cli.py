@@ -98,7 +98,7 @@ def _train(limit_per_intent: int | None, out: Path | None, force: bool) -> Path:
 
     build_dir = _build(None if limit_per_intent is None else _var_dir() / "build-limited",
                        limit_per_intent)
-    typer.echo("Training the model (Rasa prints each component's progress)...")
+    typer.echo(f"Training the model (full Rasa output in {_var_dir() / 'logs' / 'train.log'})...")
     started = time.monotonic()
     try:
         model = bot_train.train(build_dir, out, force=force)

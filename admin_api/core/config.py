@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     # Where browsers reach the Rasa server (the widget talks to it directly).
     public_rasa_url: str = "http://127.0.0.1:5005"
     max_request_bytes: int = 64 * 1024
-    feedback_comment_max: int = 2000
 
     class Config:
         env_prefix = "HELPDESK_"
