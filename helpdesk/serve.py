@@ -214,7 +214,10 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
          "Rasa server": settings.rasa_port},
     )
     services = build_services(settings, model, var_dir)
-    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
+    # Handle Ctrl-C, kill and a closed terminal alike. SIGINT is set explicitly because a
+    # shell starts background jobs with it ignored, and Python then installs no handler.
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in handled}
     try:
         print(f"Starting services (model {model.name}, logs in {var_dir / 'logs'})", flush=True)
         for service in services:
@@ -234,15 +237,15 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
                 if service.exit_code() is not None:
                     raise _died(service)
             time.sleep(1)
-    except (KeyboardInterrupt, _Stop):
+    except _Stop:
         print("\nStopping...", flush=True)
         return 0
     finally:
         # A second Ctrl-C or SIGTERM must not abort the cleanup and leave orphans behind.
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in handled:
+            signal.signal(sig, signal.SIG_IGN)
         for service in reversed(services):
             service.stop()
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         print("All services stopped.", flush=True)

@@ -61,16 +61,18 @@ def processes_of(var_dir: Path) -> list[int]:
 def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
-    def start(**extra: str) -> Served:
+    def start(ignore_sigint: bool = False, **extra: str) -> Served:
         var_dir = tmp_path / f"var{len(started)}"
         ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
                  "HELPDESK_ACTIONS_PORT": free_port()}
         env = helpdesk_env(var_dir, HELPDESK_MODEL=str(tiny_model),
                            **{k: str(v) for k, v in ports.items()}, **extra)
         output = tmp_path / f"serve{len(started)}.log"
+        # A shell starts background jobs with SIGINT ignored; serve must still obey it.
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
                                    cwd=PROJECT_ROOT, stdout=output.open("w"),
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=preexec)
         served = Served(process, output, var_dir,
                         f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
                         f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}")
@@ -99,7 +101,7 @@ def _texts(replies: list[dict]) -> str:
 
 
 def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Served]) -> None:
-    served = serve()
+    served = serve(ignore_sigint=True)
     text = served.text()
     for url in (served.api + "/", served.api + "/docs", served.rasa):
         assert url in text

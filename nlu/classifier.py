@@ -1,0 +1,109 @@
+"""Using a trained intent model: ``IntentClassifier.load(path).predict(text)``.
+
+The same API serves the Rasa component, the benchmarks and the retriever, on either backend:
+- ``torch``: the saved network as trained;
+- ``onnx``: the int8-quantised ONNX export (``nlu.fast``), several times faster on a CPU.
+
+Any text gets a prediction: empty, huge (truncated at the model's maximum length), emoji,
+control characters or mixed scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlu.model import ModelMeta
+
+MAX_CHARS = 4_000  # far beyond max_length tokens; bounds the tokenizer's work on huge input
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    confidence: float  # calibrated probability of ``intent``
+    ranking: list[tuple[str, float]]  # best first, calibrated
+    out_of_scope: bool  # predicted the OOS intent, or confidence under the learned threshold
+
+
+class IntentClassifier:
+    """A loaded intent model; thread-safe for prediction."""
+
+    def __init__(self, meta: ModelMeta, path: Path, logits_fn, tokenizer) -> None:  # noqa: ANN001
+        self.meta = meta
+        self.path = path
+        self.labels = meta.labels
+        self._logits = logits_fn
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, path: Path | str, backend: str = "auto", threads: int | None = None,
+             device: str = "cpu") -> IntentClassifier:
+        """Load a model folder. ``auto`` uses the ONNX export when the folder has one."""
+        from nlu import fast
+
+        path = Path(path)
+        if backend == "auto":
+            backend = "onnx" if fast.quantized_path(path).is_file() else "torch"
+        if backend == "onnx":
+            return fast.load_onnx_classifier(path, threads)
+        if backend != "torch":
+            raise ValueError(f"unknown backend {backend!r}: use auto, torch or onnx")
+        import torch
+
+        from nlu.model import load
+
+        if threads:
+            torch.set_num_threads(threads)
+        loaded = load(path, device)
+
+        def logits_fn(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = loaded.model(torch.from_numpy(ids).to(device),
+                                   torch.from_numpy(mask).to(device))
+            return out.float().cpu().numpy()
+
+        return cls(loaded.meta, path, logits_fn, loaded.tokenizer)
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        cleaned = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
+        encoded = self._tokenizer(cleaned, truncation=True, max_length=self.meta.max_length,
+                                  padding=True, return_tensors="np")
+        return (encoded["input_ids"].astype(np.int64),
+                encoded["attention_mask"].astype(np.int64))
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities, one row per text (columns follow ``self.labels``)."""
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        ids, mask = self._encode(texts)
+        logits = self._logits(ids, mask) / self.meta.calibration.temperature
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def _prediction(self, row: np.ndarray, top: int) -> Prediction:
+        order = np.argsort(-row)[:top]
+        ranking = [(self.labels[i], float(row[i])) for i in order]
+        intent, confidence = ranking[0]
+        calib = self.meta.calibration
+        oos = intent == calib.oos_intent or confidence < calib.oos_threshold
+        return Prediction(intent, confidence, ranking, oos)
+
+    def predict(self, text: str, top: int = 10) -> Prediction:
+        return self.predict_batch([text], top=top)[0]
+
+    def predict_batch(self, texts: list[str], batch_size: int = 64,
+                      top: int = 10) -> list[Prediction]:
+        """Predict many texts; sorted by length inside so batches carry little padding."""
+        lengths = [len(t) if isinstance(t, str) else 0 for t in texts]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        results: list[Prediction | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start: start + batch_size]
+            probs = self.probabilities([texts[i] for i in chunk])
+            for i, row in zip(chunk, probs, strict=True):
+                results[i] = self._prediction(row, top)
+        return [r for r in results if r is not None]

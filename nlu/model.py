@@ -1,0 +1,136 @@
+"""The intent model: a BERT-family encoder, mean pooling, and a linear classification head.
+
+Mean pooling rather than the [CLS] pooler: the default checkpoint (all-MiniLM-L6-v2) was
+trained for mean-pooled sentence embeddings, so its pooled vector is already a good feature
+and the head can start from a linear probe on it (see ``training.py``).
+
+On disk (``save`` / ``IntentModel.load``), sentence-transformers style, one folder:
+- ``config.json``, ``model.safetensors``, tokenizer files: the encoder, ``save_pretrained`` layout;
+- ``head.safetensors``: the classification head;
+- ``intent_model.json``: labels, max length, calibration (temperature, out-of-scope threshold)
+  and the training parameters that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+META_FILE = "intent_model.json"
+HEAD_FILE = "head.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Calibration:
+    """Temperature for the logits, and the confidence under which a message is out of scope."""
+
+    temperature: float = 1.0
+    oos_threshold: float = 0.0
+    oos_intent: str | None = None
+
+
+@dataclass
+class ModelMeta:
+    labels: list[str]
+    max_length: int = 64
+    calibration: Calibration = field(default_factory=Calibration)
+    base_model: str = ""
+    train_params: dict[str, object] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMeta:
+        raw = json.loads(text)
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported intent model format {raw.get('format_version')}")
+        raw["calibration"] = Calibration(**raw.get("calibration", {}))
+        return cls(**raw)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class IntentModel(nn.Module):
+    """Encoder + mean pooling + dropout + linear head, returning logits."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, num_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return mean_pool(output.last_hidden_state, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(input_ids, attention_mask)))
+
+    @classmethod
+    def from_base(cls, base: str, num_labels: int, dropout: float = 0.1) -> IntentModel:
+        encoder = AutoModel.from_pretrained(base)
+        return cls(encoder, num_labels, dropout)
+
+
+@dataclass
+class LoadedModel:
+    model: IntentModel
+    tokenizer: PreTrainedTokenizerBase
+    meta: ModelMeta
+    path: Path
+
+
+def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta,
+         path: Path) -> Path:
+    """Write the model folder atomically: a temporary sibling folder, then a rename."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        model.encoder.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+        save_file(head, str(staging / HEAD_FILE))
+        (staging / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
+        if path.exists():
+            backup = path.with_name(f".{path.name}-old-{os.getpid()}")
+            path.rename(backup)
+            staging.rename(path)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load(path: Path | str, device: str = "cpu") -> LoadedModel:
+    """Reload a saved intent model with one call."""
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path} is not an intent model folder (no {META_FILE})")
+    meta = ModelMeta.from_json(meta_path.read_text(encoding="utf-8"))
+    encoder = AutoModel.from_pretrained(path)
+    model = IntentModel(encoder, len(meta.labels), dropout=0.0)
+    model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+    model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return LoadedModel(model, tokenizer, meta, path)

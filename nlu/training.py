@@ -1,0 +1,388 @@
+"""Fine-tuning the intent model: linear probe, then full fine-tuning, then calibration.
+
+The head is first fitted on frozen mean-pooled embeddings (a linear probe), and only then is
+the whole network fine-tuned. Starting from a good head keeps fine-tuning from distorting the
+pretrained features (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features"), and
+``epochs=0`` gives a useful model in minutes on a CPU (the first-run default).
+
+Long runs write a checkpoint after each epoch (atomically) and resume from it when the same
+run is started again with the same data and parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from nlu import calibration, settings
+from nlu.model import Calibration, IntentModel, ModelMeta, save
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainParams:
+    """Hyperparameters of one training run (also what ``config.yml`` and tuning set)."""
+
+    base_model: str = ""  # empty: nlu.settings.base_model_dir()
+    epochs: int = 3  # full fine-tuning epochs after the linear probe; 0 = probe only
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    label_smoothing: float = 0.0
+    class_weighting: str = "none"  # none | sqrt | balanced
+    max_length: int = 64
+    validation_fraction: float = 0.1
+    early_stopping_patience: int = 2
+    linear_probe: bool = True
+    probe_c: float = 1.0  # inverse L2 strength of the linear probe, as scikit-learn's C
+    seed: int = 42
+    oos_intent: str = "out_of_scope"
+    max_in_scope_rejection: float = 0.02  # share of right answers the OOS threshold may lose
+    augmentation: dict[str, object] = field(default_factory=dict)  # see nlu.augment
+    device: str = "auto"  # auto | cpu | cuda
+
+    def resolved_base(self) -> str:
+        return self.base_model or settings.base_model_dir()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> TrainParams:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training parameters: {sorted(unknown)}")
+        params = cls(**values)  # type: ignore[arg-type]
+        if params.class_weighting not in ("none", "sqrt", "balanced"):
+            raise ValueError("class_weighting must be none, sqrt or balanced")
+        if params.epochs < 0 or params.batch_size < 1 or params.max_length < 8:
+            raise ValueError("epochs >= 0, batch_size >= 1 and max_length >= 8 are required")
+        return params
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    metrics: dict[str, float]
+    meta: ModelMeta
+
+
+class Interrupted(Exception):
+    """Raised by an epoch callback (for example an Optuna pruner) to stop a run early."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def split_validation(labels: Sequence[str], fraction: float,
+                     seed: int) -> tuple[list[int], list[int]]:
+    """Stratified split: each intent with at least 3 examples gives some to validation."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    train_idx, val_idx = [], []
+    for label in sorted(by_label):
+        indices = by_label[label][:]
+        rng.shuffle(indices)
+        take = int(round(fraction * len(indices))) if len(indices) >= 3 else 0
+        take = max(take, 1) if len(indices) >= 3 and fraction > 0 else take
+        val_idx.extend(indices[:take])
+        train_idx.extend(indices[take:])
+    return sorted(train_idx), sorted(val_idx)
+
+
+class _Batches:
+    """Pre-tokenised examples, padded per batch to the longest one (not to max_length)."""
+
+    def __init__(self, tokenizer, texts: Sequence[str], max_length: int) -> None:  # noqa: ANN001
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+        self.ids = encoded["input_ids"]
+        self.pad = tokenizer.pad_token_id or 0
+
+    def collate(self, indices: Sequence[int],
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(self.ids[i]) for i in indices)
+        ids = torch.full((len(indices), longest), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(indices), longest), dtype=torch.long)
+        for row, i in enumerate(indices):
+            ids[row, : len(self.ids[i])] = torch.tensor(self.ids[i])
+            mask[row, : len(self.ids[i])] = 1
+        return ids.to(device), mask.to(device)
+
+    def ordered(self, indices: Sequence[int], batch_size: int) -> list[list[int]]:
+        """Length-sorted batches for inference: far less padding, same results."""
+        order = sorted(indices, key=lambda i: len(self.ids[i]))
+        return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def _forward_all(model: IntentModel, batches: _Batches, indices: Sequence[int],
+                 device: torch.device, embed: bool = False) -> torch.Tensor:
+    model.eval()
+    outputs: dict[int, torch.Tensor] = {}
+    for chunk in batches.ordered(indices, 128):
+        ids, mask = batches.collate(chunk, device)
+        values = model.embed(ids, mask) if embed else model(ids, mask)
+        for i, row in zip(chunk, values.float().cpu(), strict=True):
+            outputs[i] = row
+    return torch.stack([outputs[i] for i in indices]) if indices else torch.empty(0)
+
+
+def _fit_linear_probe(model: IntentModel, features: torch.Tensor, targets: torch.Tensor,
+                      c: float) -> None:
+    """Fit the head on frozen features with full-batch L-BFGS (multinomial logistic regression).
+
+    The penalty matches scikit-learn's ``LogisticRegression(C=c)`` objective divided by n, so
+    small data sets get proportionally stronger regularisation and moderate logits.
+    """
+    l2 = 1.0 / (2.0 * c * len(targets))
+    head = nn.Linear(features.shape[1], model.head.out_features)
+    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    scaled = (features - mean) / std
+    optimiser = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=300,
+                                  line_search_fn="strong_wolfe")
+    loss_fn = nn.CrossEntropyLoss()
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = loss_fn(head(scaled), targets) + l2 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    with torch.no_grad():  # fold the standardisation into the head's weights
+        weight = head.weight / std
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(head.bias - (weight * mean).sum(1))
+
+
+def _class_weights(targets: Sequence[int], num_labels: int, mode: str) -> torch.Tensor | None:
+    if mode == "none":
+        return None
+    counts = Counter(targets)
+    freq = torch.tensor([max(counts.get(i, 0), 1) for i in range(num_labels)], dtype=torch.float)
+    weights = (1.0 / freq) if mode == "balanced" else (1.0 / freq.sqrt())
+    return weights * num_labels / weights.sum()
+
+
+def _run_fingerprint(texts: Sequence[str], labels: Sequence[str], params: TrainParams) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
+    for text, label in zip(texts, labels, strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, state: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+
+
+def train(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    params: TrainParams,
+    output_dir: Path,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train, calibrate and save an intent model to ``output_dir``; returns its metrics."""
+    if len(texts) != len(labels) or not texts:
+        raise ValueError("texts and labels must be non-empty and of equal length")
+    started = time.monotonic()
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    label_names = sorted(set(labels))
+    label_index = {name: i for i, name in enumerate(label_names)}
+
+    train_idx, val_idx = split_validation(labels, params.validation_fraction, params.seed)
+    train_texts = [texts[i] for i in train_idx]
+    train_labels = [labels[i] for i in train_idx]
+    if params.augmentation:
+        from nlu.augment import augment_examples
+
+        train_texts, train_labels = augment_examples(
+            train_texts, train_labels, params.augmentation, seed=params.seed
+        )
+    all_texts = train_texts + [texts[i] for i in val_idx]
+    targets = torch.tensor([label_index[x] for x in train_labels]
+                           + [label_index[labels[i]] for i in val_idx])
+    train_rows = list(range(len(train_texts)))
+    val_rows = list(range(len(train_texts), len(all_texts)))
+
+    base = params.resolved_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = IntentModel.from_base(base, len(label_names), params.dropout).to(device)
+    batches = _Batches(tokenizer, all_texts, params.max_length)
+
+    if params.linear_probe:
+        features = _forward_all(model, batches, train_rows, device, embed=True)
+        _fit_linear_probe(model, features, targets[train_rows], params.probe_c)
+
+    def val_accuracy() -> float:
+        if not val_rows:
+            return float("nan")
+        logits = _forward_all(model, batches, val_rows, device)
+        return float((logits.argmax(1) == targets[val_rows]).float().mean())
+
+    history: list[float] = []
+    best_acc, best_state, best_epoch, start_epoch = val_accuracy(), None, 0, 0
+    steps_per_epoch = (len(train_rows) + params.batch_size - 1) // params.batch_size
+    total_steps = max(1, steps_per_epoch * params.epochs)
+    if params.epochs > 0:
+        decay, no_decay = [], []
+        for name, parameter in model.named_parameters():
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
+        optimiser = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": params.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=params.learning_rate)
+        scheduler = get_linear_schedule_with_warmup(
+            optimiser, int(params.warmup_ratio * total_steps), total_steps)
+        weights = _class_weights(targets[train_rows].tolist(), len(label_names),
+                                 params.class_weighting)
+        loss_fn = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(device),
+            label_smoothing=params.label_smoothing)
+        fingerprint = _run_fingerprint(texts, labels, params)
+        checkpoint = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
+        if checkpoint is not None and checkpoint.is_file():
+            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            if state.get("fingerprint") == fingerprint:
+                model.load_state_dict(state["model"])
+                optimiser.load_state_dict(state["optimiser"])
+                scheduler.load_state_dict(state["scheduler"])
+                best_acc, best_state = state["best_acc"], state["best_state"]
+                best_epoch, history = state["best_epoch"], state["history"]
+                start_epoch = state["epoch"] + 1
+                torch.set_rng_state(state["torch_rng"])
+                logger.info("resuming training at epoch %d from %s", start_epoch + 1, checkpoint)
+        use_amp = device.type == "cuda"
+        generator = torch.Generator().manual_seed(params.seed)
+        for epoch in range(start_epoch, params.epochs):
+            generator.manual_seed(params.seed + epoch)  # same order when resumed
+            order = torch.randperm(len(train_rows), generator=generator).tolist()
+            model.train()
+            bar = tqdm(range(0, len(order), params.batch_size), disable=not progress,
+                       desc=f"epoch {epoch + 1}/{params.epochs}", unit="batch")
+            running = 0.0
+            for step, start in enumerate(bar, start=1):
+                chunk = [train_rows[i] for i in order[start: start + params.batch_size]]
+                ids, mask = batches.collate(chunk, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = loss_fn(model(ids, mask).float(), targets[chunk].to(device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimiser.step()
+                scheduler.step()
+                running += float(loss)
+                bar.set_postfix(loss=f"{running / step:.4f}")
+            accuracy = val_accuracy()
+            history.append(accuracy)
+            bar.set_postfix(loss=f"{running / max(1, step):.4f}", val_acc=f"{accuracy:.4f}")
+            bar.close()
+            if progress:
+                print(f"epoch {epoch + 1}: loss {running / max(1, step):.4f}, "
+                      f"validation accuracy {accuracy:.4f}", flush=True)
+            improved = not val_rows or accuracy > best_acc or best_state is None
+            if improved:
+                best_acc, best_epoch = accuracy, epoch + 1
+                best_state = copy.deepcopy(model.state_dict())
+            if checkpoint is not None:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                _save_checkpoint(checkpoint, {
+                    "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                    "best_acc": best_acc, "best_state": best_state, "best_epoch": best_epoch,
+                    "history": history, "torch_rng": torch.get_rng_state(),
+                })
+            if on_epoch is not None:
+                on_epoch(epoch + 1, accuracy)
+            if val_rows and epoch + 1 - best_epoch >= params.early_stopping_patience:
+                logger.info("early stopping after epoch %d (best %d)", epoch + 1, best_epoch)
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+
+    temperature, threshold, val_metrics = _calibrate(model, batches, val_rows, targets,
+                                                     label_names, params, device)
+    meta = ModelMeta(
+        labels=label_names,
+        max_length=params.max_length,
+        calibration=Calibration(temperature=temperature, oos_threshold=threshold,
+                                oos_intent=params.oos_intent if params.oos_intent in
+                                label_index else None),
+        base_model=base,
+        train_params={k: v for k, v in asdict(params).items() if k != "device"},
+        metrics={**val_metrics, "train_seconds": round(time.monotonic() - started, 1),
+                 "best_epoch": float(best_epoch), "train_examples": float(len(train_rows))},
+    )
+    model.eval()
+    path = save(model.cpu(), tokenizer, meta, output_dir)
+    if checkpoint_dir is not None:
+        (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete
+    return TrainResult(path=path, metrics=meta.metrics, meta=meta)
+
+
+def _calibrate(model: IntentModel, batches: _Batches, val_rows: list[int], targets: torch.Tensor,
+               label_names: list[str], params: TrainParams,
+               device: torch.device) -> tuple[float, float, dict[str, float]]:
+    if not val_rows:
+        return 1.0, 0.0, {}
+    logits = _forward_all(model, batches, val_rows, device)
+    truth = targets[val_rows]
+    errors = int((logits.argmax(1) != truth).sum())
+    # With a handful of examples, or none wrong, the likelihood is minimised by T -> 0:
+    # there is no evidence to calibrate on, so the raw softmax is kept.
+    enough = len(val_rows) >= calibration.MIN_EXAMPLES and errors > 0
+    temperature = calibration.fit_temperature(logits, truth) if enough else 1.0
+    probs = torch.softmax(logits / temperature, dim=1).numpy()
+    predicted = probs.argmax(1)
+    confidence = probs.max(1)
+    truth_np = truth.numpy()
+    oos = label_names.index(params.oos_intent) if params.oos_intent in label_names else -1
+    in_scope = truth_np != oos
+    # An out-of-scope message predicted as out_of_scope is caught whatever its confidence.
+    oos_conf = np.where(predicted[~in_scope] == oos, 0.0, confidence[~in_scope])
+    threshold = calibration.choose_oos_threshold(
+        confidence[in_scope], (predicted == truth_np)[in_scope], oos_conf,
+        params.max_in_scope_rejection)
+    metrics = {
+        "val_accuracy": float((predicted == truth_np).mean()),
+        "val_ece": calibration.expected_calibration_error(confidence, predicted == truth_np),
+        "val_examples": float(len(val_rows)),
+        "temperature": temperature,
+        "oos_threshold": threshold,
+    }
+    return temperature, threshold, metrics
