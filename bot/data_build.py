@@ -61,6 +61,23 @@ def _rule_intents(data_dir: Path) -> dict[str, Path]:
     return used
 
 
+def _check_thresholds(config_path: Path) -> None:
+    """BertIntentClassifier maps its learned threshold onto ``fallback_threshold``; that only
+    works if FallbackClassifier falls back at the same value."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    pipeline = config.get("pipeline") or []
+    ours = [c for c in pipeline if str(c.get("name", "")).endswith("BertIntentClassifier")]
+    fallback = [c for c in pipeline if c.get("name") == "FallbackClassifier"]
+    if ours and fallback:
+        mapped = ours[0].get("fallback_threshold", 0.3)
+        used = fallback[0].get("threshold", 0.3)
+        if abs(float(mapped) - float(used)) > 1e-9:
+            raise DataError(
+                f"{config_path}: BertIntentClassifier fallback_threshold ({mapped}) must equal "
+                f"FallbackClassifier threshold ({used})"
+            )
+
+
 def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, str]) -> int:
     seen: dict[int, Path] = {}
     count = 0
@@ -145,6 +162,7 @@ def build(
 ) -> BuildResult:
     """Validate everything first, then write ``out_dir`` atomically (temporary folder, rename)."""
     data_dir = (data_dir or datasets.settings.data_dir()).resolve()
+    _check_thresholds(bot_dir / "config.yml")
     examples, dropped = collect_examples(data_dir, limit_per_intent)
     banking = datasets.banking77_intents(data_dir)
     needed = {**_rule_intents(bot_dir / "data"), **_domain_intents(bot_dir / "domain")}

@@ -66,6 +66,8 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
             log.write(line)
             if started := _COMPONENT_START.search(line):
                 bar.set_description(f"training {started['name']}")
+            elif line.startswith("epoch ") and "validation accuracy" in line:
+                bar.set_description(f"fine-tuning, {line.strip()}")
             elif done := _COMPONENT_DONE.search(line):
                 bar.update(1)
                 bar.set_description(f"trained {done['name']}")

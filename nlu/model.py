@@ -24,6 +24,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+# Loading a sentence-transformers checkpoint as a bare encoder reports harmless unexpected
+# keys (position_ids) on every load; keep the operators' logs for real problems.
+hf_logging.set_verbosity_error()
 
 META_FILE = "intent_model.json"
 HEAD_FILE = "head.safetensors"
@@ -47,6 +52,7 @@ class ModelMeta:
     base_model: str = ""
     train_params: dict[str, object] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    fast_format: str | None = None  # "int8" or "fp32" once nlu.fast.export chose
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:

@@ -81,6 +81,7 @@ class TrainResult:
     path: Path
     metrics: dict[str, float]
     meta: ModelMeta
+    validation: tuple[list[str], list[str]] = ([], [])  # texts and labels never trained on
 
 
 class Interrupted(Exception):
@@ -165,7 +166,9 @@ def _fit_linear_probe(model: IntentModel, features: torch.Tensor, targets: torch
     """
     l2 = 1.0 / (2.0 * c * len(targets))
     head = nn.Linear(features.shape[1], model.head.out_features)
-    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    # Centre per dimension but scale by ONE number: per-dimension scaling would amplify
+    # low-variance dimensions, and with them any noise (int8 quantisation, fine-tuning drift).
+    mean, std = features.mean(0), features.std().clamp(min=1e-6)
     scaled = (features - mean) / std
     optimiser = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=300,
                                   line_search_fn="strong_wolfe")
@@ -352,7 +355,9 @@ def train(
     path = save(model.cpu(), tokenizer, meta, output_dir)
     if checkpoint_dir is not None:
         (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete
-    return TrainResult(path=path, metrics=meta.metrics, meta=meta)
+    validation = ([all_texts[i] for i in val_rows],
+                  [label_names[int(targets[i])] for i in val_rows])
+    return TrainResult(path=path, metrics=meta.metrics, meta=meta, validation=validation)
 
 
 def _calibrate(model: IntentModel, batches: _Batches, val_rows: list[int], targets: torch.Tensor,

@@ -1,0 +1,167 @@
+"""``BertIntentClassifier``: the fine-tuned intent model as a Rasa graph component.
+
+Use it in ``config.yml`` as ``nlu.BertIntentClassifier`` (``nlu/__init__.py`` imports this
+module only when Rasa asks for the name, so the ``nlu`` package stays light without Rasa).
+
+Confidences: the model's probabilities are temperature-calibrated, then rescaled piecewise
+linearly so that the out-of-scope threshold learned on validation data lands exactly on
+``fallback_threshold``, which must equal ``FallbackClassifier``'s ``threshold``. Order is
+unchanged. A message predicted as the out-of-scope intent reports confidence 0, so both
+out-of-scope paths (the trained class and the threshold) end in the same ``nlu_fallback``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier as RasaIntentClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.classifier import IntentClassifier, Prediction
+from nlu.training import TrainParams, train
+
+logger = logging.getLogger(__name__)
+MODEL_FOLDER = "model"
+_COMPONENT_KEYS = {"fallback_threshold", "ranking_length", "fast_inference", "threads"}
+
+
+def rescale(confidence: float, learned: float, configured: float) -> float:
+    """Monotone map sending ``learned`` to ``configured`` (0 and 1 stay fixed)."""
+    if learned <= 0.0 or learned >= 1.0:
+        return confidence
+    if confidence < learned:
+        return confidence * configured / learned
+    return configured + (confidence - learned) * (1.0 - configured) / (1.0 - learned)
+
+
+@lru_cache(maxsize=8)
+def _checkpoint_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _size, _mtime in stamp:
+        digest.update(name.encode())
+        with open(Path(path) / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_fingerprint(base: str) -> str:
+    """A content hash of a local checkpoint folder (or the hub name when it is not local)."""
+    folder = Path(base)
+    if not folder.is_dir():
+        return f"hub:{base}"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    stamp = tuple((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in files)
+    return _checkpoint_digest(str(folder), stamp)
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
+    """Fine-tuned BERT-family intent classifier with calibrated, out-of-scope-aware output."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        defaults = {k: v for k, v in asdict(TrainParams()).items() if k != "device"}
+        return {
+            **defaults,
+            "device": "auto",
+            "fallback_threshold": 0.3,  # must equal FallbackClassifier's threshold
+            "ranking_length": 10,
+            "fast_inference": True,  # export ONNX after training (int8 if safe), serve with it
+            "threads": 2,
+        }
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage,
+                 resource: Resource, classifier: Optional[IntentClassifier] = None) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._classifier = classifier
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> BertIntentClassifier:
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """The base checkpoint's content: a changed checkpoint retrains, never reuses a cache."""
+        base = config.get("base_model") or TrainParams().resolved_base()
+        return checkpoint_fingerprint(str(base))
+
+    def _train_params(self) -> TrainParams:
+        values = {k: v for k, v in self._config.items() if k not in _COMPONENT_KEYS}
+        return TrainParams.from_dict(values)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
+        if not examples:
+            logger.warning("no intent examples: BertIntentClassifier was not trained")
+            return self._resource
+        texts = [m.get(TEXT) for m in examples]
+        labels = [m.get(INTENT) for m in examples]
+        with self._model_storage.write_to(self._resource) as directory:
+            result = train(texts, labels, self._train_params(), Path(directory) / MODEL_FOLDER)
+            logger.info("intent model trained: %s", result.metrics)
+            if self._config.get("fast_inference", True):
+                from nlu import fast
+
+                fast.export(result.path, validation=result.validation)
+                fast.prune_for_serving(result.path)
+            self._classifier = IntentClassifier.load(
+                result.path, threads=self._config.get("threads"))
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> BertIntentClassifier:
+        try:
+            with model_storage.read_from(resource) as directory:
+                path = Path(directory) / MODEL_FOLDER
+                backend = "auto" if config.get("fast_inference", True) else "torch"
+                classifier = IntentClassifier.load(path, backend=backend,
+                                                   threads=config.get("threads"))
+        except (ValueError, FileNotFoundError):
+            logger.warning("BertIntentClassifier has no trained model; it will predict nothing")
+            classifier = None
+        return cls(config, model_storage, resource, classifier)
+
+    def _to_rasa(self, prediction: Prediction) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        assert self._classifier is not None
+        calib = self._classifier.meta.calibration
+        configured = float(self._config["fallback_threshold"])
+
+        def scaled(value: float) -> float:
+            return float(rescale(value, calib.oos_threshold, configured))
+
+        ranking = [{"name": name, "confidence": scaled(value)}
+                   for name, value in prediction.ranking[: self._config["ranking_length"]]]
+        top = dict(ranking[0])
+        if prediction.intent == calib.oos_intent:
+            top["confidence"] = 0.0  # same fallback as a message under the threshold
+        return top, ranking
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self._classifier is None:
+            return messages
+        texts = [m.get(TEXT) or "" for m in messages]
+        predictions = self._classifier.predict_batch(texts, top=self._config["ranking_length"])
+        for message, prediction in zip(messages, predictions, strict=True):
+            intent, ranking = self._to_rasa(prediction)
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        return messages

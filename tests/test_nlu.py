@@ -1,0 +1,137 @@
+"""The intent model without Rasa: learning, reloading, the fast path, odd input, resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nlu import calibration, datasets, fast
+from nlu.classifier import IntentClassifier
+from nlu.model import load, save
+from nlu.rasa_component import rescale
+from nlu.training import Interrupted, TrainParams, train
+
+INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "terminate_account",
+           "apple_pay_or_google_pay", "age_limit"]
+
+
+def _examples(split: str, per_intent: int, intents: list[str] = INTENTS) -> list:
+    by_intent: dict[str, list] = {}
+    for example in datasets.load_banking77(split):
+        if example.intent in intents:
+            by_intent.setdefault(example.intent, []).append(example)
+    return [e for intent in intents for e in by_intent[intent][:per_intent]]
+
+
+@pytest.fixture(scope="module")
+def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 intents x 15 examples, probe plus one fine-tuning epoch, with the int8 export."""
+    examples = _examples("train", 15)
+    result = train([e.text for e in examples], [e.intent for e in examples],
+                   TrainParams(epochs=1, batch_size=16), tmp_path_factory.mktemp("m") / "model",
+                   progress=False)
+    fast.export(result.path, validation=result.validation)
+    return result.path
+
+
+def test_learns_separable_intents(tiny_intent_model: Path) -> None:
+    held_out = _examples("test", 40)
+    predictions = IntentClassifier.load(tiny_intent_model, backend="torch").predict_batch(
+        [e.text for e in held_out])
+    accuracy = np.mean([p.intent == e.intent for p, e in zip(predictions, held_out, strict=True)])
+    assert accuracy >= 0.90, accuracy
+
+
+def test_save_and_reload_predict_identically(tiny_intent_model: Path, tmp_path: Path) -> None:
+    texts = [e.text for e in _examples("test", 5)]
+    first = IntentClassifier.load(tiny_intent_model, backend="torch").probabilities(texts)
+    loaded = load(tiny_intent_model)
+    save(loaded.model, loaded.tokenizer, loaded.meta, tmp_path / "copy")
+    second = IntentClassifier.load(tmp_path / "copy", backend="torch").probabilities(texts)
+    np.testing.assert_allclose(first, second, atol=1e-6)
+    assert loaded.meta.labels == sorted(INTENTS)
+
+
+def test_quantized_model_agrees_with_full_model(tiny_intent_model: Path) -> None:
+    held_out = _examples("test", 40)
+    texts = [e.text for e in held_out]
+    full = IntentClassifier.load(tiny_intent_model, backend="torch").predict_batch(texts)
+    quick = IntentClassifier.load(tiny_intent_model, backend="onnx").predict_batch(texts)
+    agreement = np.mean([a.intent == b.intent for a, b in zip(full, quick, strict=True)])
+    assert agreement >= 0.97, agreement
+    assert fast.serving_path(tiny_intent_model).is_file()  # what backend "auto" serves
+    assert np.mean([q.intent == e.intent for q, e in zip(quick, held_out, strict=True)]) >= 0.9
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_any_text_gets_a_valid_prediction(tiny_intent_model: Path, backend: str) -> None:
+    classifier = IntentClassifier.load(tiny_intent_model, backend=backend)
+    odd = ["", "x" * 50_000, "💳🔥🙃", "\x00\x01\x1b[31m\u200b", "Моя карта 卡 لم تصل card",
+           "<script>alert(1)</script>", "   \n\t  "]
+    for prediction in classifier.predict_batch(odd) + [classifier.predict(odd[1])]:
+        assert prediction.intent in INTENTS
+        assert 0.0 <= prediction.confidence <= 1.0
+        values = [v for _, v in prediction.ranking]
+        assert values == sorted(values, reverse=True) and len(values) == len(INTENTS)
+        assert abs(sum(values) - 1.0) < 1e-4
+    ids, _ = classifier._encode(["word " * 20_000])
+    assert ids.shape[1] == classifier.meta.max_length  # long input is truncated
+
+
+def test_training_is_deterministic_and_resumes_after_interruption(tmp_path: Path) -> None:
+    examples = _examples("train", 8, INTENTS[:3])
+    texts, labels = [e.text for e in examples], [e.intent for e in examples]
+    params = TrainParams(epochs=2, batch_size=8, validation_fraction=0.0)
+    straight = train(texts, labels, params, tmp_path / "straight", progress=False)
+
+    def stop_after_first(epoch: int, _accuracy: float) -> None:
+        if epoch == 1:
+            raise Interrupted
+
+    checkpoints = tmp_path / "checkpoints"
+    with pytest.raises(Interrupted):
+        train(texts, labels, params, tmp_path / "resumed", checkpoints, False, stop_after_first)
+    assert (checkpoints / "checkpoint.pt").is_file()
+    assert not (tmp_path / "resumed").exists()  # nothing half-written where the model goes
+    resumed = train(texts, labels, params, tmp_path / "resumed", checkpoints, progress=False)
+    assert not (checkpoints / "checkpoint.pt").exists()
+    probe = [e.text for e in _examples("test", 5, INTENTS[:3])]
+    a = IntentClassifier.load(straight.path, backend="torch").probabilities(probe)
+    b = IntentClassifier.load(resumed.path, backend="torch").probabilities(probe)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_temperature_scaling_recovers_a_known_temperature() -> None:
+    generator = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(4000, 5, generator=generator) * 2
+    labels = torch.multinomial(torch.softmax(true_logits, 1), 1, generator=generator).squeeze(1)
+    fitted = calibration.fit_temperature(true_logits * 3.0, labels)  # over-confident by 3x
+    assert 2.6 < fitted < 3.4, fitted
+
+
+def test_expected_calibration_error() -> None:
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.2, 1.0, 20_000)
+    calibrated = rng.uniform(size=confidence.size) < confidence
+    assert calibration.expected_calibration_error(confidence, calibrated) < 0.02
+    assert calibration.expected_calibration_error(np.full(1000, 0.9), np.zeros(1000)) > 0.85
+
+
+def test_oos_threshold_separates_and_respects_the_budget() -> None:
+    rng = np.random.default_rng(1)
+    in_conf = rng.uniform(0.6, 1.0, 500)
+    correct = np.ones(500, dtype=bool)
+    oos_conf = rng.uniform(0.1, 0.5, 100)
+    threshold = calibration.choose_oos_threshold(in_conf, correct, oos_conf, 0.02)
+    assert 0.5 <= threshold <= np.sort(in_conf)[10]
+    assert calibration.choose_oos_threshold(in_conf[:10], correct[:10], oos_conf) == 0.0
+
+
+def test_rescale_puts_the_learned_threshold_on_the_configured_one() -> None:
+    assert rescale(0.62, 0.62, 0.3) == pytest.approx(0.3)
+    values = [rescale(x, 0.62, 0.3) for x in np.linspace(0, 1, 101)]
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] == pytest.approx(1.0)
+    assert rescale(0.4, 0.0, 0.3) == 0.4  # nothing learned: unchanged
