@@ -17,7 +17,7 @@ def test_failed_training_leaves_no_model_and_shows_the_log(
     build = tmp_path / "build"
     data_build.build(build, limit_per_intent=2)
     config = build / "config.yml"
-    config.write_text(config.read_text().replace("LogisticRegressionClassifier",
+    config.write_text(config.read_text().replace("nlu.BertIntentClassifier",
                                                  "NoSuchClassifierAnywhere"))
     models = tmp_path / "models"
     with pytest.raises(bot_train.TrainingFailed) as error:
