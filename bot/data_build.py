@@ -154,11 +154,27 @@ def collect_examples(
     return by_intent, dropped
 
 
+def render_config(config_path: Path, classifier_params: dict[str, object] | None) -> str:
+    """``config.yml`` with tuned parameters merged into the BertIntentClassifier entry."""
+    text = config_path.read_text(encoding="utf-8")
+    if not classifier_params:
+        return text
+    config = yaml.safe_load(text)
+    entries = [c for c in config.get("pipeline", [])
+               if str(c.get("name", "")).endswith("BertIntentClassifier")]
+    if not entries:
+        raise DataError(f"{config_path}: tuned parameters given but no BertIntentClassifier")
+    entries[0].update(classifier_params)
+    header = "# Rendered by `helpdesk data build` from bot/config.yml plus tuned parameters.\n"
+    return header + _yaml_text(config)
+
+
 def build(
     out_dir: Path,
     data_dir: Path | None = None,
     bot_dir: Path = BOT_DIR,
     limit_per_intent: int | None = None,
+    classifier_params: dict[str, object] | None = None,
 ) -> BuildResult:
     """Validate everything first, then write ``out_dir`` atomically (temporary folder, rename)."""
     data_dir = (data_dir or datasets.settings.data_dir()).resolve()
@@ -179,7 +195,7 @@ def build(
         raise DataError(str(error)) from error
 
     files: dict[str, str] = {
-        "config.yml": (bot_dir / "config.yml").read_text(encoding="utf-8"),
+        "config.yml": render_config(bot_dir / "config.yml", classifier_params),
         "domain/intents.yml": _yaml_text({"version": "3.1", "intents": sorted(examples)}),
         "data/nlu/seed.yml": _nlu_yaml(examples),
         "data/rules/faq.yml": _faq_rules(banking),

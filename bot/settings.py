@@ -42,3 +42,14 @@ def tracker_store_url() -> str:
 
 def rasa_token_file() -> Path:
     return var_dir() / "secrets" / "rasa_token"
+
+
+def nlu_params_file() -> Path:
+    """Tuned classifier parameters (``helpdesk tune`` writes, ``data build`` merges)."""
+    return Path(os.environ.get("HELPDESK_NLU_PARAMS", var_dir() / "nlu_params.yml")).resolve()
+
+
+def tuning_storage_url() -> str:
+    """Where Optuna keeps studies. Not the admin database: Optuna's own Alembic version
+    table is also called ``alembic_version`` and would clash with ours."""
+    return os.environ.get("HELPDESK_TUNING_STORAGE_URL") or f"sqlite:///{var_dir() / 'tuning.db'}"

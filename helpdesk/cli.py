@@ -69,11 +69,16 @@ def db_downgrade(
 def _build(out: Path | None, limit_per_intent: int | None) -> Path:
     from bot import data_build, settings
     from nlu.datasets import DataError
+    from nlu.tuning import read_params
 
     out = out or settings.generated_dir()
     try:
-        result = data_build.build(out, limit_per_intent=limit_per_intent)
-    except DataError as error:
+        params = read_params(settings.nlu_params_file())
+        if params:
+            typer.echo(f"Using tuned classifier parameters from {settings.nlu_params_file()}")
+        result = data_build.build(out, limit_per_intent=limit_per_intent,
+                                  classifier_params=params)
+    except (DataError, ValueError) as error:
         raise _fail(str(error)) from None
     typer.echo(
         f"Built {result.out_dir}: {result.intents} intents, {result.examples} examples, "
@@ -118,6 +123,86 @@ def train(
 ) -> None:
     """Build the data and train a new model."""
     _train(limit_per_intent, out, force)
+
+
+@app.command()
+def tune(
+    sampler: str = typer.Option("tpe", help="grid, random or tpe (Bayesian)."),
+    trials: int = typer.Option(10, min=1, help="Trials to run in this call."),
+    study: str = typer.Option("intent-classifier", help="Study name (resumed if it exists)."),
+    storage: str = typer.Option(None, help="Study database URL (default var/tuning.db; "
+                                           "PostgreSQL lets several machines share a study)."),
+    limit_per_intent: int = typer.Option(None, min=1, help="Tune on at most N examples per "
+                                                           "intent (faster, noisier)."),
+    seed: int = typer.Option(42),
+) -> None:
+    """Search classifier hyperparameters; the best go to the params file `train` uses."""
+    from bot import data_build, settings
+    from nlu.tuning import SAMPLERS, run_study, write_params
+
+    if sampler not in SAMPLERS:
+        raise _fail(f"--sampler must be one of {', '.join(SAMPLERS)}", 2)
+    examples, _ = data_build.collect_examples(settings_data_dir(), limit_per_intent)
+    texts = [t for intent in sorted(examples) for t in examples[intent]]
+    labels = [intent for intent in sorted(examples) for _ in examples[intent]]
+    url = storage or settings.tuning_storage_url()
+    typer.echo(f"Study {study!r} in {url}: {trials} {sampler} trials on {len(texts)} examples")
+    try:
+        result = run_study(texts, labels, url, study, sampler, trials, seed)
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    best = result.best_trial
+    path = write_params(settings.nlu_params_file(), dict(best.params),
+                        f"optuna study {study!r} trial {best.number}: validation accuracy "
+                        f"{best.value:.4f}")
+    typer.echo(f"Best trial {best.number}: validation accuracy {best.value:.4f}, "
+               f"params {best.params}\nWrote {path}; `helpdesk train` uses it.")
+
+
+def settings_data_dir() -> Path:
+    from nlu import settings
+
+    return settings.data_dir()
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(None, help="Intent model folder or Rasa model archive "
+                                          "(default: the model `serve` would use)."),
+    data: Path = typer.Option(None, help="CSV with text,category columns "
+                                         "(default: BANKING77's held-out test.csv)."),
+    out: Path = typer.Option(None, help="Report folder (default var/reports/<time>)."),
+    backend: str = typer.Option("auto", help="auto, torch or onnx."),
+) -> None:
+    """Accuracy, per-intent F1, confusion matrix, calibration, OOS and latency of a model."""
+    from bot import settings
+    from bot import train as bot_train
+    from nlu import datasets
+    from nlu.evaluation import evaluate as run_evaluation
+    from nlu.evaluation import load_any, write_report
+
+    try:
+        model = model or bot_train.model_to_serve()
+    except FileNotFoundError as error:
+        raise _fail(str(error), 2) from None
+    if model is None or not Path(model).exists():
+        raise _fail(f"no model to evaluate: {model or 'var/models is empty'}", 2)
+    try:
+        examples = (datasets.load_banking77("test") if data is None
+                    else datasets.load_examples_csv(data))
+        classifier = load_any(Path(model), backend=backend)
+    except (datasets.DataError, ValueError) as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(f"Evaluating {model} on {len(examples)} examples...")
+    result = run_evaluation(classifier, [e.text for e in examples],
+                            [e.intent for e in examples])
+    out = out or settings.var_dir() / "reports" / time.strftime("%Y%m%d-%H%M%S")
+    report = write_report(result, out, title=f"Evaluation of {Path(model).name}")
+    for key, value in result["summary"].items():
+        shown = (", ".join(f"{k} {v:.2f}" for k, v in value.items())
+                 if isinstance(value, dict) else value)
+        typer.echo(f"  {key:<40} {shown}")
+    typer.echo(f"Report: {report} (JSON, confusion matrix PNG beside it)")
 
 
 @app.command()

@@ -68,6 +68,25 @@ def load_banking77(split: str, data_dir: Path | None = None) -> list[Example]:
     return examples
 
 
+def load_examples_csv(path: Path) -> list[Example]:
+    """A labelled CSV (``text,category``, as BANKING77) for evaluation on other data."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    examples = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or {"text", "category"} - set(reader.fieldnames):
+            raise DataError(f"{path}: expected columns text,category, got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            text = (row["text"] or "").strip()
+            if not text:
+                raise DataError(f"{path}:{line}: empty text")
+            examples.append(Example(text, normalise_intent(row["category"] or "")))
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return examples
+
+
 def banking77_intents(data_dir: Path | None = None) -> list[str]:
     """The 77 banking intent names, normalised, in the dataset's order."""
     import json

@@ -107,3 +107,32 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models = list((var_dir / "models").glob("*.tar.gz"))
     assert len(models) == 1, models
     return models[0]
+
+
+TINY_INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "terminate_account",
+                "apple_pay_or_google_pay", "age_limit"]
+
+
+def banking_examples(split: str, per_intent: int, intents: list[str] = TINY_INTENTS) -> list:
+    """The first ``per_intent`` BANKING77 examples of each of ``intents`` (from data/)."""
+    from nlu import datasets
+
+    by_intent: dict[str, list] = {}
+    for example in datasets.load_banking77(split):
+        if example.intent in intents:
+            by_intent.setdefault(example.intent, []).append(example)
+    return [e for intent in intents for e in by_intent[intent][:per_intent]]
+
+
+@pytest.fixture(scope="session")
+def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 intents x 15 examples, probe plus one fine-tuning epoch, with the ONNX export."""
+    from nlu import fast
+    from nlu.training import TrainParams, train
+
+    examples = banking_examples("train", 15)
+    result = train([e.text for e in examples], [e.intent for e in examples],
+                   TrainParams(epochs=1, batch_size=16), tmp_path_factory.mktemp("m") / "model",
+                   progress=False)
+    fast.export(result.path, validation=result.validation)
+    return result.path

@@ -8,33 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from nlu import calibration, datasets, fast
+from nlu import calibration, fast
 from nlu.classifier import IntentClassifier
 from nlu.model import load, save
 from nlu.rasa_component import rescale
 from nlu.training import Interrupted, TrainParams, train
-
-INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "terminate_account",
-           "apple_pay_or_google_pay", "age_limit"]
-
-
-def _examples(split: str, per_intent: int, intents: list[str] = INTENTS) -> list:
-    by_intent: dict[str, list] = {}
-    for example in datasets.load_banking77(split):
-        if example.intent in intents:
-            by_intent.setdefault(example.intent, []).append(example)
-    return [e for intent in intents for e in by_intent[intent][:per_intent]]
-
-
-@pytest.fixture(scope="module")
-def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 intents x 15 examples, probe plus one fine-tuning epoch, with the int8 export."""
-    examples = _examples("train", 15)
-    result = train([e.text for e in examples], [e.intent for e in examples],
-                   TrainParams(epochs=1, batch_size=16), tmp_path_factory.mktemp("m") / "model",
-                   progress=False)
-    fast.export(result.path, validation=result.validation)
-    return result.path
+from tests.conftest import TINY_INTENTS as INTENTS
+from tests.conftest import banking_examples as _examples
 
 
 def test_learns_separable_intents(tiny_intent_model: Path) -> None:
