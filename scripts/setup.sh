@@ -52,7 +52,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     rm -f "$stamp"
 fi
 
-here=$("$venv/bin/python" -c 'import helpdesk, os; print(os.path.dirname(os.path.dirname(helpdesk.__file__)))' 2>/dev/null || true)
+# Ask from a neutral directory: `python -c` run here would find this checkout through the
+# current directory and hide an editable install that still points at an older clone.
+here=$(cd / && "$venv/bin/python" -c 'import helpdesk, os; print(os.path.dirname(os.path.dirname(helpdesk.__file__)))' 2>/dev/null || true)
 if [ "$here" != "$root" ] || [ ! -x "$venv/bin/helpdesk" ]; then
     "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
 fi

@@ -93,3 +93,13 @@ def test_db_upgrade_and_downgrade_commands(tmp_path: Path) -> None:
     tables = {row[0] for row in sqlite3.connect(tmp_path / "admin.db").execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables <= {"alembic_version"}
+
+
+def test_installed_packages_are_this_checkout() -> None:
+    """The console script and ``python -m rasa`` import from the install, not the cwd."""
+    probe = "import helpdesk, nlu, bot; print(helpdesk.__file__, nlu.__file__, bot.__file__)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd="/", capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for path in result.stdout.split():
+        assert Path(path).is_relative_to(PROJECT_ROOT), (path, PROJECT_ROOT)
