@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,6 +81,12 @@ def _write_markdown(r: dict) -> None:
                 f"{diet.get('train_seconds', 0):.0f} s | "
                 f"{diet.get('latency_ms', {}).get('p50', 0):.1f} / "
                 f"{diet.get('latency_ms', {}).get('p95', 0):.1f} ms (Rasa HTTP-free parse) |")
+        for name, variant in sorted(full.get("variants", {}).items()):
+            lines.append(f"| experiment `{name}` {variant.get('train_params')} | "
+                         f"{_pct(variant.get('accuracy'))} | {_pct(variant.get('macro_f1'))} | "
+                         f"{variant.get('ece', 0):.4f} | {variant.get('train_seconds', 0):.0f} s"
+                         f" | {variant.get('latency_ms', {}).get('p50', 0):.1f} / "
+                         f"{variant.get('latency_ms', {}).get('p95', 0):.1f} ms |")
         lines += ["", f"Published: {PUBLISHED['banking77']}. Target: >= 94.0 % and >= 2 points "
                   "above DIET.", ""]
     shot = r.get("banking77_10shot")
@@ -131,9 +138,10 @@ def banking77_full(args: argparse.Namespace) -> None:
                      and not kept.__setitem__(e.intent, kept[e.intent] + 1)]
     texts, truth = [e.text for e in test_set], [e.intent for e in test_set]
     work = Path(tempfile.mkdtemp(prefix="bench-b77-"))
-    print(f"[banking77_full] training ours ({args.epochs} epochs) in {work}", flush=True)
+    extra = dict(_parse_param(p) for p in args.train_param)
+    print(f"[banking77_full] training ours ({args.epochs} epochs, {extra}) in {work}", flush=True)
     result, seconds = _train_ours([e.text for e in train_set], [e.intent for e in train_set],
-                                  work / "model", epochs=args.epochs)
+                                  work / "model", epochs=args.epochs, **extra)
     full = evaluate(IntentClassifier.load(result.path, backend="torch", threads=2), texts,
                     truth, oos_label=None, measure_latency=False)["summary"]
     quick_model = IntentClassifier.load(result.path, backend="onnx", threads=2)
@@ -146,6 +154,14 @@ def banking77_full(args: argparse.Namespace) -> None:
         "fast_format": quick_model.meta.fast_format or "fp32",
     }
     print(f"[banking77_full] ours: {json.dumps(ours)}", flush=True)
+    if args.variant:  # an experiment: recorded beside the main figures, never over them
+        path = RESULTS / "intent.json"
+        current = json.loads(path.read_text()).get("banking77_full", {}) if path.is_file() else {}
+        variants = dict(current.get("variants", {}))
+        variants[args.variant] = {**ours, "train_params": extra}
+        _merge("banking77_full", {**{k: v for k, v in current.items()
+                                     if k not in ("date", "machine")}, "variants": variants})
+        return
     figures: dict[str, object] = {"ours": ours, "train_examples": len(train_set)}
     if args.train_limit:
         figures["smoke_run_train_limit"] = args.train_limit
@@ -316,6 +332,17 @@ def clinc150(args: argparse.Namespace) -> None:
     _merge("clinc150", figures)
 
 
+def _parse_param(text: str) -> tuple[str, object]:
+    key, _, raw = text.partition("=")
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 PARTS = {"banking77_full": banking77_full, "banking77_10shot": banking77_10shot,
          "clinc150": clinc150}
 
@@ -332,6 +359,10 @@ def main() -> None:
     parser.add_argument("--diet-epochs", type=int, default=0,
                         help="0: as many as fit in the time our model took")
     parser.add_argument("--no-diet", action="store_true")
+    parser.add_argument("--variant", default="", help="record banking77_full as this named "
+                        "experiment under banking77_full.variants (main figures untouched)")
+    parser.add_argument("--train-param", action="append", default=[],
+                        help="KEY=VALUE training parameter for banking77_full (repeatable)")
     parser.add_argument("--train-limit", type=int, default=0,
                         help="smoke test: at most N training examples per intent")
     args = parser.parse_args()
