@@ -52,24 +52,11 @@ def load_banking77(split: str, data_dir: Path | None = None) -> list[Example]:
     """Read ``train`` or ``test``; ``test`` is the held-out set that no model may train on."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    path = banking77_dir(data_dir) / f"{split}.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: missing (BANKING77 {split} split)")
-    examples = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != ["text", "category"]:
-            raise DataError(f"{path}: expected columns text,category, got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            text = (row["text"] or "").strip()
-            if not text:
-                raise DataError(f"{path}:{line}: empty text")
-            examples.append(Example(text, normalise_intent(row["category"] or "")))
-    return examples
+    return load_examples_csv(banking77_dir(data_dir) / f"{split}.csv")
 
 
 def load_examples_csv(path: Path) -> list[Example]:
-    """A labelled CSV (``text,category``, as BANKING77) for evaluation on other data."""
+    """A labelled CSV with ``text,category`` columns (BANKING77's format, and evaluation data)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     examples = []
