@@ -142,7 +142,7 @@ def tune(
 
     if sampler not in SAMPLERS:
         raise _fail(f"--sampler must be one of {', '.join(SAMPLERS)}", 2)
-    examples, _ = data_build.collect_examples(settings_data_dir(), limit_per_intent)
+    examples, _ = data_build.collect_examples(_data_dir(), limit_per_intent)
     texts = [t for intent in sorted(examples) for t in examples[intent]]
     labels = [intent for intent in sorted(examples) for _ in examples[intent]]
     url = storage or settings.tuning_storage_url()
@@ -159,7 +159,7 @@ def tune(
                f"params {best.params}\nWrote {path}; `helpdesk train` uses it.")
 
 
-def settings_data_dir() -> Path:
+def _data_dir() -> Path:
     from nlu import settings
 
     return settings.data_dir()
