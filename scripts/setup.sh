@@ -54,7 +54,7 @@ fi
 
 # Ask from a neutral directory: `python -c` run here would find this checkout through the
 # current directory and hide an editable install that still points at an older clone.
-here=$(cd / && "$venv/bin/python" -c 'import helpdesk, os; print(os.path.dirname(os.path.dirname(helpdesk.__file__)))' 2>/dev/null || true)
+here=$(cd / && "$venv/bin/python" -c 'import helpdesk, os; print(os.path.dirname(list(helpdesk.__path__)[0]))' 2>/dev/null || true)
 if [ "$here" != "$root" ] || [ ! -x "$venv/bin/helpdesk" ]; then
     "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
 fi

@@ -97,7 +97,8 @@ def test_db_upgrade_and_downgrade_commands(tmp_path: Path) -> None:
 
 def test_installed_packages_are_this_checkout() -> None:
     """The console script and ``python -m rasa`` import from the install, not the cwd."""
-    probe = "import helpdesk, nlu, bot; print(helpdesk.__file__, nlu.__file__, bot.__file__)"
+    probe = ("import helpdesk, nlu, bot\n"
+             "print(*(list(m.__path__)[0] for m in (helpdesk, nlu, bot)))")
     result = subprocess.run([sys.executable, "-c", probe], cwd="/", capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
