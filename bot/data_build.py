@@ -19,7 +19,7 @@ import yaml
 
 from nlu import datasets
 from nlu.datasets import DataError
-from retrieval.answers import AnswerFileError, load_answers_file
+from retrieval.answers import AnswerFileError, iter_answers_dir
 
 BOT_DIR = Path(__file__).resolve().parent
 
@@ -79,24 +79,19 @@ def _check_thresholds(config_path: Path) -> None:
 
 
 def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, str]) -> int:
-    seen: dict[int, Path] = {}
     count = 0
-    for path in sorted((data_dir / "answers").glob("*.yaml")):
-        for answer in load_answers_file(path):
-            where = f"{path}: answer id {answer.id} ({answer.title!r})"
-            if answer.id in seen:
-                raise DataError(f"{where}: duplicate answer id, already used in {seen[answer.id]}")
-            seen[answer.id] = path  # type: ignore[index]
-            if answer.intent is not None and answer.intent not in known_intents:
-                raise DataError(f"{where}: unknown intent {answer.intent!r}")
-            for question in answer.questions:
-                copied = held_out.get(datasets.normalise_text(question))
-                if copied is not None:
-                    raise DataError(
-                        f"{where}: question variant {question!r} is copied from the held-out "
-                        f"test set (test.csv: {copied!r}); write your own wording"
-                    )
-            count += 1
+    for path, answer in iter_answers_dir(data_dir / "answers"):
+        where = f"{path}: answer id {answer.id} ({answer.title!r})"
+        if answer.intent is not None and answer.intent not in known_intents:
+            raise DataError(f"{where}: unknown intent {answer.intent!r}")
+        for question in answer.questions:
+            copied = held_out.get(datasets.normalise_text(question))
+            if copied is not None:
+                raise DataError(
+                    f"{where}: question variant {question!r} is copied from the held-out "
+                    f"test set (test.csv: {copied!r}); write your own wording"
+                )
+        count += 1
     return count
 
 

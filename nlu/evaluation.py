@@ -177,12 +177,12 @@ def load_any(path: Path, backend: str = "auto", threads: int | None = 2) -> Inte
         return IntentClassifier.load(path, backend=backend, threads=threads)
     if not tarfile.is_tarfile(path):
         raise ValueError(f"{path}: neither an intent model folder nor a Rasa model archive")
-    target = Path(tempfile.mkdtemp(prefix="helpdesk-eval-"))
-    with tarfile.open(path) as archive:
+    # The loaded model keeps weights and tokenizer in memory, so the files can go at once.
+    with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as tmp, tarfile.open(path) as archive:
         members = [m for m in archive.getmembers()
                    if "BertIntentClassifier" in m.name and (m.isfile() or m.isdir())]
         if not members:
             raise ValueError(f"{path}: this Rasa model has no BertIntentClassifier")
-        archive.extractall(target, members=members)  # noqa: S202 - our own model archives
-    [meta] = list(target.rglob("intent_model.json"))
-    return IntentClassifier.load(meta.parent, backend=backend, threads=threads)
+        archive.extractall(tmp, members=members)  # noqa: S202 - our own model archives
+        [meta] = list(Path(tmp).rglob("intent_model.json"))
+        return IntentClassifier.load(meta.parent, backend=backend, threads=threads)

@@ -7,6 +7,7 @@ and the retriever indexes them, so the schema lives here, below all three.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -111,20 +112,27 @@ def load_answers_file(path: Path) -> list[AnswerData]:
     return answers
 
 
-def load_answers_dir(folder: Path) -> list[AnswerData]:
-    """All ``*.yaml`` files of a folder, in name order; ids must be unique across files."""
-    answers: list[AnswerData] = []
+def iter_answers_dir(folder: Path) -> Iterator[tuple[Path, AnswerData]]:
+    """Each answer of a folder's ``*.yaml`` files with its file, in name order.
+
+    Ids must be unique across files; the error names both files.
+    """
     seen: dict[int, Path] = {}
     for path in sorted(folder.glob("*.yaml")):
         for answer in load_answers_file(path):
             assert answer.id is not None
             if answer.id in seen:
                 raise AnswerFileError(
-                    f"{path}: answer id {answer.id} duplicates the one in {seen[answer.id]}"
+                    f"{path}: answer id {answer.id} ({answer.title!r}): duplicate answer id, "
+                    f"already used in {seen[answer.id]}"
                 )
             seen[answer.id] = path
-            answers.append(answer)
-    return answers
+            yield path, answer
+
+
+def load_answers_dir(folder: Path) -> list[AnswerData]:
+    """All answers of a folder (see ``iter_answers_dir``)."""
+    return [answer for _, answer in iter_answers_dir(folder)]
 
 
 class _BlockDumper(yaml.SafeDumper):
