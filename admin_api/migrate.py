@@ -10,13 +10,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 from sqlmodel import Session, select
 
+from admin_api import crud
 from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
 from admin_api.models import Answer, Meta, utcnow
-from retrieval.answers import AnswerData, load_answers_dir
+from retrieval.answers import load_answers_dir
 
 SEEDED_KEY = "answers_seeded"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -37,23 +37,6 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(url or get_settings().resolved_database_url), revision)
 
 
-def insert_answers(session: Session, answers: list[AnswerData]) -> None:
-    """Insert answers keeping their ids, and move PostgreSQL's id sequence past them."""
-    now = utcnow()
-    for data in answers:
-        fields = data.dict()
-        fields["status"] = data.status.value
-        session.add(Answer(**fields, created_at=now, updated_at=now))
-    session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text(
-                "SELECT setval(pg_get_serial_sequence('answer', 'id'), "
-                "COALESCE((SELECT MAX(id) FROM answer), 0) + 1, false)"
-            )
-        )
-
-
 def seed_answers(url: str | None = None, answers_dir: Path | None = None) -> int:
     """Import the seed answers if this database was never seeded; returns how many."""
     answers_dir = answers_dir or get_settings().data_dir / "answers"
@@ -63,7 +46,7 @@ def seed_answers(url: str | None = None, answers_dir: Path | None = None) -> int
         answers = load_answers_dir(answers_dir)
         existing = set(session.exec(select(Answer.id)).all())
         fresh = [a for a in answers if a.id not in existing]
-        insert_answers(session, fresh)
+        crud.create_answers(session, fresh)
         session.add(Meta(key=SEEDED_KEY, value=utcnow().isoformat()))
         session.commit()
         return len(fresh)

@@ -12,10 +12,10 @@ from typing import Optional
 
 from pydantic import BaseModel, validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from retrieval.answers import AnswerData, AnswerStatus
+from retrieval.answers import MAX_ANSWER_ID, AnswerData, AnswerStatus
 
 
 def utcnow() -> datetime:
@@ -34,6 +34,10 @@ class Answer(SQLModel, table=True):
     status: str = Field(default=AnswerStatus.draft.value, max_length=20, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The answer clock's value at this answer's last write.
+    version: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, index=True, server_default="1")
+    )
 
     def to_data(self) -> AnswerData:
         return AnswerData(
@@ -46,9 +50,40 @@ class AnswerRead(AnswerData):
     id: int
     created_at: datetime
     updated_at: datetime
+    version: int
 
     class Config:
         orm_mode = True
+
+
+class AnswerClock(SQLModel, table=True):
+    """One row whose ``version`` counts answer writes.
+
+    Every write increments it inside its own transaction, which locks the row until commit, so
+    versions are handed out in commit order and a poller reading ``version > N`` misses nothing.
+    """
+
+    __tablename__ = "answer_clock"
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class AnswerTombstone(SQLModel, table=True):
+    """A deleted answer, kept so that pollers learn of the deletion."""
+
+    __tablename__ = "answer_tombstone"
+    answer_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    deleted_at: datetime = Field(default_factory=utcnow)
+
+
+class AnswerChanges(BaseModel):
+    """The answers feed read by the retriever: what changed after ``since``, oldest first."""
+
+    version: int
+    upserts: list[AnswerRead]
+    removed: list[int]
+    more: bool
 
 
 class Rating(str, enum.Enum):
@@ -93,7 +128,7 @@ class FeedbackCreate(BaseModel):
 
     session_id: str = PField(..., min_length=1, max_length=128, regex=_ID_PATTERN)
     message_id: str = PField(..., min_length=1, max_length=128, regex=_ID_PATTERN)
-    answer_id: int | None = PField(None, ge=1, le=2**62)
+    answer_id: int | None = PField(None, ge=1, le=MAX_ANSWER_ID)
     rating: Rating
     comment: str | None = PField(None, max_length=2000)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from helpdesk.index_commands import index_app
+
 app = typer.Typer(
     help="Lepton Helpdesk: run, train and manage the customer-service bot.",
     no_args_is_help=True,
@@ -22,6 +24,7 @@ db_app = typer.Typer(help="The admin database.", no_args_is_help=True)
 data_app = typer.Typer(help="The bot's seed data in data/.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.add_typer(index_app, name="index")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

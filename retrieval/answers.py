@@ -18,6 +18,7 @@ BODY_MAX = 20_000
 QUESTION_MAX = 500
 MAX_QUESTIONS = 50
 TAG_MAX = 50
+MAX_ANSWER_ID = 2**31 - 1  # the database's integer key; the FAISS id scheme allows up to 2**53
 
 
 class AnswerStatus(str, enum.Enum):
@@ -43,7 +44,7 @@ def _clean_text(value: str, name: str, max_length: int) -> str:
 class AnswerData(BaseModel):
     """A curated answer as written in YAML and exchanged over the API."""
 
-    id: int | None = Field(None, ge=1, le=2**62)
+    id: int | None = Field(None, ge=1, le=MAX_ANSWER_ID)
     intent: str | None = Field(
         None, regex=r"^[a-z][a-z0-9_]*$", max_length=100,
         description="Intent this answer serves; None for answers only the retriever finds.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from admin_api import migrate
+from admin_api import crud, migrate
 from admin_api.core.db import get_engine
 from admin_api.models import Answer, Meta
 from retrieval.answers import AnswerData
@@ -56,7 +56,7 @@ def test_ids_assigned_after_seeding_do_not_collide(database_url: str) -> None:
 def test_insert_keeps_explicit_ids(database_url: str) -> None:
     migrate.upgrade(database_url)
     with Session(get_engine(database_url)) as session:
-        migrate.insert_answers(
+        crud.create_answers(
             session, [AnswerData(id=4242, title="Hours", body="We are open daily.")]
         )
         session.commit()

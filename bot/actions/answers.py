@@ -1,36 +1,33 @@
-"""``action_answer``: reply to an FAQ-like turn with the curated answer for its intent.
+"""``action_answer``: reply to an FAQ-like turn (or an unsure one) with a curated answer.
 
-Answers are fetched from the admin API at reply time, so an answer edited or published there
-is what the very next customer sees, with no retraining. (The FAISS retriever replaces the
-by-intent lookup with a search over all published answers.)
+The action asks the FAISS retriever (``bot/actions/retriever.py``), passing the classifier's
+intent ranking, so any published answer is reachable, including one published a second ago
+that no model was trained on. The retriever's decision picks the reply: the answer itself, a
+choice between the closest two or three answers as buttons, or an offer of a human.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-import httpx
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import settings
+from bot.actions.retriever import ready_retriever
+from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS
+from retrieval.retriever import SearchResult
 
 logger = logging.getLogger(__name__)
 
 
-async def fetch_published_answer(intent: str) -> dict[str, Any] | None:
-    """The first published answer for ``intent``, or None (also when the API is unreachable)."""
-    url = f"{settings.admin_api_url()}/api/v1/answers/published"
-    try:
-        async with httpx.AsyncClient(timeout=settings.admin_api_timeout()) as client:
-            reply = await client.get(url, params={"intent": intent, "limit": 1})
-            reply.raise_for_status()
-            answers = reply.json()
-    except (httpx.HTTPError, ValueError) as error:
-        logger.warning("answer lookup for intent %s failed: %s", intent, error)
+def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | None:
+    retriever = ready_retriever()
+    if retriever is None:
+        logger.warning("no answer retriever is ready: replying with the fallback")
         return None
-    return answers[0] if answers else None
+    return retriever.search(text, k=CLARIFY_OPTIONS, intent_ranking=ranking)
 
 
 class ActionAnswer(Action):
@@ -40,13 +37,30 @@ class ActionAnswer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        answer = await fetch_published_answer(intent) if intent else None
-        if answer is None:
+        message = tracker.latest_message or {}
+        text = message.get("text") or ""
+        intent = (message.get("intent") or {}).get("name")
+        result = await asyncio.to_thread(_search, text, message.get("intent_ranking"))
+        if result is None or result.top is None or result.decision not in {ANSWER, CLARIFY}:
+            dispatcher.utter_message(response="utter_no_answer")
+            return []
+        if result.decision == CLARIFY:
+            dispatcher.utter_message(
+                text="I'm not sure which of these you mean. Please pick one:",
+                buttons=[{"title": h.title, "payload": h.title} for h in result.hits],
+                json_message={"decision": CLARIFY, "intent": intent,
+                              "answer_ids": [h.answer_id for h in result.hits]},
+            )
+            return []
+        top = result.top
+        retriever = ready_retriever(0)
+        answer = retriever.answer(top.answer_id) if retriever else None
+        if answer is None:  # unpublished between the search and now
             dispatcher.utter_message(response="utter_no_answer")
             return []
         dispatcher.utter_message(
-            text=answer["body"].strip(),
-            json_message={"answer_id": answer["id"], "intent": intent},
+            text=answer.body.strip(),
+            json_message={"answer_id": top.answer_id, "intent": intent, "decision": ANSWER,
+                          "score": round(top.score, 4)},
         )
         return []

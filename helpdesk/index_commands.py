@@ -1,0 +1,105 @@
+"""``helpdesk index build|stats|search``: the answer retriever's index, from a terminal.
+
+The action server keeps its own index live from the admin API; ``build`` writes the snapshot
+it starts from (so its first start encodes nothing), and ``search`` shows what it would answer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+index_app = typer.Typer(help="The answer retriever's FAISS index.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
+    from retrieval import settings
+    from retrieval.encoder import Encoder
+    from retrieval.retriever import Retriever
+
+    encoder = Encoder(settings.encoder_model(),
+                      cache_path=settings.index_dir() / "embeddings.sqlite")
+    return Retriever(encoder)
+
+
+@index_app.command("build")
+def build() -> None:
+    """Index every published answer of the admin database and save a snapshot."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlmodel import Session, select
+
+    from admin_api import crud
+    from admin_api.core.db import get_engine
+    from admin_api.models import Answer
+    from retrieval import settings, snapshot
+    from retrieval.answers import AnswerStatus
+
+    try:
+        with Session(get_engine()) as session:
+            version = crud.current_version(session)
+            rows = session.exec(select(Answer).where(
+                Answer.status == AnswerStatus.published.value)).all()
+            answers = [row.to_data() for row in rows]
+    except (OperationalError, ProgrammingError) as error:
+        raise _fail(f"cannot read answers ({error.orig}); run `helpdesk db upgrade` first") \
+            from None
+    retriever = _retriever()
+    typer.echo(f"Encoding {len(answers)} published answers...")
+    retriever.replace_all(answers, version, progress=True)
+    folder = snapshot.save(retriever, settings.index_dir())
+    stats = retriever.stats()
+    typer.echo(f"Indexed {stats['answers']} answers through {stats['vectors']} texts "
+               f"({stats['index']} index on the {stats['device']}, answers version {version}); "
+               f"snapshot {folder}")
+
+
+@index_app.command("stats")
+def stats() -> None:
+    """Print the current snapshot's manifest."""
+    from retrieval import settings, snapshot
+
+    try:
+        info = snapshot.stats(settings.index_dir())
+    except snapshot.SnapshotError as error:
+        raise _fail(str(error)) from None
+    if info is None:
+        raise _fail(f"no index snapshot under {settings.index_dir()}; run `helpdesk index build`")
+    typer.echo(json.dumps(info, indent=2))
+
+
+@index_app.command("search")
+def search(
+    query: str = typer.Argument(..., help="A customer's question."),
+    k: int = typer.Option(5, min=1, max=100, help="How many answers to show."),
+    classifier: Path = typer.Option(
+        None, help="An intent model (folder or Rasa archive) whose ranking boosts answers."
+    ),
+) -> None:
+    """Search the snapshot and print the top answers with their scores and the decision."""
+    from retrieval import settings, snapshot
+
+    retriever = _retriever()
+    try:
+        snapshot.load(retriever, settings.index_dir())
+    except snapshot.SnapshotError as error:
+        raise _fail(f"{error}; run `helpdesk index build`") from None
+    ranking = None
+    if classifier is not None:
+        from nlu.evaluation import load_any
+
+        prediction = load_any(classifier).predict(query)
+        ranking = [{"name": n, "confidence": c} for n, c in prediction.ranking]
+        typer.echo(f"Classifier: {prediction.intent} ({prediction.confidence:.3f})")
+    result = retriever.search(query, k=k, intent_ranking=ranking)
+    typer.echo(f"Decision: {result.decision}")
+    for rank, hit in enumerate(result.hits, start=1):
+        typer.echo(f"{rank}. [{hit.answer_id}] {hit.title}  score {hit.score:.3f} "
+                   f"(similarity {hit.similarity:.3f} + boost {hit.boost:.3f})")
+        typer.echo(f"     matched: {hit.matched_text[:100]}")

@@ -1,0 +1,114 @@
+"""What the bot does with a search result: answer, clarify, or fall back; thresholds from data.
+
+``decide`` looks at the best score and its margin over the runner-up. ``choose_thresholds``
+picks both on labelled queries (in-scope queries with their gold answer, and out-of-scope ones)
+by maximising the expected worth of the decisions to a customer:
+
+- answer: +1 when right, -1 when wrong (a confident wrong answer is the worst outcome);
+- clarify: +0.5 when the right answer is among the offered buttons, else -0.5;
+- fallback (offer a human): +1 for an out-of-scope query, -0.5 for an in-scope one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ANSWER, CLARIFY, FALLBACK = "answer", "clarify", "fallback"
+CLARIFY_OPTIONS = 3
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fallback: float = 0.45  # best score below this: nothing good
+    margin: float = 0.05  # best minus runner-up below this: ask which one
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The intent boost weight and the decision thresholds with and without an intent ranking."""
+
+    boost: float = 0.3
+    without_ranking: Thresholds = field(default_factory=Thresholds)
+    with_ranking: Thresholds = field(default_factory=Thresholds)
+    chosen_on: str = "built-in defaults (not chosen on data)"
+
+    def thresholds(self, has_ranking: bool) -> Thresholds:
+        return self.with_ranking if has_ranking else self.without_ranking
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        if not path.is_file():
+            logger.warning("no retriever calibration at %s: using built-in defaults", path)
+            return cls()
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            boost=float(raw["boost"]),
+            without_ranking=Thresholds(**raw["without_ranking"]),
+            with_ranking=Thresholds(**raw["with_ranking"]),
+            chosen_on=str(raw.get("chosen_on", "")),
+        )
+
+
+def decide(scores: Sequence[float], thresholds: Thresholds) -> str:
+    """``scores`` are the ranked hits' scores, best first."""
+    if not scores or scores[0] < thresholds.fallback:
+        return FALLBACK
+    if len(scores) > 1 and scores[0] - scores[1] < thresholds.margin:
+        return CLARIFY
+    return ANSWER
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled query: its ranked scores and where its gold answer ranked (None: absent)."""
+
+    scores: tuple[float, ...]
+    gold_rank: int | None
+    in_scope: bool
+
+
+def worth(case: Case, decision: str) -> float:
+    if decision == FALLBACK:
+        return -0.5 if case.in_scope else 1.0
+    if decision == CLARIFY:
+        offered = case.in_scope and case.gold_rank is not None and case.gold_rank < CLARIFY_OPTIONS
+        return 0.5 if offered else -0.5
+    return 1.0 if case.in_scope and case.gold_rank == 0 else -1.0
+
+
+def choose_thresholds(cases: Sequence[Case]) -> tuple[Thresholds, float]:
+    """The grid point with the highest mean worth (ties: the lower fallback, then margin)."""
+    if not cases:
+        raise ValueError("choosing thresholds needs labelled queries")
+    top = np.array([c.scores[0] if c.scores else -np.inf for c in cases])
+    gap = np.array([c.scores[0] - c.scores[1] if len(c.scores) > 1 else np.inf for c in cases])
+    worth_of = {d: np.array([worth(c, d) for c in cases]) for d in (ANSWER, CLARIFY, FALLBACK)}
+    finite = top[np.isfinite(top)]
+    levels = np.quantile(finite, np.linspace(0, 0.95, 96)) if len(finite) else np.array([0.0])
+    candidates = np.unique(np.round(levels, 3))
+    margins = np.round(np.arange(0.0, 0.2001, 0.005), 3)
+    best, best_worth = Thresholds(), -np.inf
+    for fallback in candidates:
+        falls = top < fallback
+        for margin in margins:
+            clarifies = ~falls & (gap < margin)
+            answers = ~falls & ~clarifies
+            mean = float(np.mean(
+                np.where(falls, worth_of[FALLBACK], 0)
+                + np.where(clarifies, worth_of[CLARIFY], 0)
+                + np.where(answers, worth_of[ANSWER], 0)
+            ))
+            if mean > best_worth + 1e-12:
+                best, best_worth = Thresholds(float(fallback), float(margin)), mean
+    return best, best_worth

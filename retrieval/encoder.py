@@ -1,0 +1,86 @@
+"""The sentence encoder: normalised sentence-transformers embeddings, batched and cached.
+
+Vectors are L2-normalised so that FAISS's inner product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.cache import EmbeddingCache, text_key
+
+logger = logging.getLogger(__name__)
+
+MAX_CHARS = 2000  # longer texts are cut before tokenising: the model reads 256 tokens anyway
+
+
+def model_fingerprint(model: str) -> str:
+    """A short id of a model's weights: the folder name plus a hash of its weight files."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{folder.name}-{digest.hexdigest()[:16]}"
+
+
+def clean_text(text: str) -> str:
+    """What the model sees: control characters as spaces, squeezed, at most ``MAX_CHARS``."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text[: MAX_CHARS * 2])
+    return " ".join(text.split())[:MAX_CHARS]
+
+
+class Encoder:
+    """Encodes texts with one sentence-transformers model, through an optional cache."""
+
+    def __init__(
+        self, model: str, cache_path: Path | None = None, device: str | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = model
+        self.model_id = model_fingerprint(model)
+        self._model = SentenceTransformer(model, device=device)
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self.cache = EmbeddingCache(cache_path, self.dim) if cache_path else None
+        self.encoded = 0  # texts actually run through the model (not served from the cache)
+
+    def _run(self, texts: list[str], progress: bool) -> np.ndarray:
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=progress,
+            )
+            self.encoded += len(texts)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """One normalised float32 row per text; empty texts give a zero vector."""
+        cleaned = [clean_text(t) for t in texts]
+        out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
+        wanted = {i: t for i, t in enumerate(cleaned) if t}
+        if not wanted:
+            return out
+        keys = {i: text_key(self.model_id, t) for i, t in wanted.items()}
+        cached = self.cache.get_many(sorted(set(keys.values()))) if self.cache else {}
+        missing = sorted({t for i, t in wanted.items() if keys[i] not in cached})
+        if missing:
+            fresh = dict(zip(missing, self._run(missing, progress), strict=True))
+            if self.cache:
+                self.cache.put_many({text_key(self.model_id, t): v for t, v in fresh.items()})
+            cached.update({text_key(self.model_id, t): v for t, v in fresh.items()})
+        for i in wanted:
+            out[i] = cached[keys[i]]
+        return out

