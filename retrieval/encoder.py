@@ -74,11 +74,11 @@ class Encoder:
         if not wanted:
             return out
         keys = {i: text_key(self.model_id, t) for i, t in wanted.items()}
-        cached = self.cache.get_many(sorted(set(keys.values()))) if self.cache else {}
+        cached = self.cache.get_many(sorted(set(keys.values()))) if self.cache is not None else {}
         missing = sorted({t for i, t in wanted.items() if keys[i] not in cached})
         if missing:
             fresh = dict(zip(missing, self._run(missing, progress), strict=True))
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many({text_key(self.model_id, t): v for t, v in fresh.items()})
             cached.update({text_key(self.model_id, t): v for t, v in fresh.items()})
         for i in wanted:

@@ -136,3 +136,22 @@ def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    progress=False)
     fast.export(result.path, validation=result.validation)
     return result.path
+
+
+@pytest.fixture(scope="session")
+def encoder(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - retrieval.encoder.Encoder
+    """The default sentence encoder, loaded once, with its embedding cache in a temp folder."""
+    from retrieval import settings
+    from retrieval.encoder import Encoder
+
+    return Encoder(settings.encoder_model(),
+                   cache_path=tmp_path_factory.mktemp("emb") / "embeddings.sqlite")
+
+
+def make_answer(answer_id: int, title: str, body: str, questions: list[str] | None = None,
+                intent: str | None = None, status: str = "published", tags: list[str] | None = None):  # noqa: ANN201,E501
+    """A curated answer for retrieval tests."""
+    from retrieval.answers import AnswerData
+
+    return AnswerData(id=answer_id, title=title, body=body, questions=questions or [],
+                      intent=intent, status=status, tags=tags or [])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
-from sqlmodel import Session, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlmodel import Session, SQLModel, select
 
 from admin_api import crud, migrate
 from admin_api.core.db import get_engine
 from admin_api.models import Answer, Meta
 from retrieval.answers import AnswerData
 from tests.conftest import PROJECT_ROOT
+
+TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta"}
 
 
 def _tables(url: str) -> set[str]:
@@ -18,13 +22,34 @@ def _tables(url: str) -> set[str]:
 
 def test_upgrade_from_empty_then_downgrade_to_base(database_url: str) -> None:
     migrate.upgrade(database_url)
-    assert _tables(database_url) == {"answer", "feedback", "meta"}
+    assert _tables(database_url) == TABLES
     columns = {c["name"] for c in inspect(get_engine(database_url)).get_columns("answer")}
     assert {"id", "intent", "title", "body", "questions", "tags", "status"} <= columns
     migrate.downgrade(database_url, "base")
     assert _tables(database_url) == set()
     migrate.upgrade(database_url)  # and back up again from the emptied database
-    assert _tables(database_url) == {"answer", "feedback", "meta"}
+    assert _tables(database_url) == TABLES
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    with get_engine(database_url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_answer_versions_survive_an_upgrade_of_existing_data(database_url: str) -> None:
+    migrate.upgrade(database_url, "0001")
+    with get_engine(database_url).begin() as connection:
+        connection.execute(text(
+            "INSERT INTO answer (id, title, body, questions, tags, status, created_at, updated_at)"
+            " VALUES (7, 'Hours', 'Open daily.', '[]', '[]', 'published', :now, :now)"
+        ), {"now": "2026-11-01 00:00:00"})
+    migrate.upgrade(database_url)
+    with Session(get_engine(database_url)) as session:
+        changes = crud.answer_changes(session, 0)
+        assert [a.id for a in changes["upserts"]] == [7]  # rows from before 0002 are in the feed
+        assert changes["version"] == crud.current_version(session) == 1
 
 
 def test_seed_imports_once_and_never_again(database_url: str) -> None:

@@ -15,7 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy
+from sqlmodel import Session
 
+from admin_api import crud
+from admin_api.core.db import get_engine
+from admin_api.models import Answer
 from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
 
 pytestmark = pytest.mark.slow
@@ -112,8 +116,20 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # A BANKING77 training question reaches the curated answer through the action server.
     answer = served.say("smoke-1", "I am still waiting on my card?")
     assert "5 to 7 working days" in _texts(answer)
-    custom = [r["custom"] for r in answer if "custom" in r]
-    assert custom == [{"answer_id": 101, "intent": "card_arrival"}]
+    [custom] = [r["custom"] for r in answer if "custom" in r]
+    assert custom["answer_id"] == 101 and custom["intent"] == "card_arrival"
+    assert custom["decision"] == "answer" and 0 < custom["score"] <= 1.5
+
+    # Staff edit the answer in the database: the bot says the new text within 2 seconds.
+    with Session(get_engine(f"sqlite:///{served.var_dir / 'admin.db'}")) as session:
+        row = session.get(Answer, 101)
+        edited = row.to_data()
+        edited.body = "Your card is on its way: tracked delivery takes 2 working days."
+        crud.update_answer(session, row, edited)
+        session.commit()
+    committed = time.monotonic()
+    while "tracked delivery" not in _texts(served.say("smoke-2", "I am still waiting on my card?")):
+        assert time.monotonic() - committed < 2.0, "the edited answer was not live in 2 s"
 
     assert httpx.get(served.api + "/health").json() == {"status": "ok", "database": "ok"}
     assert "Chat with us" in httpx.get(served.api + "/").text
