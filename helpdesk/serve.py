@@ -157,7 +157,7 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
         ),
         Service(
             "action server",
-            [python, "-m", "rasa_sdk", "--actions", "bot.actions",
+            [python, "-m", "bot.action_server", "--actions", "bot.actions",
              "--port", str(settings.actions_port)],
             f"{actions_url}/health", logs / "actions.log", env,
         ),

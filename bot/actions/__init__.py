@@ -1,12 +1,5 @@
-"""Custom actions run by the action server (``python -m rasa_sdk --actions bot.actions``).
-
-Importing the package starts loading the answer retriever in the background, so that the
-index is warm before the first question arrives.
-"""
+"""Custom actions, run by ``python -m bot.action_server --actions bot.actions``."""
 
 from bot.actions.answers import ActionAnswer
-from bot.actions.retriever import start_in_background
-
-start_in_background()
 
 __all__ = ["ActionAnswer"]

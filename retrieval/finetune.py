@@ -1,0 +1,119 @@
+"""Contrastive fine-tuning of the sentence encoder on labelled questions.
+
+Pairs two questions of the same intent as (anchor, positive) and trains with in-batch
+negatives (a symmetric multiple-negatives ranking loss). Each batch holds at most one pair per
+intent, so no "negative" is secretly a positive. The result is saved in sentence-transformers'
+``save_pretrained`` layout, written under a temporary name and renamed, and reloads with one
+call (``Encoder(path)`` or ``SentenceTransformer(path)``).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch's own convention
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    epochs: int = 1
+    batch_size: int = 64  # pairs per batch; at most one per intent
+    learning_rate: float = 3e-5
+    warmup_ratio: float = 0.1
+    scale: float = 20.0  # cosine similarities are multiplied by this before the softmax
+    max_length: int = 64
+    seed: int = 0
+
+
+def _batches(texts: Sequence[str], labels: Sequence[str], batch_size: int,
+             rng: random.Random) -> list[list[tuple[str, str]]]:
+    """Every text once as an anchor, with a random same-intent positive; one pair per intent."""
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(texts, labels, strict=True):
+        by_label[label].append(text)
+    pairs = []
+    for label, group in by_label.items():
+        if len(group) < 2:
+            continue
+        for anchor in group:
+            positive = anchor
+            while positive == anchor:
+                positive = rng.choice(group)
+            pairs.append((label, anchor, positive))
+    rng.shuffle(pairs)
+    open_batches: list[tuple[set[str], list[tuple[str, str]]]] = []
+    done = []
+    for label, anchor, positive in pairs:
+        for labels_in, batch in open_batches:
+            if label not in labels_in:
+                labels_in.add(label)
+                batch.append((anchor, positive))
+                if len(batch) == batch_size:
+                    done.append(batch)
+                    open_batches.remove((labels_in, batch))
+                break
+        else:
+            open_batches.append(({label}, [(anchor, positive)]))
+    done.extend(batch for _, batch in open_batches if len(batch) > 1)
+    rng.shuffle(done)
+    return done
+
+
+def finetune(
+    base: str, texts: Sequence[str], labels: Sequence[str], out_dir: Path,
+    params: FinetuneParams = FinetuneParams(), progress: bool = True,
+) -> Path:
+    """Fine-tune ``base`` on the labelled texts and save it to ``out_dir``."""
+    from sentence_transformers import SentenceTransformer
+
+    rng = random.Random(params.seed)
+    torch.manual_seed(params.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = SentenceTransformer(base, device=device)
+    model.max_seq_length = params.max_length
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate)
+    plans = [_batches(texts, labels, params.batch_size, rng) for _ in range(params.epochs)]
+    total = sum(len(p) for p in plans)
+    warmup = max(1, int(total * params.warmup_ratio))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
+    )
+    model.train()
+    started = time.monotonic()
+    bar = tqdm(total=total, desc="fine-tuning encoder", disable=not progress)
+    for plan in plans:
+        for batch in plan:
+            embedded = []
+            for side in zip(*batch, strict=True):
+                features = model.tokenize(list(side))
+                features = {k: v.to(device) for k, v in features.items()}
+                embedded.append(F.normalize(model(features)["sentence_embedding"], dim=-1))
+            scores = params.scale * embedded[0] @ embedded[1].T
+            target = torch.arange(len(batch), device=scores.device)
+            loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.eval()
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(str(staging))
+    (staging / "FINETUNED.txt").write_text(
+        f"base: {base}\nexamples: {len(texts)}\nparams: {params}\n"
+        f"seconds: {time.monotonic() - started:.0f}\n", encoding="utf-8")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return out_dir
