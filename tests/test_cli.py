@@ -28,7 +28,8 @@ def test_help_lists_commands_without_loading_heavy_libraries(tmp_path: Path) -> 
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from helpdesk.cli import app\n"
-        "for args in (['--help'], ['db', '--help'], ['data', '--help'], ['serve', '--help']):\n"
+        "for args in (['--help'], ['db', '--help'], ['data', '--help'], ['serve', '--help'],\n"
+        "             ['index', '--help']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
         "heavy = ('tensorflow', 'torch', 'rasa', 'transformers', 'sqlalchemy', 'faiss')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
@@ -104,3 +105,21 @@ def test_installed_packages_are_this_checkout() -> None:
     assert result.returncode == 0, result.stderr
     for path in result.stdout.split():
         assert Path(path).is_relative_to(PROJECT_ROOT), (path, PROJECT_ROOT)
+
+
+def test_index_build_stats_and_search(tmp_path: Path) -> None:
+    env = helpdesk_env(tmp_path)
+    missing = _run(["index", "search", "card"], env)
+    assert missing.returncode == 1 and "helpdesk index build" in missing.stderr
+    assert _run(["index", "build"], env).returncode == 1  # no database yet: says what to run
+    assert _run(["db", "upgrade"], env).returncode == 0
+    built = _run(["index", "build"], env, timeout=300)
+    assert built.returncode == 0, built.stderr
+    assert "Indexed 80 answers" in built.stdout
+    stats = _run(["index", "stats"], env)
+    assert stats.returncode == 0 and '"answers": 80' in stats.stdout
+    found = _run(["index", "search", "I still have not received my new card", "--k", "2"], env)
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[0].startswith("Decision: ") and lines[1].startswith("1. [101] ")
+    assert sum(line[:3] in {"1. ", "2. "} for line in lines) == 2

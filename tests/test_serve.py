@@ -176,7 +176,7 @@ def test_postgres_and_a_dying_service_is_reported(
 
     [action_server] = [
         pid for pid in processes_of(served.var_dir)
-        if b"rasa_sdk" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"bot.action_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     os.kill(action_server, signal.SIGKILL)
     assert served.process.wait(60) == 1
