@@ -269,6 +269,7 @@ def quality(args: argparse.Namespace) -> None:
         suffix = "_hybrid" if hybrid else ""
         measure(f"title_body{suffix}", "(a) title + body", base, bare, None, hybrid)
         measure(f"dense{suffix}", "(b) + staff variants", base, answers, None, hybrid)
+        measure(f"dense_tuned{suffix}", "(b) + staff variants", tuned, answers, None, hybrid)
         measure(f"with_variants{suffix}", "(c) + training questions", base, answers,
                 all_variants, hybrid)
         measure(f"with_variants_tuned{suffix}", "(c) + training questions", tuned, answers,
@@ -323,6 +324,7 @@ def quality(args: argparse.Namespace) -> None:
     figures = {
         "title_body": keyed["title_body"], "title_body_hybrid": keyed["title_body_hybrid"],
         "dense": keyed["dense"], "dense_hybrid": keyed["dense_hybrid"],
+        "dense_tuned": keyed["dense_tuned"],
         "with_variants": max(keyed["with_variants"], keyed["with_variants_tuned"],
                              key=lambda f: f["recall_at_1"]),
         "with_variants_base": keyed["with_variants"],

@@ -95,7 +95,8 @@ def finetune(
             embedded = []
             for side in zip(*batch, strict=True):
                 features = model.tokenize(list(side))
-                features = {k: v.to(device) for k, v in features.items()}
+                features = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                            for k, v in features.items()}
                 embedded.append(F.normalize(model(features)["sentence_embedding"], dim=-1))
             scores = params.scale * embedded[0] @ embedded[1].T
             target = torch.arange(len(batch), device=scores.device)
