@@ -154,7 +154,16 @@ def _classifier(fit: list, path: Path, retrain: bool):  # noqa: ANN202 - nlu.Int
 
 
 def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
-    return [[{"name": n, "confidence": c} for n, c in p.ranking]
+    """Rankings as the bot's action server receives them: top 10, rescaled as the Rasa
+    component rescales them (learned out-of-scope threshold onto the configured one)."""
+    import yaml
+
+    from nlu.calibration import rescale
+
+    pipeline = yaml.safe_load((ROOT / "bot" / "config.yml").read_text())["pipeline"]
+    configured = next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier")
+    learned = classifier.meta.calibration.oos_threshold
+    return [[{"name": n, "confidence": rescale(c, learned, configured)} for n, c in p.ranking[:10]]
             for p in classifier.predict_batch(texts)]
 
 

@@ -84,3 +84,17 @@ def choose_oos_threshold(in_scope_conf: np.ndarray, in_scope_correct: np.ndarray
         if score > best_score:
             best, best_score = float(threshold), score
     return best
+
+
+def rescale(confidence: float, learned: float, configured: float) -> float:
+    """Monotone map sending ``learned`` to ``configured`` (0 and 1 stay fixed).
+
+    What the Rasa component applies so that the learned out-of-scope threshold lands on
+    ``FallbackClassifier``'s; anything that consumes its confidences (the retriever's intent
+    boost, when it is calibrated) applies the same map.
+    """
+    if learned <= 0.0 or learned >= 1.0:
+        return confidence
+    if confidence < learned:
+        return confidence * configured / learned
+    return configured + (confidence - learned) * (1.0 - configured) / (1.0 - learned)

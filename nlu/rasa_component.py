@@ -28,21 +28,13 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier, Prediction
 from nlu.training import TrainParams, train
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
 _COMPONENT_KEYS = {"fallback_threshold", "ranking_length", "fast_inference", "threads"}
-
-
-def rescale(confidence: float, learned: float, configured: float) -> float:
-    """Monotone map sending ``learned`` to ``configured`` (0 and 1 stay fixed)."""
-    if learned <= 0.0 or learned >= 1.0:
-        return confidence
-    if confidence < learned:
-        return confidence * configured / learned
-    return configured + (confidence - learned) * (1.0 - configured) / (1.0 - learned)
 
 
 @lru_cache(maxsize=8)

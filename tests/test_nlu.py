@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nlu import calibration, fast
+from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier
 from nlu.model import load, save
-from nlu.rasa_component import rescale
 from nlu.training import Interrupted, TrainParams, train
 from tests.conftest import TINY_INTENTS as INTENTS
 from tests.conftest import banking_examples as _examples
