@@ -4,7 +4,7 @@ An answer is indexed through several texts, so a FAISS id is ``answer_id << 10 |
 ``id >> 10`` is the answer id, one answer's vectors are removed by id without a rebuild, and a
 hit says which text matched. Up to ``exact_max`` vectors the index is exact
 (``IndexIDMap2(IndexFlatIP)``); beyond, it is an IVF index whose ``nprobe`` is raised at build
-time until recall@10 against exact search reaches the target on a sample of the data.
+time until recall@10 against exact search reaches a target on probes made from the data.
 
 On a GPU the CPU index stays the master copy (FAISS's GPU indexes cannot remove ids) and a GPU
 mirror serves searches. A write makes the mirror stale; until a background thread has copied
@@ -26,7 +26,12 @@ logger = logging.getLogger(__name__)
 
 TEXT_BITS = 10
 MAX_TEXTS_PER_ANSWER = 1 << TEXT_BITS
-RECALL_TARGET = 0.97  # nprobe is tuned to this on build, so that real queries stay above 0.95
+# nprobe is raised at build until recall@10 on midpoint probes (halfway between two random
+# stored vectors) reaches this. Midpoints fall between clusters, so they are harder than real
+# questions: on real-text-shaped data, 0.90 here gave >= 0.98 for real questions at 100k and
+# 1M vectors (bench/retrieval.py), where isotropic noise around stored vectors overestimated
+# recall and let real questions drop to 0.91.
+RECALL_TARGET = 0.90
 
 
 def vector_id(answer_id: int, text_number: int) -> int:
@@ -179,9 +184,12 @@ class VectorIndex:
     ) -> None:
         """Smallest power-of-two nprobe whose recall@10 against exact reaches the target."""
         rng = np.random.default_rng(seed + 1)
-        picks = rng.choice(len(matrix), size=min(queries, len(matrix)), replace=False)
-        noisy = matrix[picks] + rng.normal(0, 0.05, (len(picks), matrix.shape[1]))
-        probe = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+        count = min(queries, len(matrix))
+        first = matrix[rng.choice(len(matrix), size=count, replace=False)]
+        second = matrix[rng.choice(len(matrix), size=count, replace=False)]
+        middle = first + second
+        probe = (middle / np.maximum(np.linalg.norm(middle, axis=1, keepdims=True), 1e-12)
+                 ).astype(np.float32)
         exact = faiss.IndexFlatIP(matrix.shape[1])
         exact.add(matrix)
         _, truth = exact.search(probe, 10)
