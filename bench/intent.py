@@ -30,7 +30,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
+from results_file import RESULTS, merge  # noqa: E402 - after the path is set
+
 CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")) \
     / "clinc150" / "data_full.json"
 PUBLISHED = {
@@ -42,14 +43,7 @@ PUBLISHED = {
 
 
 def _merge(part: str, figures: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "intent.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged[part] = {**figures, "date": time.strftime("%Y-%m-%d %H:%M"),
-                    "machine": {"cpus": os.cpu_count()}}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    merged = merge("intent", part, figures)
     _write_markdown(merged)
 
 

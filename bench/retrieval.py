@@ -34,7 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
+from results_file import RESULTS, merge  # noqa: E402 - after the path is set
+
 WORK = ROOT / "var" / "bench"
 CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")) \
     / "clinc150" / "data_full.json"
@@ -43,14 +44,7 @@ FOREIGN_DOMAINS = ("travel", "kitchen_and_dining", "home", "auto_and_commute")
 
 
 def _merge(part: str, figures: dict) -> dict:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "retrieval.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged[part] = {**figures, "date": time.strftime("%Y-%m-%d %H:%M"),
-                    "machine": {"cpus": os.cpu_count()}}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    merged = merge("retrieval", part, figures)
     _write_markdown(merged)
     return merged
 
@@ -262,7 +256,8 @@ def quality(args: argparse.Namespace) -> None:
 
     def measure(name: str, base_name: str, encoder, answer_set, extra, hybrid: bool,  # noqa: ANN001
                 rankings: list | None = None, boost: float = 0.0) -> dict:
-        retriever = Retriever(encoder, Calibration(boost=boost), device="cpu", hybrid=hybrid)
+        retriever = Retriever(encoder, Calibration(boost=boost), device="cpu",
+                          cache_queries=True, hybrid=hybrid)
         retriever.replace_all(answer_set, extra_texts=extra)
         figures, _ = _run(retriever, test_queries[:n_test], test_gold[:n_test], rankings)
         row = {"base": base_name, "search": ("hybrid" if hybrid else "dense")
@@ -286,7 +281,8 @@ def quality(args: argparse.Namespace) -> None:
 
     # (d): the boost is chosen on validation queries, with variants from the fit split only.
     def choose_boost(encoder, extra) -> float:  # noqa: ANN001
-        retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu", hybrid=False)
+        retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
+                          cache_queries=True, hybrid=False)
         retriever.replace_all(answers, extra_texts=extra)
         n_val = len(val)
         scores = {}
@@ -308,7 +304,8 @@ def quality(args: argparse.Namespace) -> None:
                   "encoder": "-", **classifier_only})
 
     # Decision thresholds for the product's configuration: staff variants, base encoder, dense.
-    product = Retriever(base, Calibration(boost=staff_boost), device="cpu", hybrid=False)
+    product = Retriever(base, Calibration(boost=staff_boost), device="cpu",
+                          cache_queries=True, hybrid=False)
     product.replace_all(answers)
     _, val_plain = _run(product, val_queries, val_gold)
     _, val_ranked = _run(product, val_queries, val_gold, val_rank)

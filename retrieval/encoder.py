@@ -66,20 +66,26 @@ class Encoder:
             self.encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """One normalised float32 row per text; empty texts give a zero vector."""
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
+               ) -> np.ndarray:
+        """One normalised float32 row per text; empty texts give a zero vector.
+
+        ``cache=False`` for customers' questions: caching them would write to disk on every
+        search and keep growing with traffic, for texts that rarely come back.
+        """
         cleaned = [clean_text(t) for t in texts]
         out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
         wanted = {i: t for i, t in enumerate(cleaned) if t}
         if not wanted:
             return out
         keys = {i: text_key(self.model_id, t) for i, t in wanted.items()}
-        cached = self.cache.get_many(sorted(set(keys.values()))) if self.cache is not None else {}
+        store = self.cache if cache else None
+        cached = store.get_many(sorted(set(keys.values()))) if store is not None else {}
         missing = sorted({t for i, t in wanted.items() if keys[i] not in cached})
         if missing:
             fresh = dict(zip(missing, self._run(missing, progress), strict=True))
-            if self.cache is not None:
-                self.cache.put_many({text_key(self.model_id, t): v for t, v in fresh.items()})
+            if store is not None:
+                store.put_many({text_key(self.model_id, t): v for t, v in fresh.items()})
             cached.update({text_key(self.model_id, t): v for t, v in fresh.items()})
         for i in wanted:
             out[i] = cached[keys[i]]

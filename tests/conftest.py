@@ -155,3 +155,26 @@ def make_answer(answer_id: int, title: str, body: str, questions: list[str] | No
 
     return AnswerData(id=answer_id, title=title, body=body, questions=questions or [],
                       intent=intent, status=status, tags=tags or [])
+
+
+ALLOWED_ORIGIN = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # noqa: F821
+    """The admin API in-process over a migrated, seeded database (SQLite and PostgreSQL)."""
+    from fastapi.testclient import TestClient
+
+    from admin_api import migrate
+    from admin_api.core.config import get_settings
+    from admin_api.main import create_app
+
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("HELPDESK_CORS_ORIGINS", ALLOWED_ORIGIN)
+    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://127.0.0.1:5005")
+    get_settings.cache_clear()
+    migrate.upgrade(database_url)
+    migrate.seed_answers(database_url, PROJECT_ROOT / "data" / "answers")
+    with TestClient(create_app()) as test_client:
+        yield test_client
+    get_settings.cache_clear()

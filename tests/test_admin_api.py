@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from admin_api import migrate
 from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
-from admin_api.main import create_app
 from admin_api.models import Feedback
-from tests.conftest import PROJECT_ROOT
-
-ALLOWED_ORIGIN = "http://127.0.0.1:8000"
-
-
-@pytest.fixture
-def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
-    monkeypatch.setenv("HELPDESK_CORS_ORIGINS", ALLOWED_ORIGIN)
-    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://127.0.0.1:5005")
-    get_settings.cache_clear()
-    migrate.upgrade(database_url)
-    migrate.seed_answers(database_url, PROJECT_ROOT / "data" / "answers")
-    with TestClient(create_app()) as test_client:
-        yield test_client
-    get_settings.cache_clear()
+from tests.conftest import ALLOWED_ORIGIN
 
 
 def _stored(client: TestClient) -> list[Feedback]:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from admin_api import crud, migrate
+from admin_api import crud
 from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
-from admin_api.main import create_app
 from admin_api.models import Answer
 from retrieval.answers import AnswerData, AnswerStatus
-from tests.conftest import PROJECT_ROOT
-
-
-@pytest.fixture
-def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    migrate.upgrade(database_url)
-    migrate.seed_answers(database_url, PROJECT_ROOT / "data" / "answers")
-    with TestClient(create_app()) as test_client:
-        yield test_client
-    get_settings.cache_clear()
 
 
 def _session() -> Session:
