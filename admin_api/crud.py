@@ -1,19 +1,28 @@
-"""Answer writes, and the changes feed that the retriever polls.
+"""Answer writes, their revision history, and the changes feed that the retriever polls.
 
 Every write goes through here so that it takes a new value of the answer clock in its own
 transaction: the feed (``answer_changes``) then reports every create, edit, publish, unpublish
-and delete exactly once, in commit order, on SQLite and PostgreSQL alike.
+and delete exactly once, in commit order, on SQLite and PostgreSQL alike. Every write also
+records a revision (who, when, which fields, the whole answer after it).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text, update
+from sqlalchemy import func, text, update
 from sqlmodel import Session, select
 
-from admin_api.models import Answer, AnswerClock, AnswerRead, AnswerTombstone, utcnow
+from admin_api.models import (
+    Answer,
+    AnswerClock,
+    AnswerRead,
+    AnswerRevision,
+    AnswerTombstone,
+    utcnow,
+)
 from retrieval.answers import AnswerData, AnswerStatus
 
 CHANGES_PAGE = 500
+CONTENT_FIELDS = ("intent", "title", "body", "questions", "tags")
 
 
 def tick(session: Session) -> int:
@@ -34,19 +43,46 @@ def _fields(data: AnswerData) -> dict:
     return fields
 
 
-def create_answers(session: Session, answers: list[AnswerData]) -> list[Answer]:
-    """Insert answers (keeping explicit ids) under one clock value; the caller commits."""
+def _snapshot(answer: Answer) -> dict:
+    data = answer.to_data().dict()
+    data["status"] = answer.status
+    return data
+
+
+def _record(session: Session, answer: Answer, action: str, changed: list[str],
+            author: str | None) -> None:
+    assert answer.id is not None
+    session.add(AnswerRevision(answer_id=answer.id, revision=answer.revision, action=action,
+                               changed=changed, data=_snapshot(answer), author=author,
+                               created_at=answer.updated_at))
+
+
+def last_revision(session: Session, answer_id: int) -> int:
+    value = session.execute(select(func.max(AnswerRevision.revision))
+                            .where(AnswerRevision.answer_id == answer_id)).scalar()
+    return int(value or 0)
+
+
+def create_answers(session: Session, answers: list[AnswerData],
+                   author: str | None = None) -> list[Answer]:
+    """Insert answers (keeping explicit ids) under one clock value; the caller commits.
+
+    An id that belonged to a deleted answer continues that answer's revision history.
+    """
     version, now = tick(session), utcnow()
     rows = []
     for data in answers:
         row = Answer(id=data.id, **_fields(data), created_at=now, updated_at=now, version=version)
-        session.add(row)
-        rows.append(row)
         if data.id is not None:
+            row.revision = last_revision(session, data.id) + 1
             tombstone = session.get(AnswerTombstone, data.id)
             if tombstone is not None:
                 session.delete(tombstone)
+        session.add(row)
+        rows.append(row)
     session.flush()
+    for row in rows:
+        _record(session, row, "create", [], author)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(
             "SELECT setval(pg_get_serial_sequence('answer', 'id'), "
@@ -55,29 +91,69 @@ def create_answers(session: Session, answers: list[AnswerData]) -> list[Answer]:
     return rows
 
 
-def update_answer(session: Session, answer: Answer, data: AnswerData) -> Answer:
-    for key, value in _fields(data).items():
-        setattr(answer, key, value)
+def _write(session: Session, answer: Answer, action: str, changed: list[str],
+           author: str | None) -> Answer:
     answer.updated_at, answer.version = utcnow(), tick(session)
+    answer.revision += 1
     session.add(answer)
+    _record(session, answer, action, changed, author)
     return answer
 
 
-def set_status(session: Session, answer: Answer, status: AnswerStatus) -> Answer:
+def update_answer(session: Session, answer: Answer, changes: dict,
+                  author: str | None = None, action: str = "update") -> Answer:
+    """Apply ``changes`` (field -> new value, already validated); only real changes count."""
+    changed = []
+    for key, value in changes.items():
+        value = value.value if isinstance(value, AnswerStatus) else value
+        if getattr(answer, key) != value:
+            setattr(answer, key, value)
+            changed.append(key)
+    if not changed:
+        return answer
+    return _write(session, answer, action, changed, author)
+
+
+def set_status(session: Session, answer: Answer, status: AnswerStatus,
+               author: str | None = None) -> Answer:
+    if answer.status == status.value:
+        return answer
     answer.status = status.value
-    answer.updated_at, answer.version = utcnow(), tick(session)
-    session.add(answer)
-    return answer
+    action = "publish" if status is AnswerStatus.published else "unpublish"
+    return _write(session, answer, action, ["status"], author)
 
 
-def delete_answer(session: Session, answer: Answer) -> None:
+def delete_answer(session: Session, answer: Answer, author: str | None = None) -> None:
     version = tick(session)
     assert answer.id is not None
     tombstone = session.get(AnswerTombstone, answer.id) or AnswerTombstone(answer_id=answer.id,
                                                                            version=version)
     tombstone.version, tombstone.deleted_at = version, utcnow()
     session.add(tombstone)
+    answer.revision += 1
+    answer.updated_at = tombstone.deleted_at
+    _record(session, answer, "delete", [], author)
     session.delete(answer)
+
+
+def restore_revision(session: Session, answer_id: int, revision: AnswerRevision,
+                     author: str | None = None) -> Answer:
+    """Bring back a revision's content. The current status is kept (restoring never
+    publishes by surprise); a deleted answer comes back as a draft under its old id."""
+    content = {k: revision.data.get(k) for k in CONTENT_FIELDS}
+    answer = session.get(Answer, answer_id)
+    if answer is None:
+        data = AnswerData(id=answer_id, **content, status=AnswerStatus.draft)
+        [answer] = create_answers(session, [data], author)
+        answer_revision = session.exec(select(AnswerRevision).where(
+            AnswerRevision.answer_id == answer_id,
+            AnswerRevision.revision == answer.revision)).one()
+        answer_revision.action = "restore"
+        answer_revision.changed = [f"from revision {revision.revision}"]
+        return answer
+    changes = {k: v for k, v in content.items() if getattr(answer, k) != v}
+    answer = update_answer(session, answer, changes, author, action="restore")
+    return answer
 
 
 def answer_changes(session: Session, since: int, limit: int = CHANGES_PAGE) -> dict:

@@ -2,29 +2,74 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
+from admin_api import retention
 from admin_api.api.limits import BodySizeLimit
-from admin_api.api.routes import answers, feedback, health, widget
+from admin_api.api.routes import (
+    answers,
+    audit,
+    conversations,
+    feedback,
+    handoff,
+    health,
+    inbox,
+    metrics,
+    training,
+    users,
+    widget,
+)
 from admin_api.core.config import get_settings
+
+ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
+           audit, widget)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    stop = threading.Event()
+    retention.start_purger(stop)
+    yield
+    stop.set()
+
+
+async def count_requests(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    metrics.REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
+    return response
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
         title="Lepton Helpdesk admin API",
-        version="0.1.0",
-        description="Curated answers, customer feedback and the bot's operations.",
+        version="0.2.0",
+        description="Curated answers, the review inbox, conversations and hand-off, training "
+                    "data, people and monitoring. Writes need a bearer token "
+                    "(`helpdesk users create`); staff curate and triage, admins also manage "
+                    "people and settings.",
+        lifespan=lifespan,
     )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Content-Type", "Authorization"],
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    for module in (health, feedback, answers, widget):
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
+                       per_path={"/api/v1/answers/import": settings.max_import_bytes})
+    app.middleware("http")(count_requests)
+    for module in ROUTERS:
         app.include_router(module.router)
     return app
 

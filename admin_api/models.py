@@ -38,6 +38,10 @@ class Answer(SQLModel, table=True):
     version: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, index=True, server_default="1")
     )
+    # This answer's own revision number (see AnswerRevision); edits name the one they started
+    # from, and a stale one is refused with 409 instead of silently losing a colleague's edit.
+    revision: int = Field(default=1, sa_column=Column(BigInteger, nullable=False,
+                                                       server_default="1"))
 
     def to_data(self) -> AnswerData:
         return AnswerData(
@@ -51,9 +55,31 @@ class AnswerRead(AnswerData):
     created_at: datetime
     updated_at: datetime
     version: int
+    revision: int
 
     class Config:
         orm_mode = True
+
+
+class AnswerUpdate(BaseModel):
+    """A partial edit. ``base_revision`` is the revision the editor started from: if someone
+    saved in between, the edit is refused with 409 rather than overwriting their work."""
+
+    base_revision: int = PField(..., ge=1, le=2**62)
+    intent: str | None = None
+    title: str | None = None
+    body: str | None = None
+    questions: list[str] | None = None
+    tags: list[str] | None = None
+
+    class Config:
+        extra = "forbid"
+
+
+class ImportReport(BaseModel):
+    created: list[int]
+    updated: list[int]
+    unchanged: list[int]
 
 
 class AnswerClock(SQLModel, table=True):
@@ -158,8 +184,309 @@ class FeedbackRead(BaseModel):
         orm_mode = True
 
 
+class FeedbackDetail(FeedbackRead):
+    """What staff see: also the customer's text, intent and confidence from the tracker."""
+
+    text: str | None
+    intent: str | None
+    confidence: float | None
+
+
 class Meta(SQLModel, table=True):
     """Small key/value facts about the database (for example, whether answers were seeded)."""
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=256)
+
+
+# --- People and tokens -------------------------------------------------------------------
+
+
+class Role(str, enum.Enum):
+    """``staff`` curate answers, triage feedback and take hand-offs; ``admin`` also manage
+    people, retraining and deployments."""
+
+    admin = "admin"
+    staff = "staff"
+
+
+class User(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    role: str = Field(max_length=16)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token. Only its SHA-256 is stored: the token is shown once, when made."""
+
+    __tablename__ = "api_token"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: Optional[datetime] = None  # noqa: UP045
+    revoked_at: Optional[datetime] = None  # noqa: UP045
+    last_used_at: Optional[datetime] = None  # noqa: UP045
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+
+
+class UserCreate(BaseModel):
+    name: str = PField(..., min_length=1, max_length=64, regex=_NAME_PATTERN)
+    role: Role
+
+    class Config:
+        extra = "forbid"
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    active: bool | None = None
+
+    class Config:
+        extra = "forbid"
+
+
+class UserRead(BaseModel):
+    id: int
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+    class Config:
+        orm_mode = True
+
+
+class TokenCreate(BaseModel):
+    name: str = PField("api", min_length=1, max_length=64, regex=_NAME_PATTERN)
+    expires_in_days: int | None = PField(
+        90, ge=1, le=3650, description="Days until the token stops working; null: never.")
+
+    class Config:
+        extra = "forbid"
+
+
+class TokenRead(BaseModel):
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    class Config:
+        orm_mode = True
+
+
+class TokenIssued(TokenRead):
+    token: str = PField(..., description="The secret itself; shown only in this response.")
+
+
+# --- Answer revisions ------------------------------------------------------------------
+
+
+class AnswerRevision(SQLModel, table=True):
+    """One state of an answer after a write: who, when, what changed, and the whole answer.
+
+    Kept after the answer is deleted, so a deleted answer can be restored.
+    """
+
+    __tablename__ = "answer_revision"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    answer_id: int = Field(index=True)
+    revision: int
+    action: str = Field(max_length=16)
+    changed: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    author: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    created_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (UniqueConstraint("answer_id", "revision", name="uq_answer_revision"),)
+
+
+class AnswerRevisionRead(BaseModel):
+    answer_id: int
+    revision: int
+    action: str
+    changed: list[str]
+    data: AnswerData
+    author: str | None
+    created_at: datetime
+
+    class Config:
+        orm_mode = True
+
+
+# --- Review inbox and training data ----------------------------------------------------
+
+
+class ReviewReason(str, enum.Enum):
+    thumbs_down = "thumbs_down"
+    fallback = "fallback"
+    clarify = "clarify"
+    low_confidence = "low_confidence"
+
+
+class ReviewItem(SQLModel, table=True):
+    """One customer turn the bot may have got wrong (the "misunderstood" queue).
+
+    Found in the tracker store (fallbacks, clarifications, low confidence) or raised by a
+    thumbs-down. The text, intent and confidence are the tracker's, copied so staff can triage
+    them; erasing the conversation erases the item.
+    """
+
+    __tablename__ = "review_item"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    session_id: str = Field(max_length=128, index=True)
+    message_id: str = Field(max_length=128)
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
+    intent: Optional[str] = Field(default=None, max_length=100)  # noqa: UP045
+    confidence: Optional[float] = None  # noqa: UP045
+    answer_id: Optional[int] = None  # noqa: UP045
+    model_id: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    turn_at: datetime = Field(default_factory=utcnow, index=True)
+    status: str = Field(default=FeedbackStatus.new.value, max_length=16, index=True)
+    resolution: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    handled_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    handled_at: Optional[datetime] = None  # noqa: UP045
+
+    __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_review_message"),)
+
+
+class ReviewItemRead(BaseModel):
+    id: int
+    session_id: str
+    message_id: str
+    reasons: list[ReviewReason]
+    text: str | None
+    intent: str | None
+    confidence: float | None
+    answer_id: int | None
+    model_id: str | None
+    turn_at: datetime
+    status: FeedbackStatus
+    resolution: dict
+    handled_by: str | None
+    handled_at: datetime | None
+
+    class Config:
+        orm_mode = True
+
+
+_INTENT_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class AssignIntent(BaseModel):
+    intent: str = PField(..., min_length=1, max_length=100, regex=_INTENT_PATTERN)
+
+    class Config:
+        extra = "forbid"
+
+
+class LinkAnswer(BaseModel):
+    """Link the customer's text to an existing answer (as a question variant) or a new one."""
+
+    answer_id: int | None = PField(None, ge=1, le=MAX_ANSWER_ID)
+    answer: AnswerData | None = None
+
+    class Config:
+        extra = "forbid"
+
+
+class ExampleStatus(str, enum.Enum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class ExampleSource(str, enum.Enum):
+    staff = "staff"
+    feedback = "feedback"
+
+
+class TrainingExample(SQLModel, table=True):
+    """A training example added after launch (seed data stays in ``data/`` files)."""
+
+    __tablename__ = "training_example"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    intent: str = Field(max_length=100, index=True)
+    source: str = Field(max_length=16)
+    status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
+    review_item_id: Optional[int] = None  # noqa: UP045
+    created_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    created_at: datetime = Field(default_factory=utcnow)
+    approved_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    approved_at: Optional[datetime] = None  # noqa: UP045
+
+
+class TrainingExampleCreate(BaseModel):
+    text: str = PField(..., min_length=1, max_length=500)
+    intent: str = PField(..., min_length=1, max_length=100, regex=_INTENT_PATTERN)
+
+    class Config:
+        extra = "forbid"
+
+    @validator("text")
+    def _text(cls, value: str) -> str:  # noqa: N805
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("text must not be blank")
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+class TrainingExampleRead(BaseModel):
+    id: int
+    text: str
+    intent: str
+    source: ExampleSource
+    status: ExampleStatus
+    review_item_id: int | None
+    created_by: str | None
+    created_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+
+    class Config:
+        orm_mode = True
+
+
+# --- Audit log ---------------------------------------------------------------------------
+
+
+class AuditEntry(SQLModel, table=True):
+    """One write through the API: who did what to which thing, written in the same
+    transaction as the write itself."""
+
+    __tablename__ = "audit_log"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=64, index=True)
+    entity: str = Field(max_length=32)
+    entity_id: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class AuditEntryRead(BaseModel):
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str | None
+    details: dict
+
+    class Config:
+        orm_mode = True

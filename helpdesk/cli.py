@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from helpdesk.index_commands import index_app
+from helpdesk.user_commands import users_app
 
 app = typer.Typer(
     help="Lepton Helpdesk: run, train and manage the customer-service bot.",
@@ -25,6 +26,7 @@ data_app = typer.Typer(help="The bot's seed data in data/.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(index_app, name="index")
+app.add_typer(users_app, name="users")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -208,6 +210,21 @@ def evaluate(
     typer.echo(f"Report: {report} (JSON, confusion matrix PNG beside it)")
 
 
+def _first_admin_token() -> None:
+    """On a database with no users yet, make the admin and print its token, this once."""
+    from sqlmodel import Session
+
+    from admin_api.core import security
+    from admin_api.core.db import get_engine
+
+    with Session(get_engine()) as session:
+        secret = security.bootstrap_admin(session)
+    if secret:
+        typer.secho("\nFirst run: created the admin user. Its API token is shown only now;"
+                    " keep it safe:", bold=True)
+        typer.echo(f"  {secret}\n(more people: `helpdesk users create NAME --role staff`)\n")
+
+
 @app.command()
 def serve(
     train_if_missing: bool = typer.Option(
@@ -232,6 +249,7 @@ def serve(
     except supervisor.ServeError as error:
         raise _fail(str(error), 2) from None
     db_upgrade(revision="head", seed=True)
+    _first_admin_token()
     try:
         model = bot_train.model_to_serve()
     except FileNotFoundError as error:

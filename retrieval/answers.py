@@ -6,7 +6,9 @@ and the retriever indexes them, so the schema lives here, below all three.
 
 from __future__ import annotations
 
+import csv
 import enum
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,28 +91,84 @@ def _describe(error: ValidationError) -> str:
 def load_answers_file(path: Path) -> list[AnswerData]:
     """Parse one YAML file (a list of answers); every answer there must carry an id."""
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
         raise AnswerFileError(f"{path}: not valid YAML: {error}") from error
-    if content is None:
-        return []
-    if not isinstance(content, list):
-        raise AnswerFileError(f"{path}: expected a list of answers")
+    answers = parse_answers_yaml(content, str(path))
+    for position, answer in enumerate(answers, start=1):
+        if answer.id is None:
+            raise AnswerFileError(f"{path}: entry {position}: missing id")
+    return answers
+
+
+def _validated(entries: list, source: str, what: str) -> list[AnswerData]:
     answers = []
-    for position, entry in enumerate(content, start=1):
-        label = f"{path}: entry {position}"
-        if isinstance(entry, dict) and "id" in entry:
+    for position, entry in enumerate(entries, start=1):
+        label = f"{source}: {what} {position}"
+        if isinstance(entry, dict) and entry.get("id") not in (None, ""):
             label += f" (id {entry['id']})"
         if not isinstance(entry, dict):
             raise AnswerFileError(f"{label}: expected a mapping")
         try:
-            answer = AnswerData(**entry)
-        except ValidationError as error:
-            raise AnswerFileError(f"{label}: {_describe(error)}") from error
-        if answer.id is None:
-            raise AnswerFileError(f"{label}: missing id")
-        answers.append(answer)
+            answers.append(AnswerData(**entry))
+        except (ValidationError, TypeError) as error:
+            reason = _describe(error) if isinstance(error, ValidationError) else str(error)
+            raise AnswerFileError(f"{label}: {reason}") from error
+    ids = [a.id for a in answers if a.id is not None]
+    if len(ids) != len(set(ids)):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise AnswerFileError(f"{source}: answer id {duplicate} appears more than once")
     return answers
+
+
+def parse_answers_yaml(content: str, source: str = "<yaml>") -> list[AnswerData]:
+    """Answers from the YAML format (a list of mappings); ids are optional here."""
+    try:
+        entries = yaml.safe_load(content)
+    except yaml.YAMLError as error:
+        raise AnswerFileError(f"{source}: not valid YAML: {error}") from error
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise AnswerFileError(f"{source}: expected a list of answers")
+    return _validated(entries, source, "entry")
+
+
+CSV_COLUMNS = ("id", "intent", "title", "status", "tags", "questions", "body")
+
+
+def parse_answers_csv(content: str, source: str = "<csv>") -> list[AnswerData]:
+    """Answers from the CSV format: one row per answer, ``questions`` and ``tags`` one per
+    line inside their cell (spreadsheets keep line breaks in quoted cells)."""
+    reader = csv.DictReader(io.StringIO(content))
+    if reader.fieldnames is None:
+        return []
+    missing = {"title", "body"} - set(reader.fieldnames)
+    unknown = set(reader.fieldnames) - set(CSV_COLUMNS)
+    if missing or unknown:
+        raise AnswerFileError(f"{source}: columns must be among {', '.join(CSV_COLUMNS)} and "
+                              f"include title and body (missing {sorted(missing)}, unknown "
+                              f"{sorted(unknown)})")
+    entries = []
+    for row in reader:
+        if None in row:
+            raise AnswerFileError(f"{source}: row {reader.line_num}: more cells than columns")
+        entry: dict = {k: v for k, v in row.items() if v not in (None, "")}
+        for key in ("questions", "tags"):
+            entry[key] = [line for line in (row.get(key) or "").splitlines() if line.strip()]
+        entries.append(entry)
+    return _validated(entries, source, "row")
+
+
+def dump_answers_csv(answers: list[AnswerData]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for answer in answers:
+        writer.writerow({"id": answer.id, "intent": answer.intent or "", "title": answer.title,
+                         "status": answer.status.value, "tags": "\n".join(answer.tags),
+                         "questions": "\n".join(answer.questions), "body": answer.body})
+    return out.getvalue()
 
 
 def iter_answers_dir(folder: Path) -> Iterator[tuple[Path, AnswerData]]:

@@ -40,9 +40,7 @@ def test_each_write_appears_once_in_order(client: TestClient) -> None:
         crud.create_answers(session, [AnswerData(id=5001, title="Draft", body="Not yet.")])
         session.commit()
         answer = session.get(Answer, 101)
-        data = answer.to_data()
-        data.body = "Cards arrive within three working days now."
-        crud.update_answer(session, answer, data)
+        crud.update_answer(session, answer, {"body": "Cards arrive within three working days now."})
         session.commit()
         crud.set_status(session, session.get(Answer, 102), AnswerStatus.draft)
         session.commit()

@@ -13,7 +13,8 @@ from admin_api.models import Answer, Meta
 from retrieval.answers import AnswerData
 from tests.conftest import PROJECT_ROOT
 
-TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta"}
+TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta", "user", "api_token",
+          "answer_revision", "review_item", "training_example", "audit_log"}
 
 
 def _tables(url: str) -> set[str]:

@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     # Where browsers reach the Rasa server (the widget talks to it directly).
     public_rasa_url: str = "http://127.0.0.1:5005"
     max_request_bytes: int = 64 * 1024
+    # Answer imports are files, so they get a larger limit than other bodies.
+    max_import_bytes: int = 5 * 1024 * 1024
+    # Rasa's tracker store (conversations are read there, never copied) and HTTP API.
+    tracker_store_url: str = ""
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: str = ""
+    # Customer turns under this intent confidence go to the review inbox.
+    review_confidence_below: float = 0.5
+    # Public endpoints (feedback intake): requests per minute per client address.
+    public_rate_per_minute: int = 30
+    # How often the API purges conversations older than the retention setting.
+    purge_interval_seconds: float = 3600.0
 
     class Config:
         env_prefix = "HELPDESK_"
@@ -32,6 +44,18 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'admin.db'}"
+
+    @property
+    def resolved_tracker_store_url(self) -> str:
+        return self.tracker_store_url or f"sqlite:///{self.var_dir / 'tracker.db'}"
+
+    @property
+    def resolved_rasa_token(self) -> str:
+        """The token ``helpdesk serve`` gave Rasa: from the environment or its secrets file."""
+        if self.rasa_token:
+            return self.rasa_token
+        path = self.var_dir / "secrets" / "rasa_token"
+        return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
     @property
     def cors_origin_list(self) -> list[str]:

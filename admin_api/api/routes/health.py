@@ -1,14 +1,19 @@
-"""Liveness and readiness: ``helpdesk serve`` and load balancers poll this."""
+"""Liveness (``/health``) and readiness (``/ready``): ``helpdesk serve`` and load balancers
+poll these."""
 
 from __future__ import annotations
 
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from admin_api.api.deps import get_session
+from admin_api.api.deps import get_session, get_tracker
+from admin_api.migrate import alembic_config
+from admin_api.tracker import TrackerStore
 
 router = APIRouter(tags=["health"])
 
@@ -23,3 +28,25 @@ def health(session: Session = Depends(get_session)) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/ready")
+def ready(session: Session = Depends(get_session),
+          store: TrackerStore = Depends(get_tracker)) -> JSONResponse:
+    """Ready when the database is at the latest migration and the tracker store answers."""
+    checks: dict[str, str] = {}
+    try:
+        connection = session.connection()
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(alembic_config(str(connection.engine.url))
+                                           ).get_current_head()
+        checks["database"] = "ok" if current == head else f"at {current}, needs {head}"
+    except SQLAlchemyError as error:
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    try:
+        checks["tracker_store"] = "ok" if store.exists() else "empty (Rasa not started yet)"
+    except SQLAlchemyError as error:
+        checks["tracker_store"] = f"unreachable: {type(error).__name__}"
+    ok = checks["database"] == "ok" and not checks["tracker_store"].startswith("unreachable")
+    return JSONResponse({"status": "ok" if ok else "not ready", **checks},
+                        status_code=200 if ok else 503)

@@ -1,0 +1,97 @@
+"""Hand-off: conversations the bot paused for a person, staff replies, and resuming the bot.
+
+The queue is read from the tracker store (``ConversationPaused`` events with no later
+``ConversationResumed``). Replies and resuming go through Rasa's HTTP API, which delivers a
+staff reply to the customer's open widget over socket.io.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from pydantic import BaseModel, validator
+from pydantic import Field as PField
+from sqlmodel import Session
+
+from admin_api import audit, rasa_client
+from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
+from admin_api.tracker import TrackerStore
+
+router = APIRouter(prefix="/api/v1/handoff", tags=["hand-off"])
+SessionId = Path(..., min_length=1, max_length=255)
+REPLY_CHANNEL = "socketio"
+
+
+class Waiting(BaseModel):
+    session_id: str
+    paused_at: datetime
+    last_message: str | None
+    intent: str | None
+
+
+class StaffReply(BaseModel):
+    text: str = PField(..., min_length=1, max_length=4000)
+
+    class Config:
+        extra = "forbid"
+
+    @validator("text")
+    def _text(cls, value: str) -> str:  # noqa: N805
+        value = value.strip()
+        if not value:
+            raise ValueError("text must not be blank")
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+@router.get("", response_model=list[Waiting])
+def handoff_queue(store: TrackerStore = Depends(get_tracker),
+                  _: Caller = Depends(require_staff)) -> list[dict]:
+    """Paused conversations, longest waiting first."""
+    waiting = []
+    for session_id, paused_at in sorted(store.paused().items(), key=lambda kv: kv[1]):
+        turns = store.turns(session_id=session_id)
+        last = turns[-1] if turns else None
+        waiting.append({"session_id": session_id, "paused_at": paused_at,
+                        "last_message": last.text if last else None,
+                        "intent": last.intent if last else None})
+    return waiting
+
+
+def _paused(store: TrackerStore, session_id: str) -> None:
+    if session_id not in store.paused():
+        raise HTTPException(404, f"conversation {session_id} is not waiting for a person")
+
+
+@router.post("/{session_id}/reply", status_code=202)
+def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depends(get_session),
+          store: TrackerStore = Depends(get_tracker),
+          caller: Caller = Depends(require_staff)) -> dict:
+    """Send a staff message to the customer (live in their widget); the bot stays paused."""
+    _paused(store, session_id)
+    event = {"event": "bot", "text": body.text, "metadata": {"staff": caller.name}}
+    try:
+        rasa_client.append_events(session_id, [event], deliver_to=REPLY_CHANNEL)
+    except rasa_client.RasaUnavailable as error:
+        raise HTTPException(502, str(error)) from None
+    audit.record(session, caller.name, "handoff.reply", "conversation", session_id,
+                 characters=len(body.text))
+    session.commit()
+    return {"status": "sent"}
+
+
+@router.post("/{session_id}/resume", status_code=202)
+def resume(session_id: str = SessionId, session: Session = Depends(get_session),
+           store: TrackerStore = Depends(get_tracker),
+           caller: Caller = Depends(require_staff)) -> dict:
+    """Hand the conversation back to the bot."""
+    _paused(store, session_id)
+    try:
+        rasa_client.append_events(session_id, [{"event": "resume"}])
+    except rasa_client.RasaUnavailable as error:
+        raise HTTPException(502, str(error)) from None
+    audit.record(session, caller.name, "handoff.resume", "conversation", session_id)
+    session.commit()
+    return {"status": "resumed"}

@@ -1,0 +1,40 @@
+"""Rasa's HTTP API, as the admin API uses it: hand-off replies and resuming the bot.
+
+Events go through Rasa (not into the tracker store directly) so that Rasa's lock on the
+conversation is respected and its socket.io channel delivers a staff reply to the customer's
+open widget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from admin_api.core.config import get_settings
+
+TIMEOUT = 10.0
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa could not be reached or refused the request; the message says which."""
+
+
+def append_events(session_id: str, events: list[dict[str, Any]],
+                  deliver_to: str | None = None) -> None:
+    """Append events to a conversation; with ``deliver_to`` (an input channel name such as
+    ``socketio``), bot messages among them are also sent to the customer on that channel."""
+    settings = get_settings()
+    params: dict[str, str] = {"token": settings.resolved_rasa_token}
+    if deliver_to:
+        params.update({"execute_side_effects": "true", "output_channel": deliver_to})
+    conversation = quote(session_id, safe="")
+    url = f"{settings.rasa_url.rstrip('/')}/conversations/{conversation}/tracker/events"
+    try:
+        reply = httpx.post(url, params=params, json=events, timeout=TIMEOUT)
+    except httpx.HTTPError as error:
+        raise RasaUnavailable(f"Rasa at {settings.rasa_url} is unreachable: {error}") from None
+    if reply.status_code != 200:
+        raise RasaUnavailable(f"Rasa refused the events ({reply.status_code}): "
+                              f"{reply.text[:300]}")

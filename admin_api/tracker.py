@@ -1,0 +1,232 @@
+"""Conversations, read straight from Rasa's SQL tracker store (never copied).
+
+Rasa keeps one ``events`` row per event (``rasa/core/tracker_store.py``, ``SQLEvent``); this
+module reads those rows and groups them into *turns*: a customer message and what the bot did
+about it (answered, asked to clarify, fell back, handed off). Conversations, the review inbox
+and the metrics are all built from turns, so they agree with each other by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, and_, func, inspect
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
+
+from admin_api.core.db import get_engine
+
+EVENTS = Table(
+    "events", MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255), nullable=False, index=True),
+    Column("type_name", String(255), nullable=False),
+    Column("timestamp", Float),
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
+    Column("data", Text),
+)
+# Actions that mean "the bot did not know": ours, and Rasa's own fallbacks.
+FALLBACK_ACTIONS = frozenset({"utter_no_answer", "action_default_fallback", "utter_default"})
+DECISIONS = frozenset({"answer", "clarify", "fallback"})
+
+
+def from_timestamp(value: float | None) -> datetime:
+    return datetime.fromtimestamp(value or 0.0, tz=timezone.utc).replace(tzinfo=None)
+
+
+def to_timestamp(value: datetime) -> float:
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+@dataclass
+class Turn:
+    """A customer message and the bot's handling of it."""
+
+    session_id: str
+    message_id: str
+    event_id: int
+    at: datetime
+    text: str
+    intent: str | None
+    confidence: float | None
+    model_id: str | None
+    outcome: str = "none"  # answer | clarify | fallback | handoff | reply | none
+    answer_ids: list[int] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "at": self.at, "text": self.text,
+                "intent": self.intent, "confidence": self.confidence, "model_id": self.model_id,
+                "outcome": self.outcome, "answer_ids": self.answer_ids, "replies": self.replies}
+
+
+def _user_turn(session_id: str, event_id: int, event: dict) -> Turn:
+    parse = event.get("parse_data") or {}
+    intent = parse.get("intent") or {}
+    confidence = intent.get("confidence")
+    return Turn(
+        session_id=session_id,
+        message_id=str(event.get("message_id") or parse.get("message_id") or ""),
+        event_id=event_id,
+        at=from_timestamp(event.get("timestamp")),
+        text=str(event.get("text") or ""),
+        intent=intent.get("name"),
+        confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+        model_id=(event.get("metadata") or {}).get("model_id"),
+    )
+
+
+def _apply(turn: Turn, kind: str, event: dict) -> None:
+    """Fold one bot-side event into the outcome of the turn it follows."""
+    if kind == "pause":
+        turn.outcome = "handoff"
+        return
+    if kind == "action" and event.get("name") in FALLBACK_ACTIONS and turn.outcome != "handoff":
+        turn.outcome = "fallback"
+        return
+    metadata = event.get("metadata") or {}
+    if kind != "bot" or metadata.get("staff"):
+        return
+    if event.get("text"):
+        turn.replies.append(str(event["text"]))
+    if metadata.get("utter_action") in FALLBACK_ACTIONS and turn.outcome != "handoff":
+        turn.outcome = "fallback"
+        return
+    custom = (event.get("data") or {}).get("custom") or {}
+    if isinstance(custom, dict):
+        answer_id = custom.get("answer_id")
+        if isinstance(answer_id, int) and answer_id not in turn.answer_ids:
+            turn.answer_ids.append(answer_id)
+        decision = custom.get("decision")
+        if decision in DECISIONS and turn.outcome not in ("handoff", "fallback"):
+            turn.outcome = decision
+            return
+    if turn.outcome == "none":
+        turn.outcome = "reply"
+
+
+def turns_of(rows: Iterable[Any]) -> Iterator[Turn]:
+    """Turns from event rows ordered by sender and id (events before a first message, such as
+    session starts, belong to no turn)."""
+    current: Turn | None = None
+    for row in rows:
+        if current is not None and current.session_id != row.sender_id:
+            yield current
+            current = None
+        try:
+            event = json.loads(row.data or "{}")
+        except ValueError:
+            continue
+        if row.type_name == "user":
+            if current is not None:
+                yield current
+            current = _user_turn(row.sender_id, row.id, event)
+        elif current is not None:
+            _apply(current, row.type_name, event)
+    if current is not None:
+        yield current
+
+
+class TrackerStore:
+    """Read access (plus erasure) to one Rasa SQL tracker store."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = get_engine(url)
+
+    def exists(self) -> bool:
+        """False until Rasa has started once and created its table."""
+        return inspect(self.engine).has_table("events")
+
+    def _rows(self, query: Any) -> list[Any]:
+        if not self.exists():
+            return []
+        with self.engine.connect() as connection:
+            return list(connection.execute(query))
+
+    def events(self, session_id: str) -> list[dict]:
+        rows = self._rows(sa_select(EVENTS).where(EVENTS.c.sender_id == session_id)
+                          .order_by(EVENTS.c.id))
+        return [{"id": r.id, "type": r.type_name, **json.loads(r.data or "{}")} for r in rows]
+
+    def turns(self, since: datetime | None = None, until: datetime | None = None,
+              session_id: str | None = None, after_event: int | None = None) -> list[Turn]:
+        query = sa_select(EVENTS).order_by(EVENTS.c.sender_id, EVENTS.c.id)
+        if session_id is not None:
+            query = query.where(EVENTS.c.sender_id == session_id)
+        if after_event is not None:
+            query = query.where(EVENTS.c.id > after_event)
+        if since is not None:
+            query = query.where(EVENTS.c.timestamp >= to_timestamp(since))
+        if until is not None:
+            query = query.where(EVENTS.c.timestamp < to_timestamp(until))
+        return list(turns_of(self._rows(query)))
+
+    def last_event_id(self) -> int:
+        rows = self._rows(sa_select(func.max(EVENTS.c.id)))
+        return int(rows[0][0] or 0) if rows else 0
+
+    def conversations(self, q: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, session_ids: list[str] | None = None,
+                      sort: str = "-last_at", limit: int = 50, offset: int = 0
+                      ) -> tuple[int, list[dict]]:
+        """One summary per conversation with a customer message, filtered; and the total."""
+        users = EVENTS.c.type_name == "user"
+        summary = (sa_select(EVENTS.c.sender_id,
+                             func.min(EVENTS.c.timestamp).label("first"),
+                             func.max(EVENTS.c.timestamp).label("last"),
+                             func.count().label("messages"))
+                   .where(users).group_by(EVENTS.c.sender_id))
+        if session_ids is not None:
+            summary = summary.where(EVENTS.c.sender_id.in_(session_ids))
+        if q:
+            # Rasa stores the event as JSON with non-ASCII characters escaped; match that form.
+            needle = json.dumps(q)[1:-1].replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_")
+            matching = sa_select(EVENTS.c.sender_id).where(
+                and_(users, EVENTS.c.data.ilike(f'%"text": "%{needle}%', escape="\\")))
+            summary = summary.where(EVENTS.c.sender_id.in_(matching))
+        summary = summary.subquery()
+        query = sa_select(summary)
+        if since is not None:
+            query = query.where(summary.c["last"] >= to_timestamp(since))
+        if until is not None:
+            query = query.where(summary.c["first"] < to_timestamp(until))
+        total_rows = self._rows(sa_select(func.count()).select_from(query.subquery()))
+        total = int(total_rows[0][0]) if total_rows else 0
+        column = {"last_at": summary.c["last"], "first_at": summary.c["first"],
+                  "messages": summary.c["messages"]}[sort.lstrip("-")]
+        ordered = column.desc() if sort.startswith("-") else column.asc()
+        rows = self._rows(query.order_by(ordered, summary.c.sender_id).limit(limit)
+                          .offset(offset))
+        return total, [{"session_id": r.sender_id, "first_at": from_timestamp(r.first),
+                        "last_at": from_timestamp(r.last), "messages": int(r.messages)}
+                       for r in rows]
+
+    def paused(self) -> dict[str, datetime]:
+        """Conversations whose latest pause/resume event is a pause, with when it paused."""
+        marks = EVENTS.c.type_name.in_(("pause", "resume"))
+        latest = (sa_select(EVENTS.c.sender_id, func.max(EVENTS.c.id).label("last_id"))
+                  .where(marks).group_by(EVENTS.c.sender_id).subquery())
+        rows = self._rows(sa_select(EVENTS.c.sender_id, EVENTS.c.type_name, EVENTS.c.timestamp)
+                          .join(latest, EVENTS.c.id == latest.c.last_id))
+        return {r.sender_id: from_timestamp(r.timestamp) for r in rows if r.type_name == "pause"}
+
+    def erase(self, session_id: str) -> int:
+        """Delete a conversation's every event (a customer's erasure request)."""
+        if not self.exists():
+            return 0
+        with self.engine.begin() as connection:
+            return connection.execute(EVENTS.delete().where(EVENTS.c.sender_id == session_id)
+                                      ).rowcount
+
+    def stale_conversations(self, before: datetime) -> list[str]:
+        """Conversations whose last event is older than ``before``."""
+        rows = self._rows(sa_select(EVENTS.c.sender_id).group_by(EVENTS.c.sender_id)
+                          .having(func.max(EVENTS.c.timestamp) < to_timestamp(before)))
+        return [r.sender_id for r in rows]
