@@ -161,7 +161,16 @@ ALLOWED_ORIGIN = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # noqa: F821
+def tracker_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A Rasa tracker store on the same kind of database as ``database_url`` (kept apart)."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'tracker.db'}"
+    return request.getfixturevalue("postgres_factory")()
+
+
+@pytest.fixture
+def client(database_url: str, tracker_url: str,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # noqa: F821
     """The admin API in-process over a migrated, seeded database (SQLite and PostgreSQL)."""
     from fastapi.testclient import TestClient
 
@@ -170,6 +179,7 @@ def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestC
     from admin_api.main import create_app
 
     monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("HELPDESK_TRACKER_STORE_URL", tracker_url)
     monkeypatch.setenv("HELPDESK_CORS_ORIGINS", ALLOWED_ORIGIN)
     monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://127.0.0.1:5005")
     get_settings.cache_clear()
@@ -178,3 +188,22 @@ def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestC
     with TestClient(create_app()) as test_client:
         yield test_client
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def auth(client: TestClient) -> dict[str, dict[str, str]]:  # noqa: F821
+    """Authorization headers of an admin and a staff member of the ``client``'s database."""
+    from sqlmodel import Session
+
+    from admin_api.core import security
+    from admin_api.core.db import get_engine
+    from admin_api.models import Role
+
+    headers = {}
+    with Session(get_engine()) as session:
+        for name, role in (("ada", Role.admin), ("sam", Role.staff)):
+            user = security.create_user(session, name, role)
+            _, secret = security.issue_token(session, user, "test")
+            headers[role.value] = {"Authorization": f"Bearer {secret}"}
+        session.commit()
+    return headers

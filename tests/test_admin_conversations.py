@@ -1,0 +1,209 @@
+"""Conversations, the review inbox, metrics and the hand-off queue over a tracker store that
+Rasa's own SQLTrackerStore wrote (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.tracker_seed import banking_conversations, seed
+
+
+@pytest.fixture
+def seeded(client: TestClient, tracker_url: str, auth: dict) -> dict:
+    conversations, ages = banking_conversations()
+    seed(tracker_url, conversations, ages)
+    down = client.post("/api/v1/feedback", json={
+        "session_id": "c-answer", "message_id": "u-1", "answer_id": 101, "rating": "down",
+        "comment": "that's not what I asked"})
+    up = client.post("/api/v1/feedback", json={
+        "session_id": "c-answer", "message_id": "u-2", "rating": "up"})
+    assert down.status_code == up.status_code == 201
+    return auth
+
+
+def test_metrics_summary_has_exact_counts_and_rates(client: TestClient, seeded: dict) -> None:
+    reply = client.get("/api/v1/metrics/summary", headers=seeded["staff"])
+    assert reply.status_code == 200, reply.text
+    m = reply.json()
+    # c-old is 10 days old: outside the default 7-day window.
+    assert (m["messages"], m["conversations"]) == (5, 4)
+    assert (m["answer_rate"], m["fallback_rate"], m["clarification_rate"]) == (0.2, 0.2, 0.2)
+    assert m["handoff_rate"] == 0.25
+    assert m["feedback"] == {"up": 1, "down": 1, "up_ratio": 0.5}
+    assert m["top_intents"][0] == {"intent": "card_arrival", "count": 2}
+    assert {i["intent"]: i["count"] for i in m["top_intents"]} == {
+        "card_arrival": 2, "thank_you": 1, "nlu_fallback": 1, "request_human": 1}
+    failing = {i["intent"]: (i["failures"], i["failure_rate"]) for i in m["top_failing_intents"]}
+    # card_arrival: one clarification and one thumbs-down (its intent read from the tracker).
+    assert failing == {"card_arrival": (2, 1.0), "nlu_fallback": (1, 1.0),
+                       "request_human": (1, 1.0)}
+    assert [b["count"] for b in m["confidence_histogram"]] == [0, 0, 1, 0, 1, 0, 0, 0, 1, 2]
+    assert m["answer_usage"] == [{"answer_id": 101, "answered": 1, "up": 0, "down": 1}]
+    per_model = {p["model_id"]: p for p in m["per_model"]}
+    assert per_model["m1"]["messages"] == 3 and per_model["m1"]["fallback_rate"] == 0.3333
+    assert per_model["m2"]["messages"] == 2 and per_model["m2"]["clarification_rate"] == 0.5
+    # A window that reaches back 11 days includes the old greeting.
+    wide = client.get("/api/v1/metrics/summary", headers=seeded["staff"],
+                      params={"since": "2000-01-01T00:00:00+00:00"}).json()
+    assert (wide["messages"], wide["conversations"]) == (6, 5)
+
+
+def test_prometheus_exposes_conversation_figures(client: TestClient, seeded: dict) -> None:
+    text = client.get("/metrics").text
+    assert "helpdesk_messages_24h 5.0" in text
+    assert "helpdesk_fallback_rate_24h 0.2" in text
+    assert 'helpdesk_feedback_24h{rating="down"} 1.0' in text
+    assert 'helpdesk_api_requests_total{method="POST",route="/api/v1/feedback",status="201"}' \
+        in text
+
+
+def test_conversations_list_search_and_transcript(client: TestClient, seeded: dict) -> None:
+    staff = seeded["staff"]
+    page = client.get("/api/v1/conversations", headers=staff).json()
+    assert page["total"] == 5
+    assert [c["session_id"] for c in page["items"]][:2] == ["c-handoff", "c-clarify"]
+    assert {c["session_id"]: c["paused"] for c in page["items"]}["c-handoff"] is True
+    found = client.get("/api/v1/conversations", headers=staff, params={"q": "card"}).json()
+    assert {c["session_id"] for c in found["items"]} == {"c-answer", "c-clarify"}
+    unicode = client.get("/api/v1/conversations", headers=staff, params={"q": "Ünïcödé"}).json()
+    assert [c["session_id"] for c in unicode["items"]] == ["c-handoff"]
+    wildcard = client.get("/api/v1/conversations", headers=staff, params={"q": "%"}).json()
+    assert wildcard["total"] == 0  # LIKE wildcards are searched literally
+    paused = client.get("/api/v1/conversations", headers=staff, params={"paused": True}).json()
+    assert [c["session_id"] for c in paused["items"]] == ["c-handoff"]
+
+    transcript = client.get("/api/v1/conversations/c-answer", headers=staff).json()
+    kinds = [(e["kind"], e.get("intent"), e.get("answer_id")) for e in transcript["entries"]]
+    assert kinds == [("customer", "card_arrival", None), ("bot", None, 101),
+                     ("customer", "thank_you", None), ("bot", None, None)]
+    first = transcript["entries"][0]
+    assert first["confidence"] == 0.92 and first["model_id"] == "m1"
+    assert first["message_id"] == "u-1"
+    assert client.get("/api/v1/conversations/nope", headers=staff).status_code == 404
+
+
+def test_inbox_lists_fallbacks_clarifications_low_confidence_and_thumbs_down(
+    client: TestClient, seeded: dict
+) -> None:
+    items = client.get("/api/v1/inbox", headers=seeded["staff"]).json()["items"]
+    by_message = {i["message_id"]: i for i in items}
+    assert set(by_message) == {"u-1", "u-3", "u-4"}
+    assert by_message["u-3"]["reasons"] == ["fallback", "low_confidence"]
+    assert by_message["u-4"]["reasons"] == ["clarify", "low_confidence"]
+    assert by_message["u-1"]["reasons"] == ["thumbs_down"]
+    assert by_message["u-1"]["text"] == "When will my card arrive?"
+    assert by_message["u-1"]["answer_id"] == 101
+    only = client.get("/api/v1/inbox", headers=seeded["staff"],
+                      params={"reason": "clarify"}).json()["items"]
+    assert [i["message_id"] for i in only] == ["u-4"]
+    # Listing again finds nothing new to add.
+    again = client.get("/api/v1/inbox", headers=seeded["staff"]).json()
+    assert again["total"] == 3
+
+
+def test_feedback_takes_text_and_intent_from_the_tracker(client: TestClient,
+                                                         seeded: dict) -> None:
+    rows = client.get("/api/v1/feedback", headers=seeded["staff"],
+                      params={"rating": "down"}).json()["items"]
+    [row] = rows
+    assert (row["text"], row["intent"], row["confidence"]) == (
+        "When will my card arrive?", "card_arrival", 0.92)
+
+
+def test_triage_assign_intent_link_answer_ignore(client: TestClient, seeded: dict) -> None:
+    staff = seeded["staff"]
+    items = {i["message_id"]: i["id"]
+             for i in client.get("/api/v1/inbox", headers=staff).json()["items"]}
+    example = client.post(f"/api/v1/inbox/{items['u-3']}/assign-intent", headers=staff,
+                          json={"intent": "card_arrival"})
+    assert example.status_code == 201, example.text
+    assert example.json()["text"] == "blorp zing" and example.json()["status"] == "pending"
+    again = client.post(f"/api/v1/inbox/{items['u-3']}/assign-intent", headers=staff,
+                        json={"intent": "card_arrival"})
+    assert again.status_code == 409
+
+    linked = client.post(f"/api/v1/inbox/{items['u-4']}/link-answer", headers=staff,
+                         json={"answer_id": 105})
+    assert linked.status_code == 200, linked.text
+    assert "problem with my card" in linked.json()["questions"]
+    revisions = client.get("/api/v1/answers/105/revisions", headers=staff).json()["items"]
+    assert revisions[0]["action"] == "link" and revisions[0]["author"] == "sam"
+
+    ignored = client.post(f"/api/v1/inbox/{items['u-1']}/ignore", headers=staff)
+    assert ignored.json()["status"] == "ignored" and ignored.json()["handled_by"] == "sam"
+    feedback = client.get("/api/v1/feedback", headers=staff, params={"rating": "down"}).json()
+    assert feedback["items"][0]["status"] == "ignored"
+    assert client.get("/api/v1/inbox", headers=staff).json()["total"] == 0
+    assert client.get("/api/v1/inbox", headers=staff,
+                      params={"status": "used"}).json()["total"] == 2
+    assert client.post("/api/v1/inbox/999999/ignore", headers=staff).status_code == 404
+
+    # The pending example is approved, then exported in Rasa's format.
+    example_id = example.json()["id"]
+    assert client.post(f"/api/v1/training-examples/{example_id}/approve",
+                       headers=staff).json()["approved_by"] == "sam"
+    export = client.get("/api/v1/training-examples/export", headers=staff)
+    assert export.status_code == 200
+    import yaml
+
+    nlu = yaml.safe_load(export.text)
+    assert nlu["version"] == "3.1"
+    assert nlu["nlu"] == [{"intent": "card_arrival", "examples": "- blorp zing\n"}]
+
+
+def test_training_examples_add_reject_and_refuse_duplicates(client: TestClient,
+                                                            auth: dict) -> None:
+    staff = auth["staff"]
+    body = {"text": "  my [card](x) is   {stuck} ", "intent": "card_arrival"}
+    added = client.post("/api/v1/training-examples", headers=staff, json=body)
+    assert added.status_code == 201 and added.json()["text"] == "my [card](x) is {stuck}"
+    assert client.post("/api/v1/training-examples", headers=staff, json=body).status_code == 409
+    for bad in ({"text": "", "intent": "x"}, {"text": "hi", "intent": "Not An Intent"},
+                {"text": "hi"}, {"text": "x" * 501, "intent": "a"}):
+        assert client.post("/api/v1/training-examples", headers=staff,
+                           json=bad).status_code == 422
+    example_id = added.json()["id"]
+    assert client.post(f"/api/v1/training-examples/{example_id}/approve",
+                       headers=staff).status_code == 200
+    assert client.post(f"/api/v1/training-examples/{example_id}/reject",
+                       headers=staff).status_code == 409
+    export = client.get("/api/v1/training-examples/export", headers=staff).text
+    assert "- my  card  x  is  stuck" in export  # annotations cannot sneak into Rasa's data
+    listed = client.get("/api/v1/training-examples", headers=staff,
+                        params={"status": "approved"}).json()
+    assert listed["total"] == 1 and listed["items"][0]["source"] == "staff"
+
+
+def test_handoff_queue_lists_paused_conversations(client: TestClient, seeded: dict) -> None:
+    queue = client.get("/api/v1/handoff", headers=seeded["staff"]).json()
+    assert [(w["session_id"], w["intent"]) for w in queue] == [("c-handoff", "request_human")]
+    assert queue[0]["last_message"] == "Ünïcödé: I want a human <b>now</b>"
+    not_paused = client.post("/api/v1/handoff/c-answer/reply", headers=seeded["staff"],
+                             json={"text": "hello"})
+    assert not_paused.status_code == 404
+
+
+def test_erase_and_retention(client: TestClient, seeded: dict) -> None:
+    admin, staff = seeded["admin"], seeded["staff"]
+    assert client.delete("/api/v1/conversations/c-answer", headers=staff).status_code == 403
+    erased = client.delete("/api/v1/conversations/c-answer", headers=admin)
+    assert erased.status_code == 200
+    assert erased.json()["feedback"] == 2 and erased.json()["events"] > 0
+    assert client.get("/api/v1/conversations/c-answer", headers=staff).status_code == 404
+    assert client.get("/api/v1/feedback", headers=staff).json()["total"] == 0
+    assert client.delete("/api/v1/conversations/c-answer", headers=admin).status_code == 404
+
+    assert client.get("/api/v1/conversations/retention", headers=staff).json() == {"days": None}
+    assert client.put("/api/v1/conversations/retention", headers=admin,
+                      json={"days": 0}).status_code == 422
+    assert client.put("/api/v1/conversations/retention", headers=admin,
+                      json={"days": 7}).json() == {"days": 7}
+    assert client.post("/api/v1/conversations/purge", headers=admin).json() == {"erased": 1}
+    left = {c["session_id"] for c in
+            client.get("/api/v1/conversations", headers=staff).json()["items"]}
+    assert left == {"c-fallback", "c-clarify", "c-handoff"}
+    actions = [e["action"] for e in
+               client.get("/api/v1/audit", headers=admin).json()["items"]]
+    assert actions[:3] == ["conversation.purge", "conversation.retention",
+                           "conversation.erase"]
