@@ -10,7 +10,7 @@ import enum
 from datetime import datetime, timezone
 from typing import Optional
 
-from pydantic import BaseModel, validator
+from pydantic import BaseModel, StrictStr, validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -66,11 +66,11 @@ class AnswerUpdate(BaseModel):
     saved in between, the edit is refused with 409 rather than overwriting their work."""
 
     base_revision: int = PField(..., ge=1, le=2**62)
-    intent: str | None = None
-    title: str | None = None
-    body: str | None = None
-    questions: list[str] | None = None
-    tags: list[str] | None = None
+    intent: StrictStr | None = None
+    title: StrictStr | None = None
+    body: StrictStr | None = None
+    questions: list[StrictStr] | None = None
+    tags: list[StrictStr] | None = None
 
     class Config:
         extra = "forbid"

@@ -139,6 +139,7 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
             "HELPDESK_CORS_ORIGINS": cors,
             "HELPDESK_PUBLIC_RASA_URL": os.environ.get("HELPDESK_PUBLIC_RASA_URL", rasa_url),
             "HELPDESK_ADMIN_API_URL": api_url,
+            "HELPDESK_RASA_URL": rasa_url,  # the admin API's hand-off goes through Rasa
             "HF_HUB_OFFLINE": "1",
             "RASA_TELEMETRY_ENABLED": "false",
             "SANIC_HOST": settings.host,  # the action server's bind address

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, validator
+from pydantic import BaseModel, Field, StrictStr, ValidationError, validator
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -51,10 +51,11 @@ class AnswerData(BaseModel):
         None, regex=r"^[a-z][a-z0-9_]*$", max_length=100,
         description="Intent this answer serves; None for answers only the retriever finds.",
     )
-    title: str
-    body: str = Field(..., description="Markdown shown to the customer.")
-    questions: list[str] = Field(default_factory=list, description="Question variants.")
-    tags: list[str] = Field(default_factory=list)
+    # Strict: a number where text belongs is a mistake to report, not to turn into "5".
+    title: StrictStr
+    body: StrictStr = Field(..., description="Markdown shown to the customer.")
+    questions: list[StrictStr] = Field(default_factory=list, description="Question variants.")
+    tags: list[StrictStr] = Field(default_factory=list)
     status: AnswerStatus = AnswerStatus.draft
 
     class Config:

@@ -15,11 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy
-from sqlmodel import Session
 
-from admin_api import crud
-from admin_api.core.db import get_engine
-from admin_api.models import Answer
 from retrieval import settings as retrieval_settings
 from retrieval.decision import Calibration
 from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
@@ -38,6 +34,12 @@ class Served:
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
+
+    def admin_token(self) -> str:
+        """The admin token ``helpdesk serve`` printed on its first run."""
+        lines = self.text().splitlines()
+        [start] = [i for i, line in enumerate(lines) if "Its API token is shown only now" in line]
+        return lines[start + 1].strip()
 
     def say(self, sender: str, message: str) -> list[dict]:
         reply = httpx.post(f"{self.rasa}/webhooks/rest/webhook",
@@ -124,16 +126,23 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     assert custom["decision"] == "answer"
     assert calibration.with_ranking.fallback <= custom["score"] <= 1 + calibration.boost
 
-    # Staff edit the answer in the database: the bot says the new text within 2 seconds.
-    with Session(get_engine(f"sqlite:///{served.var_dir / 'admin.db'}")) as session:
-        row = session.get(Answer, 101)
-        edited = row.to_data()
-        edited.body = "Your card is on its way: tracked delivery takes 2 working days."
-        crud.update_answer(session, row, edited)
-        session.commit()
+    # Staff edit the answer through the admin API, with the admin token the first run
+    # printed: the bot says the new text within 2 seconds, with no retraining or restart.
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    current = httpx.get(served.api + "/api/v1/answers/101", headers=admin).json()
+    edited = httpx.patch(served.api + "/api/v1/answers/101", headers=admin, json={
+        "base_revision": current["revision"],
+        "body": "Your card is on its way: tracked delivery takes 2 working days."})
+    assert edited.status_code == 200, edited.text
     committed = time.monotonic()
     while "tracked delivery" not in _texts(served.say("smoke-2", "I am still waiting on my card?")):
         assert time.monotonic() - committed < 2.0, "the edited answer was not live in 2 s"
+    # Unpublishing takes it out of the bot just as fast.
+    assert httpx.post(served.api + "/api/v1/answers/101/unpublish", headers=admin
+                      ).status_code == 200
+    committed = time.monotonic()
+    while "tracked delivery" in _texts(served.say("smoke-3", "I am still waiting on my card?")):
+        assert time.monotonic() - committed < 2.0, "the unpublished answer was still served"
 
     assert httpx.get(served.api + "/health").json() == {"status": "ok", "database": "ok"}
     assert "Chat with us" in httpx.get(served.api + "/").text
@@ -151,6 +160,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     events = sqlite3.connect(served.var_dir / "tracker.db").execute(
         "SELECT data FROM events WHERE sender_id='smoke-1' AND type_name='user'").fetchall()
     assert [json.loads(e[0])["text"] for e in events] == ["hi", "I am still waiting on my card?"]
+    assert served.text().count("Its API token is shown only now") == 1
 
     assert len(processes_of(served.var_dir)) >= 3
     served.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -188,3 +198,69 @@ def test_postgres_and_a_dying_service_is_reported(
     assert "action server exited with code -9" in output
     assert "actions.log" in output and "Action endpoint is up and running" in output
     assert processes_of(served.var_dir) == []
+
+
+class Customer:
+    """A customer's widget: a real Socket.IO client on Rasa's socketio channel."""
+
+    def __init__(self, rasa_url: str, session_id: str) -> None:
+        import socketio
+
+        self.session_id = session_id
+        self.received: list[dict] = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("bot_uttered", self.received.append)
+        confirmed: list[str] = []
+        self.client.on("session_confirm", confirmed.append)
+        self.client.connect(rasa_url, socketio_path="/socket.io", transports=["websocket"])
+        self.client.emit("session_request", {"session_id": session_id})
+        _wait(lambda: bool(confirmed), "the session was not confirmed")
+
+    def say(self, text: str) -> None:
+        self.client.emit("user_uttered", {"message": text, "session_id": self.session_id})
+
+    def texts(self) -> list[str]:
+        return [m.get("text", "") for m in self.received]
+
+
+def _wait(condition: Callable[[], bool], message: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
+def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> None:
+    served = serve()
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    customer = Customer(served.rasa, "widget-7")
+    try:
+        customer.say("/request_human")
+        _wait(lambda: any("support team" in t for t in customer.texts()), "no hand-off reply")
+        queue = httpx.get(served.api + "/api/v1/handoff", headers=admin).json()
+        assert [w["session_id"] for w in queue] == ["widget-7"]
+
+        # Paused: the bot stays quiet while the customer waits for a person.
+        before = len(customer.received)
+        customer.say("hello?")
+        time.sleep(2)
+        assert len(customer.received) == before
+
+        reply = httpx.post(served.api + "/api/v1/handoff/widget-7/reply", headers=admin,
+                           json={"text": "Hi, this is Ada from support <b>here</b>."})
+        assert reply.status_code == 202, reply.text
+        _wait(lambda: "Hi, this is Ada from support <b>here</b>." in customer.texts(),
+              "the staff reply did not reach the customer's socket")
+        transcript = httpx.get(served.api + "/api/v1/conversations/widget-7",
+                               headers=admin).json()
+        assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",
+                                                                   "staff"]
+
+        assert httpx.post(served.api + "/api/v1/handoff/widget-7/resume",
+                          headers=admin).status_code == 202
+        assert httpx.get(served.api + "/api/v1/handoff", headers=admin).json() == []
+        customer.say("/greet")
+        _wait(lambda: any("virtual assistant" in t for t in customer.texts()),
+              "the bot did not answer after resuming")
+    finally:
+        customer.client.disconnect()

@@ -1,5 +1,6 @@
 """Custom actions, run by ``python -m bot.action_server --actions bot.actions``."""
 
 from bot.actions.answers import ActionAnswer
+from bot.actions.handoff import ActionHandoff
 
-__all__ = ["ActionAnswer"]
+__all__ = ["ActionAnswer", "ActionHandoff"]

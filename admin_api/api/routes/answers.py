@@ -44,7 +44,7 @@ _FORMATS = {"yaml": "application/yaml", "csv": "text/csv"}
 def published_answers(
     intent: str | None = Query(None, max_length=100, pattern=_INTENT),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=10_000_000),
     session: Session = Depends(get_session),
 ) -> list[Answer]:
     query = select(Answer).where(Answer.status == AnswerStatus.published.value)

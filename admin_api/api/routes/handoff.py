@@ -89,7 +89,10 @@ def resume(session_id: str = SessionId, session: Session = Depends(get_session),
     """Hand the conversation back to the bot."""
     _paused(store, session_id)
     try:
-        rasa_client.append_events(session_id, [{"event": "resume"}])
+        # The listen marks a clean turn boundary: messages the customer sent while paused got
+        # no bot action, and without it Rasa's rules would not match the next message.
+        rasa_client.append_events(session_id, [{"event": "resume"},
+                                               {"event": "action", "name": "action_listen"}])
     except rasa_client.RasaUnavailable as error:
         raise HTTPException(502, str(error)) from None
     audit.record(session, caller.name, "handoff.resume", "conversation", session_id)
