@@ -123,3 +123,31 @@ def test_index_build_stats_and_search(tmp_path: Path) -> None:
     lines = found.stdout.splitlines()
     assert lines[0].startswith("Decision: ") and lines[1].startswith("1. [101] ")
     assert sum(line[:3] in {"1. ", "2. "} for line in lines) == 2
+
+
+def test_users_create_prints_a_working_token_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    env = helpdesk_env(tmp_path)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    created = _run(["users", "create", "sam", "--role", "staff"], env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("lh_")
+    assert token not in (tmp_path / "admin.db").read_bytes().decode("latin-1")  # hashed
+    assert _run(["users", "create", "sam"], env).returncode == 1
+    bad = _run(["users", "create", "x", "--role", "root"], env)
+    assert bad.returncode == 2 and "role" in bad.stderr
+    listed = _run(["users", "list"], env)
+    assert "sam" in listed.stdout and "staff" in listed.stdout
+
+    from fastapi.testclient import TestClient
+
+    from admin_api.core.config import get_settings
+    from admin_api.main import create_app
+
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", env["HELPDESK_DATABASE_URL"])
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["name"] == "sam" and me.json()["role"] == "staff"
+    get_settings.cache_clear()

@@ -9,7 +9,7 @@ from sqlmodel import Session, SQLModel, select
 
 from admin_api import crud, migrate
 from admin_api.core.db import get_engine
-from admin_api.models import Answer, Meta
+from admin_api.models import Answer, AnswerRevision, Meta
 from retrieval.answers import AnswerData
 from tests.conftest import PROJECT_ROOT
 
@@ -51,6 +51,8 @@ def test_answer_versions_survive_an_upgrade_of_existing_data(database_url: str) 
         changes = crud.answer_changes(session, 0)
         assert [a.id for a in changes["upserts"]] == [7]  # rows from before 0002 are in the feed
         assert changes["version"] == crud.current_version(session) == 1
+        [revision] = session.exec(select(AnswerRevision)).all()  # history starts at the row
+        assert (revision.answer_id, revision.revision, revision.data["title"]) == (7, 1, "Hours")
 
 
 def test_seed_imports_once_and_never_again(database_url: str) -> None:
