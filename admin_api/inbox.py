@@ -30,6 +30,7 @@ from retrieval.answers import MAX_QUESTIONS, QUESTION_MAX, AnswerData
 
 logger = logging.getLogger(__name__)
 CURSOR_KEY = "review_cursor"
+RESCAN_MARGIN = 500
 
 
 def reasons_of(turn: Turn, confidence_below: float) -> list[str]:
@@ -69,7 +70,10 @@ def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
     last = store.last_event_id()
     touched = 0
     if last > cursor:
-        for turn in store.turns(after_event=cursor):
+        # Rescan a margin before the cursor: on PostgreSQL, ids are handed out before commit,
+        # so a turn saved by a slower Rasa request can land below ids already seen. Updating
+        # an item is idempotent, so reading a turn twice is harmless.
+        for turn in store.turns(after_event=max(0, cursor - RESCAN_MARGIN)):
             reasons = reasons_of(turn, confidence_below)
             if reasons and turn.message_id:
                 item = _item_for(session, turn)

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from admin_api import retention
+from admin_api.api.deps import document_auth
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
     answers,
@@ -71,6 +72,7 @@ def create_app() -> FastAPI:
     app.middleware("http")(count_requests)
     for module in ROUTERS:
         app.include_router(module.router)
+    document_auth(app.routes)
     return app
 
 

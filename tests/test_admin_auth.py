@@ -57,6 +57,11 @@ def _token(role: Role, name: str, **state: object) -> dict[str, str]:
 def test_every_route_checks_who_is_calling(client: TestClient, auth: dict) -> None:
     routes = _routes(client)
     assert PUBLIC | ADMIN_ONLY <= set(routes)
+    spec = client.get("/openapi.json").json()["paths"]
+    for method, path in routes:
+        documented = set(spec.get(path, {}).get(method.lower(), {}).get("responses", {}))
+        if path in spec and (method, path) not in PUBLIC:
+            assert {"401", "403"} <= documented, (method, path)
     callers = {
         "anonymous": {},
         "malformed": {"Authorization": "Basic dXNlcjpwYXNz"},

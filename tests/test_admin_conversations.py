@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.tracker_seed import banking_conversations, seed
+from tests.tracker_seed import Say, banking_conversations, seed
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_conversations_list_search_and_transcript(client: TestClient, seeded: di
 
 
 def test_inbox_lists_fallbacks_clarifications_low_confidence_and_thumbs_down(
-    client: TestClient, seeded: dict
+    client: TestClient, seeded: dict, tracker_url: str
 ) -> None:
     items = client.get("/api/v1/inbox", headers=seeded["staff"]).json()["items"]
     by_message = {i["message_id"]: i for i in items}
@@ -97,9 +97,15 @@ def test_inbox_lists_fallbacks_clarifications_low_confidence_and_thumbs_down(
     only = client.get("/api/v1/inbox", headers=seeded["staff"],
                       params={"reason": "clarify"}).json()["items"]
     assert [i["message_id"] for i in only] == ["u-4"]
-    # Listing again finds nothing new to add.
+    # Listing again finds nothing new to add; a turn saved later is picked up incrementally.
     again = client.get("/api/v1/inbox", headers=seeded["staff"]).json()
     assert again["total"] == 3
+    later = {"c-later": [Say("zzz qqq", "nlu_fallback", 0.1, "m2", "u-9",
+                             bot=[{"text": "Sorry.",
+                                   "metadata": {"utter_action": "utter_no_answer"}}])]}
+    seed(tracker_url, later, {"c-later": 60})
+    latest = client.get("/api/v1/inbox", headers=seeded["staff"]).json()
+    assert latest["total"] == 4 and latest["items"][0]["message_id"] == "u-9"
 
 
 def test_feedback_takes_text_and_intent_from_the_tracker(client: TestClient,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from sqlmodel import Session, select
 from admin_api import metrics
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.api.paging import Window
+from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
 from admin_api.models import Feedback, utcnow
 from admin_api.tracker import TrackerStore
@@ -55,12 +58,31 @@ def summary(window: Window = Depends(), session: Session = Depends(get_session),
 
 
 class _ConversationCollector:
-    """Conversation figures over the last 24 hours, computed when Prometheus scrapes."""
+    """Conversation figures over the last 24 hours, computed when Prometheus scrapes, at most
+    once per ``CACHE_SECONDS`` (several scrapers must not each rescan a day of events)."""
+
+    CACHE_SECONDS = 15.0
+
+    def __init__(self) -> None:
+        self.cached: dict[tuple[str, str], tuple[float, dict]] = {}
+        self.lock = threading.Lock()
+
+    def figures(self) -> dict:
+        settings = get_settings()
+        key = (settings.resolved_database_url, settings.resolved_tracker_store_url)
+        with self.lock:
+            now = time.monotonic()
+            hit = self.cached.get(key)
+            if hit is None or now - hit[0] > self.CACHE_SECONDS:
+                until = utcnow()
+                with Session(get_engine()) as session:
+                    hit = (now, summary_for(session, get_tracker(), until - PROMETHEUS_WINDOW,
+                                            until))
+                self.cached[key] = hit
+            return hit[1]
 
     def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
-        until = utcnow()
-        with Session(get_engine()) as session:
-            figures = summary_for(session, get_tracker(), until - PROMETHEUS_WINDOW, until)
+        figures = self.figures()
         for name in ("messages", "conversations"):
             yield GaugeMetricFamily(f"helpdesk_{name}_24h", f"Customer {name}, last 24 h",
                                     value=figures[name])
