@@ -11,6 +11,7 @@ run: setup
 	"$(VENV)/bin/helpdesk" serve
 
 test: setup
+	@bash scripts/install_browser.sh
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/python" -m pytest $(PYTEST_ARGS) || { status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; fi; \

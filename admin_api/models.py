@@ -15,6 +15,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from nlu.privacy import mask_sensitive
 from retrieval.answers import MAX_ANSWER_ID, AnswerData, AnswerStatus
 
 
@@ -167,7 +168,7 @@ class FeedbackCreate(BaseModel):
             return None
         if "\x00" in value:
             raise ValueError("comment must not contain NUL characters")
-        return value.strip() or None
+        return mask_sensitive(value.strip()) or None
 
 
 class FeedbackRead(BaseModel):
@@ -443,7 +444,7 @@ class TrainingExampleCreate(BaseModel):
             raise ValueError("text must not be blank")
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
-        return value
+        return mask_sensitive(value)
 
 
 class TrainingExampleRead(BaseModel):

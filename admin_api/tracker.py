@@ -93,6 +93,16 @@ def _user_turn(session_id: str, event_id: int, event: dict) -> Turn:
     )
 
 
+def unwrap_custom(event: dict) -> dict:
+    """A bot event's custom payload (our answer action nests it in ``data``: see
+    ``bot/actions/answers.py``)."""
+    custom = (event.get("data") or {}).get("custom")
+    if not isinstance(custom, dict):
+        return {}
+    inner = custom.get("data")
+    return inner if isinstance(inner, dict) else custom
+
+
 def _apply(turn: Turn, kind: str, event: dict) -> None:
     """Fold one bot-side event into the outcome of the turn it follows."""
     if kind == "pause":
@@ -109,8 +119,8 @@ def _apply(turn: Turn, kind: str, event: dict) -> None:
     if metadata.get("utter_action") in FALLBACK_ACTIONS and turn.outcome != "handoff":
         turn.outcome = "fallback"
         return
-    custom = (event.get("data") or {}).get("custom") or {}
-    if isinstance(custom, dict):
+    custom = unwrap_custom(event)
+    if custom:
         answer_id = custom.get("answer_id")
         if isinstance(answer_id, int) and answer_id not in turn.answer_ids:
             turn.answer_ids.append(answer_id)

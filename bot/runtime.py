@@ -65,9 +65,10 @@ def write_run_config(run_dir: Path, actions_url: str) -> tuple[Path, Path]:
         "action_endpoint": {"url": f"{actions_url}/webhook"},
         "tracker_store": tracker_store_config(settings.tracker_store_url()),
     }
+    # Rasa's own channels behind our guard (masking, length limit): same names and protocol.
     credentials = {
-        "rest": None,
-        "socketio": {
+        "bot.channels.GuardedRestInput": None,
+        "bot.channels.GuardedSocketIOInput": {
             "user_message_evt": "user_uttered",
             "bot_message_evt": "bot_uttered",
             "session_persistence": True,

@@ -53,3 +53,13 @@ def tuning_storage_url() -> str:
     """Where Optuna keeps studies. Not the admin database: Optuna's own Alembic version
     table is also called ``alembic_version`` and would clash with ours."""
     return os.environ.get("HELPDESK_TUNING_STORAGE_URL") or f"sqlite:///{var_dir() / 'tuning.db'}"
+
+
+def max_message_chars() -> int:
+    """Longer customer messages are refused politely by the input channels."""
+    return int(os.environ.get("HELPDESK_MAX_MESSAGE_CHARS", "1000"))
+
+
+def cors_origins() -> list[str]:
+    """Origins whose pages may open the socket.io channel (the pages embedding the widget)."""
+    return [o.strip() for o in os.environ.get("HELPDESK_CORS_ORIGINS", "").split(",") if o.strip()]

@@ -59,3 +59,18 @@ if [ "$here" != "$root" ] || [ ! -x "$venv/bin/helpdesk" ]; then
     "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
 fi
 echo "$want" > "$stamp"
+
+# The chat widget (bot/widget): bundled from the npm lock file whenever its sources change, into
+# the git-ignored bot/widget/dist that the admin API serves as /widget.js.
+widget="$root/bot/widget"
+if command -v npm >/dev/null 2>&1; then
+    want_widget=$(cat "$widget/package-lock.json" "$widget"/src/*.js | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$widget/dist/widget.js" ] || [ "$(cat "$widget/dist/.stamp" 2>/dev/null)" != "$want_widget" ]; then
+        echo "Building the chat widget (npm ci, then esbuild)..."
+        (cd "$widget" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+        echo "$want_widget" > "$widget/dist/.stamp"
+    fi
+else
+    echo "Note: npm was not found, so the chat widget is not built; install Node.js 20 with npm" >&2
+    echo "and run this again (the bot and the admin API work without it)." >&2
+fi

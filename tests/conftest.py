@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -207,3 +211,86 @@ def auth(client: TestClient) -> dict[str, dict[str, str]]:  # noqa: F821
             headers[role.value] = {"Authorization": f"Bearer {secret}"}
         session.commit()
     return headers
+
+
+STARTUP_TIMEOUT = 300
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    output: Path
+    var_dir: Path
+    api: str
+    rasa: str
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def admin_token(self) -> str:
+        """The admin token ``helpdesk serve`` printed on its first run."""
+        lines = self.text().splitlines()
+        [start] = [i for i, line in enumerate(lines) if "Its API token is shown only now" in line]
+        return lines[start + 1].strip()
+
+    def say(self, sender: str, message: str) -> list[dict]:
+        reply = httpx.post(f"{self.rasa}/webhooks/rest/webhook",
+                           json={"sender": sender, "message": message}, timeout=30)
+        reply.raise_for_status()
+        return reply.json()
+
+
+def processes_of(var_dir: Path) -> list[int]:
+    """Live processes started for this var dir (found by the environment they carry)."""
+    marker = f"HELPDESK_VAR_DIR={var_dir}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie is already dead
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(ignore_sigint: bool = False, **extra: str) -> Served:
+        var_dir = tmp_path / f"var{len(started)}"
+        ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
+                 "HELPDESK_ACTIONS_PORT": free_port()}
+        env = helpdesk_env(var_dir, HELPDESK_MODEL=str(tiny_model),
+                           **{k: str(v) for k, v in ports.items()}, **extra)
+        output = tmp_path / f"serve{len(started)}.log"
+        # A shell starts background jobs with SIGINT ignored; serve must still obey it.
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+        process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
+                                   cwd=PROJECT_ROOT, stdout=output.open("w"),
+                                   stderr=subprocess.STDOUT, preexec_fn=preexec)
+        served = Served(process, output, var_dir,
+                        f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
+                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}")
+        started.append(served)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "Press Ctrl-C to stop." not in served.text():
+            assert process.poll() is None, f"serve exited early:\n{served.text()}"
+            assert time.monotonic() < deadline, f"serve not ready:\n{served.text()}"
+            time.sleep(0.5)
+        return served
+
+    yield start
+    for served in started:  # never leave processes behind, even when a test failed
+        if served.process.poll() is None:
+            served.process.send_signal(signal.SIGINT)
+            try:
+                served.process.wait(60)
+            except subprocess.TimeoutExpired:
+                served.process.kill()
+        for pid in processes_of(served.var_dir):
+            os.kill(pid, signal.SIGKILL)

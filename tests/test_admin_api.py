@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -117,14 +119,27 @@ def test_published_answers_by_intent(client: TestClient) -> None:
     assert client.get("/api/v1/answers/published", params={"limit": 0}).status_code == 422
 
 
-def test_demo_page_embeds_escaped_config(
+def test_demo_page_embeds_the_widget_with_escaped_urls(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", "http://x/</script><script>alert(1)//")
+    monkeypatch.setenv("HELPDESK_PUBLIC_RASA_URL", 'http://x/"><script>alert(1)//')
     get_settings.cache_clear()
     page = client.get("/")
     assert page.status_code == 200
-    assert "Chat with us" in page.text
-    assert "</script><script>alert(1)" not in page.text
-    assert "<\\/script>" in page.text
-    assert "innerHTML" not in page.text.split("never innerHTML")[0].split("<script>")[-1]
+    expected = 'data-socket-url="http://x/&quot;&gt;&lt;script&gt;alert(1)//"'
+    assert '<script src="/widget.js"' in page.text and expected in page.text
+    assert "<script>alert(1)" not in page.text
+
+
+def test_widget_script_is_served_or_its_absence_explained(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HELPDESK_WIDGET_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    missing = client.get("/widget.js")
+    assert missing.status_code == 404 and "make setup" in missing.json()["detail"]
+    (tmp_path / "widget.js").write_text("console.log('lepton');")
+    served = client.get("/widget.js")
+    assert served.status_code == 200 and "javascript" in served.headers["content-type"]
+    assert served.text == "console.log('lepton');"
+

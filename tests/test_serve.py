@@ -6,102 +6,20 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+import socketio
 import sqlalchemy
 
 from retrieval import settings as retrieval_settings
 from retrieval.decision import Calibration
-from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
+from tests.conftest import Served, processes_of
 
 pytestmark = pytest.mark.slow
-STARTUP_TIMEOUT = 300
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen
-    output: Path
-    var_dir: Path
-    api: str
-    rasa: str
-
-    def text(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def admin_token(self) -> str:
-        """The admin token ``helpdesk serve`` printed on its first run."""
-        lines = self.text().splitlines()
-        [start] = [i for i, line in enumerate(lines) if "Its API token is shown only now" in line]
-        return lines[start + 1].strip()
-
-    def say(self, sender: str, message: str) -> list[dict]:
-        reply = httpx.post(f"{self.rasa}/webhooks/rest/webhook",
-                           json={"sender": sender, "message": message}, timeout=30)
-        reply.raise_for_status()
-        return reply.json()
-
-
-def processes_of(var_dir: Path) -> list[int]:
-    """Live processes started for this var dir (found by the environment they carry)."""
-    marker = f"HELPDESK_VAR_DIR={var_dir}\0".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes():
-                status = (entry / "status").read_text()
-                if "\nState:\tZ" not in status:  # a zombie is already dead
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-@pytest.fixture
-def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def start(ignore_sigint: bool = False, **extra: str) -> Served:
-        var_dir = tmp_path / f"var{len(started)}"
-        ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
-                 "HELPDESK_ACTIONS_PORT": free_port()}
-        env = helpdesk_env(var_dir, HELPDESK_MODEL=str(tiny_model),
-                           **{k: str(v) for k, v in ports.items()}, **extra)
-        output = tmp_path / f"serve{len(started)}.log"
-        # A shell starts background jobs with SIGINT ignored; serve must still obey it.
-        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-        process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
-                                   cwd=PROJECT_ROOT, stdout=output.open("w"),
-                                   stderr=subprocess.STDOUT, preexec_fn=preexec)
-        served = Served(process, output, var_dir,
-                        f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
-                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}")
-        started.append(served)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while "Press Ctrl-C to stop." not in served.text():
-            assert process.poll() is None, f"serve exited early:\n{served.text()}"
-            assert time.monotonic() < deadline, f"serve not ready:\n{served.text()}"
-            time.sleep(0.5)
-        return served
-
-    yield start
-    for served in started:  # never leave processes behind, even when a test failed
-        if served.process.poll() is None:
-            served.process.send_signal(signal.SIGINT)
-            try:
-                served.process.wait(60)
-            except subprocess.TimeoutExpired:
-                served.process.kill()
-        for pid in processes_of(served.var_dir):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _texts(replies: list[dict]) -> str:
@@ -120,7 +38,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # A BANKING77 training question reaches the curated answer through the action server.
     answer = served.say("smoke-1", "I am still waiting on my card?")
     assert "5 to 7 working days" in _texts(answer)
-    [custom] = [r["custom"] for r in answer if "custom" in r]
+    [custom] = [r["custom"]["data"] for r in answer if "custom" in r]
     assert custom["answer_id"] == 101 and custom["intent"] == "card_arrival"
     calibration = Calibration.load(retrieval_settings.thresholds_file())
     assert custom["decision"] == "answer"
@@ -145,7 +63,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
         assert time.monotonic() - committed < 2.0, "the unpublished answer was still served"
 
     assert httpx.get(served.api + "/health").json() == {"status": "ok", "database": "ok"}
-    assert "Chat with us" in httpx.get(served.api + "/").text
+    assert 'src="/widget.js"' in httpx.get(served.api + "/").text
     # Rasa's HTTP API is on, and protected by the token.
     assert httpx.get(served.rasa + "/status").status_code in (401, 403)
 
@@ -161,6 +79,17 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
         "SELECT data FROM events WHERE sender_id='smoke-1' AND type_name='user'").fetchall()
     assert [json.loads(e[0])["text"] for e in events] == ["hi", "I am still waiting on my card?"]
     assert served.text().count("Its API token is shown only now") == 1
+
+    # Card numbers never reach the tracker store; an oversize message is refused politely.
+    served.say("smoke-4", "my card 4111 1111 1111 1111 was stolen, cvv 123")
+    too_long = served.say("smoke-4", "x" * 1001)
+    assert "too long" in _texts(too_long)
+    stored = [json.loads(r[0]) for r in sqlite3.connect(served.var_dir / "tracker.db").execute(
+        "SELECT data FROM events WHERE sender_id='smoke-4' AND type_name='user'").fetchall()]
+    assert [e["text"] for e in stored] == ["my card **** **** **** 1111 was stolen, cvv ***"]
+    raw = sqlite3.connect(served.var_dir / "tracker.db").execute(
+        "SELECT group_concat(data) FROM events WHERE sender_id='smoke-4'").fetchone()[0]
+    assert "4111" not in raw.replace("**** 1111", "")
 
     assert len(processes_of(served.var_dir)) >= 3
     served.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -203,12 +132,12 @@ def test_postgres_and_a_dying_service_is_reported(
 class Customer:
     """A customer's widget: a real Socket.IO client on Rasa's socketio channel."""
 
-    def __init__(self, rasa_url: str, session_id: str) -> None:
-        import socketio
-
+    def __init__(self, rasa_url: str, session_id: str, origin: str) -> None:
         self.session_id = session_id
         self.received: list[dict] = []
-        self.client = socketio.Client(reconnection=False)
+        # As a browser on ``origin`` would (websocket-client would add its own Origin header).
+        self.client = socketio.Client(reconnection=False, websocket_extra_options={
+            "origin": origin, "suppress_origin": False})
         self.client.on("bot_uttered", self.received.append)
         confirmed: list[str] = []
         self.client.on("session_confirm", confirmed.append)
@@ -233,8 +162,19 @@ def _wait(condition: Callable[[], bool], message: str, timeout: float = 30.0) ->
 def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> None:
     served = serve()
     admin = {"Authorization": f"Bearer {served.admin_token()}"}
-    customer = Customer(served.rasa, "widget-7")
+    # The socket.io channel admits only the configured origins (the widget's pages).
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        Customer(served.rasa, "intruder", origin="https://evil.example")
+    customer = Customer(served.rasa, "widget-7", origin=served.api)
     try:
+        # An FAQ over socket.io: the text, then our payload with the answer and the message id.
+        customer.say("I am still waiting on my card?")
+        _wait(lambda: any(m.get("answer_id") == 101 for m in customer.received),
+              "no answer payload over socket.io")
+        [payload] = [m for m in customer.received if m.get("answer_id") == 101]
+        assert payload["decision"] == "answer" and payload["message_id"]
+        assert "working days" in payload["body"]
+
         customer.say("/request_human")
         _wait(lambda: any("support team" in t for t in customer.texts()), "no hand-off reply")
         queue = httpx.get(served.api + "/api/v1/handoff", headers=admin).json()

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # Where browsers reach the Rasa server (the widget talks to it directly).
     public_rasa_url: str = "http://127.0.0.1:5005"
     max_request_bytes: int = 64 * 1024
+    # The built chat widget (``make setup`` bundles bot/widget/src into it).
+    widget_dir: Path = PROJECT_ROOT / "bot" / "widget" / "dist"
     # Answer imports are files, so they get a larger limit than other bodies.
     max_import_bytes: int = 5 * 1024 * 1024
     # Rasa's tracker store (conversations are read there, never copied) and HTTP API.

@@ -30,6 +30,16 @@ def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | N
     return retriever.search(text, k=CLARIFY_OPTIONS, intent_ranking=ranking)
 
 
+def _payload(message: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """What our widget needs beside the text: which answer, why, and which customer message
+    it answers (for feedback). Wrapped in ``data`` because Rasa's socket.io channel passes a
+    custom payload's keys to ``emit`` as arguments; ``data`` is the one that becomes the
+    event's body."""
+    intent = message.get("intent") or {}
+    return {"data": {"intent": intent.get("name"), "confidence": intent.get("confidence"),
+                     "message_id": message.get("message_id"), **fields}}
+
+
 class ActionAnswer(Action):
     def name(self) -> str:
         return "action_answer"
@@ -39,7 +49,6 @@ class ActionAnswer(Action):
     ) -> list[dict[str, Any]]:
         message = tracker.latest_message or {}
         text = message.get("text") or ""
-        intent = (message.get("intent") or {}).get("name")
         result = await asyncio.to_thread(_search, text, message.get("intent_ranking"))
         if result is None or result.top is None or result.decision not in {ANSWER, CLARIFY}:
             dispatcher.utter_message(response="utter_no_answer")
@@ -48,8 +57,8 @@ class ActionAnswer(Action):
             dispatcher.utter_message(
                 text="I'm not sure which of these you mean. Please pick one:",
                 buttons=[{"title": h.title, "payload": h.title} for h in result.hits],
-                json_message={"decision": CLARIFY, "intent": intent,
-                              "answer_ids": [h.answer_id for h in result.hits]},
+                json_message=_payload(message, decision=CLARIFY,
+                                      answer_ids=[h.answer_id for h in result.hits]),
             )
             return []
         top = result.top
@@ -60,7 +69,7 @@ class ActionAnswer(Action):
             return []
         dispatcher.utter_message(
             text=answer.body.strip(),
-            json_message={"answer_id": top.answer_id, "intent": intent, "decision": ANSWER,
-                          "score": round(top.score, 4)},
+            json_message=_payload(message, decision=ANSWER, answer_id=top.answer_id,
+                                  score=round(top.score, 4), body=answer.body.strip()),
         )
         return []

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from admin_api import audit, retention
 from admin_api.api.deps import Caller, get_session, get_tracker, require_admin, require_staff
 from admin_api.api.paging import Page, Paging, Window, not_found, sort_param
-from admin_api.tracker import TrackerStore, from_timestamp
+from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 SessionId = Path(..., min_length=1, max_length=255)
@@ -116,7 +116,7 @@ def transcript_entries(events: list[dict]) -> list[dict]:
                             "model_id": metadata.get("model_id")})
         elif kind == "bot":
             data = event.get("data") or {}
-            custom = data.get("custom") if isinstance(data.get("custom"), dict) else {}
+            custom = unwrap_custom(event)
             entries.append({"kind": "staff" if metadata.get("staff") else "bot", "at": at,
                             "text": event.get("text"), "answer_id": custom.get("answer_id"),
                             "decision": custom.get("decision"),

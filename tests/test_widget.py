@@ -1,0 +1,125 @@
+"""The chat widget in a real browser (Debian's Chromium driven by Playwright) against a real
+``helpdesk serve``: Rasa, the action server and the admin API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, Served
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
+WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
+FAQ = "I am still waiting on my card?"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (scripts/install_browser.sh installs it)")
+    if not WIDGET.is_file():
+        pytest.skip(f"the widget is not built ({WIDGET}); `make setup` builds it with npm")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+def _user_texts(served: Served) -> list[str]:
+    rows = sqlite3.connect(served.var_dir / "tracker.db").execute(
+        "SELECT data FROM events WHERE type_name='user' ORDER BY id").fetchall()
+    return [json.loads(r[0])["text"] for r in rows]
+
+
+def test_the_widget_in_a_browser(serve: Callable[..., Served], browser: object) -> None:
+    served = serve()
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(served.api + "/")
+
+    # Keyboard only: focus the launcher, open it, type, send with Enter.
+    launcher = page.get_by_role("button", name="Open the chat")
+    launcher.focus()
+    page.keyboard.press("Enter")
+    message_box = page.get_by_label("Your message")
+    assert message_box.evaluate("e => e === e.getRootNode().activeElement")
+    page.keyboard.type(FAQ)
+    page.keyboard.press("Enter")
+
+    # The curated answer, as one message, with its feedback buttons.
+    bot = page.locator(".message.bot")
+    bot.filter(has_text="working days").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Not helpful").click()
+    page.get_by_label("What was wrong? (optional)").fill("Too slow <b>really</b>")
+    page.get_by_role("button", name="Send feedback").click()
+    page.get_by_text("Thanks for your feedback.").wait_for()
+    rows = sqlite3.connect(served.var_dir / "admin.db").execute(
+        "SELECT rating, answer_id, comment, text, intent FROM feedback").fetchall()
+    assert rows == [("down", 101, "Too slow <b>really</b>", FAQ, "card_arrival")]
+
+    # HTML typed by a customer is shown as text and never runs.
+    attack = "<img src=x onerror=alert(1)>"
+    message_box.fill(attack)
+    page.keyboard.press("Enter")
+    page.locator(".message.user", has_text=attack).wait_for()
+    assert page.locator(".log img").count() == 0
+
+    # A question the bot cannot answer offers a person as quick replies; clicking one works.
+    message_box.fill("zorblax quintessence flumph")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Yes, connect me").click(timeout=30_000)
+    bot.filter(has_text="support team").last.wait_for(timeout=30_000)
+
+    # History survives a reload.
+    page.reload()
+    page.get_by_role("button", name="Open the chat").click()
+    page.locator(".message.user", has_text=FAQ).wait_for()
+    assert page.locator(".message.bot", has_text="working days").count() == 1
+
+    # Offline: the message waits, and is delivered exactly once when the network is back.
+    context.set_offline(True)
+    page.get_by_label("Your message").fill("sent while offline")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)
+    assert "sent while offline" not in _user_texts(served)
+    context.set_offline(False)
+    page.wait_for_function("() => navigator.onLine")
+    deadline = 30_000
+    while "sent while offline" not in _user_texts(served) and deadline > 0:
+        page.wait_for_timeout(250)
+        deadline -= 250
+    page.wait_for_timeout(1500)
+    assert _user_texts(served).count("sent while offline") == 1
+
+    # Escape closes the panel and gives focus back to the launcher.
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert dialogs == []
+    context.close()
+
+
+def test_the_widget_on_a_phone_screen(serve: Callable[..., Served], browser: object) -> None:
+    served = serve()
+    context = browser.new_context(viewport={"width": 375, "height": 667})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(served.api + "/")
+    page.get_by_role("button", name="Open the chat").click()
+    panel = page.get_by_role("dialog")
+    box = panel.bounding_box()
+    assert box is not None and box["width"] == 375 and box["height"] == 667
+    page.get_by_label("Your message").fill("hi")
+    page.keyboard.press("Enter")
+    page.locator(".message.bot", has_text="virtual assistant").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Start a new conversation").click()
+    assert page.locator(".message").count() == 0
+    context.close()
