@@ -196,6 +196,17 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",
                                                                    "staff"]
 
+        # Two messages in a row without an answer hand the customer over without asking.
+        first = _texts(served.say("rest-9", "zorblax quintessence flumph"))
+        assert "connect you to our support team" in first
+        second = _texts(served.say("rest-9", "glimber snorfle wobbenzine"))
+        assert "passing you to a member of our support team" in second
+        waiting = [w["session_id"] for w in
+                   httpx.get(served.api + "/api/v1/handoff", headers=admin).json()]
+        assert sorted(waiting) == ["rest-9", "widget-7"]
+        assert httpx.post(served.api + "/api/v1/handoff/rest-9/resume",
+                          headers=admin).status_code == 202
+
         assert httpx.post(served.api + "/api/v1/handoff/widget-7/resume",
                           headers=admin).status_code == 202
         assert httpx.get(served.api + "/api/v1/handoff", headers=admin).json() == []

@@ -3,7 +3,8 @@
 The action asks the FAISS retriever (``bot/actions/retriever.py``), passing the classifier's
 intent ranking, so any published answer is reachable, including one published a second ago
 that no model was trained on. The retriever's decision picks the reply: the answer itself, a
-choice between the closest two or three answers as buttons, or an offer of a human.
+choice between the closest two or three answers as buttons, or an offer of a human (and, when
+the previous message had no answer either, the hand-off itself).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.retriever import ready_retriever
@@ -20,6 +22,7 @@ from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS
 from retrieval.retriever import SearchResult
 
 logger = logging.getLogger(__name__)
+NO_ANSWER = "utter_no_answer"
 
 
 def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | None:
@@ -28,6 +31,29 @@ def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | N
         logger.warning("no answer retriever is ready: replying with the fallback")
         return None
     return retriever.search(text, k=CLARIFY_OPTIONS, intent_ranking=ranking)
+
+
+def previous_turn_failed(events: list[dict[str, Any]]) -> bool:
+    """Whether the bot had no answer for the customer's previous message too."""
+    users, failed = 0, False
+    for event in reversed(events):
+        if event.get("event") == "user":
+            users += 1
+            if users == 2:
+                return failed  # the no-answer replied to this earlier message
+        elif users == 1 and event.get("event") == "bot" and \
+                (event.get("metadata") or {}).get("utter_action") == NO_ANSWER:
+            failed = True
+    return False
+
+
+def _fall_back(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+    """No answer: offer a person; the second time in a row, hand over without asking."""
+    if previous_turn_failed(tracker.events):
+        dispatcher.utter_message(response="utter_handoff_after_failures")
+        return [ConversationPaused()]
+    dispatcher.utter_message(response=NO_ANSWER)
+    return []
 
 
 def _payload(message: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -51,8 +77,7 @@ class ActionAnswer(Action):
         text = message.get("text") or ""
         result = await asyncio.to_thread(_search, text, message.get("intent_ranking"))
         if result is None or result.top is None or result.decision not in {ANSWER, CLARIFY}:
-            dispatcher.utter_message(response="utter_no_answer")
-            return []
+            return _fall_back(dispatcher, tracker)
         if result.decision == CLARIFY:
             dispatcher.utter_message(
                 text="I'm not sure which of these you mean. Please pick one:",
@@ -65,8 +90,7 @@ class ActionAnswer(Action):
         retriever = ready_retriever(0)
         answer = retriever.answer(top.answer_id) if retriever else None
         if answer is None:  # unpublished between the search and now
-            dispatcher.utter_message(response="utter_no_answer")
-            return []
+            return _fall_back(dispatcher, tracker)
         dispatcher.utter_message(
             text=answer.body.strip(),
             json_message=_payload(message, decision=ANSWER, answer_id=top.answer_id,
