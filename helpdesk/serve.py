@@ -164,7 +164,8 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
         ),
         Service(
             "Rasa server",
-            [python, "-m", "rasa", "run", "--enable-api", "--auth-token", token,
+            # "=": a random token may start with "-", which argparse would take for an option.
+            [python, "-m", "rasa", "run", "--enable-api", f"--auth-token={token}",
              "--model", str(model), "--endpoints", str(endpoints),
              "--credentials", str(credentials), "--interface", settings.host,
              "--port", str(settings.rasa_port), "--cors", *cors.split(",")],

@@ -151,3 +151,16 @@ def test_users_create_prints_a_working_token_once(tmp_path: Path,
         me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         assert me.json()["name"] == "sam" and me.json()["role"] == "staff"
     get_settings.cache_clear()
+
+
+def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpdesk.serve import build_services
+    from helpdesk.settings import ServeSettings
+
+    monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("HELPDESK_RASA_TOKEN", "-Ab3_dash-first")
+    services = build_services(ServeSettings.from_env(), tmp_path / "model.tar.gz", tmp_path)
+    [rasa] = [s for s in services if s.name == "Rasa server"]
+    assert "--auth-token=-Ab3_dash-first" in rasa.command
