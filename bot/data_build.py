@@ -193,7 +193,9 @@ def build(
         "config.yml": render_config(bot_dir / "config.yml", classifier_params),
         "domain/intents.yml": _yaml_text({"version": "3.1", "intents": sorted(examples)}),
         "data/nlu/seed.yml": _nlu_yaml(examples),
-        "data/rules/faq.yml": _faq_rules(banking),
+        # Banking intents with a flow of their own (bot/data/rules) are not plain FAQs.
+        "data/rules/faq.yml": _faq_rules([i for i in banking
+                                          if i not in _rule_intents(bot_dir / "data")]),
     }
     for path in sorted((bot_dir / "domain").glob("*.yml")):
         files[f"domain/{path.name}"] = path.read_text(encoding="utf-8")

@@ -196,6 +196,20 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",
                                                                    "staff"]
 
+        # The lost card flow: the digits (from a card number, masked on the way in), a
+        # confirmation, frozen; "stop" ends it; another topic is answered instead.
+        assert "last four digits" in _texts(served.say("card-1", "/lost_or_stolen_card"))
+        assert "I need just the last four digits" in _texts(served.say("card-1", "/affirm"))
+        confirm = _texts(served.say("card-1", "it is 4111 1111 1111 1111"))
+        assert "Shall I freeze the card ending 1111 now?" in confirm
+        assert "card ending 1111 is frozen" in _texts(served.say("card-1", "/affirm"))
+        assert "last four digits" in _texts(served.say("card-2", "/lost_or_stolen_card"))
+        assert "I've stopped there" in _texts(served.say("card-2", "stop please"))
+        assert "hello" not in _texts(served.say("card-2", "/greet"))  # the flow is over
+        assert "last four digits" in _texts(served.say("card-3", "/lost_or_stolen_card"))
+        switched = _texts(served.say("card-3", "/exchange_rate"))
+        assert "interbank exchange rate" in switched and "freeze" not in switched
+
         # Two messages in a row without an answer hand the customer over without asking.
         first = _texts(served.say("rest-9", "zorblax quintessence flumph"))
         assert "connect you to our support team" in first

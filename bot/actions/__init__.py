@@ -1,6 +1,7 @@
 """Custom actions, run by ``python -m bot.action_server --actions bot.actions``."""
 
 from bot.actions.answers import ActionAnswer
+from bot.actions.cards import ActionFreezeCard, ValidateLostCardForm
 from bot.actions.handoff import ActionHandoff
 
-__all__ = ["ActionAnswer", "ActionHandoff"]
+__all__ = ["ActionAnswer", "ActionFreezeCard", "ActionHandoff", "ValidateLostCardForm"]
