@@ -210,6 +210,18 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         switched = _texts(served.say("card-3", "/exchange_rate"))
         assert "interbank exchange rate" in switched and "freeze" not in switched
 
+        # The missing transfer flow: by reference, or by amount and date; "stop" works here too.
+        ask = _texts(served.say("tr-1", "/transfer_not_received_by_recipient"))
+        assert "What is its reference" in ask
+        assert "**pending**" in _texts(served.say("tr-1", "it's tr 775120"))
+        served.say("tr-2", "/transfer_not_received_by_recipient")
+        assert "How much did you send?" in _texts(served.say("tr-2", "no, I don't have it"))
+        assert "On which day" in _texts(served.say("tr-2", "250 euros"))
+        assert "I didn't catch the date" in _texts(served.say("tr-2", "2099-01-01"))
+        assert "**completed**" in _texts(served.say("tr-2", "yesterday"))
+        served.say("tr-3", "/transfer_not_received_by_recipient")
+        assert "I've stopped there" in _texts(served.say("tr-3", "never mind"))
+
         # Two messages in a row without an answer hand the customer over without asking.
         first = _texts(served.say("rest-9", "zorblax quintessence flumph"))
         assert "connect you to our support team" in first
