@@ -24,7 +24,7 @@ import numpy as np
 
 from retrieval import settings
 from retrieval.answers import AnswerData, AnswerStatus
-from retrieval.decision import FALLBACK, Calibration, decide
+from retrieval.decision import ANSWER, FALLBACK, Calibration, decide
 from retrieval.encoder import Encoder
 from retrieval.index import (
     MAX_TEXTS_PER_ANSWER,
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 BODY_OPENING_CHARS = 300
 RRF_K = 60
 RANKING_CANDIDATES = 3  # the classifier's top intents whose answers are always scored
+# Cosine similarity at which a customer's question is taken as one of the answer's own variants.
+EXACT_MATCH = 0.95
 FILTER_KEYS = frozenset({"intent", "tags", "answer_ids"})
 IGNORED_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
 
@@ -270,6 +272,13 @@ class Retriever:
             hits.sort(key=lambda h: (-h.score, h.answer_id))
             if self.hybrid and state.lexical is not None and hits:
                 hits = self._fuse(state, query, hits)
+        exact = [h for h in hits if h.similarity >= EXACT_MATCH]
+        if len(exact) == 1:
+            # Staff wrote (nearly) this very question for one answer: that beats any intent
+            # boost, which matters for a new answer that no classifier knows yet. (Two such
+            # answers are a real ambiguity, left to the usual decision: clarify.)
+            hits = [exact[0], *(h for h in hits if h is not exact[0])][:k]
+            return SearchResult(hits, ANSWER)
         hits = hits[:k]
         thresholds = self.calibration.thresholds(bool(probabilities))
         return SearchResult(hits, decide([h.score for h in hits], thresholds))

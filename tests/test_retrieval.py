@@ -93,6 +93,22 @@ def test_intent_ranking_boosts_and_filters_restrict(retriever: Retriever) -> Non
         retriever.search(query, filters={"colour": "red"})
 
 
+def test_a_question_staff_wrote_beats_any_intent_boost(encoder) -> None:  # noqa: ANN001
+    # The production boost (retrieval/thresholds.json) is large: 1.5 x the intent probability.
+    retriever = Retriever(encoder, Calibration(1.5, CALIBRATION.without_ranking,
+                                               CALIBRATION.with_ranking, "tests"), device="cpu")
+    retriever.replace_all([*bank_answers(), make_answer(
+        9, "Metal cards", "Our metal card costs 50 EUR a year.",
+        ["Can I get a card made of metal?"])], version=1)
+    confident_elsewhere = [{"name": "card_arrival", "confidence": 0.99}]
+    result = retriever.search("can I get a card made of metal", k=3,
+                              intent_ranking=confident_elsewhere)
+    assert result.top.answer_id == 9 and result.decision == ANSWER
+    assert result.top.score < result.hits[1].score  # it won on the match, not on the score
+    # A looser wording is judged as usual (the boosted answer may win).
+    assert retriever.search("metal", k=3, intent_ranking=confident_elsewhere).top.answer_id == 1
+
+
 def test_close_candidates_ask_which_one(encoder) -> None:  # noqa: ANN001
     twins = Retriever(encoder, Calibration(0.3, Thresholds(0.3, 0.05), Thresholds(0.3, 0.05)),
                       device="cpu")

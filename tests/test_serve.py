@@ -61,6 +61,15 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     committed = time.monotonic()
     while "tracked delivery" in _texts(served.say("smoke-3", "I am still waiting on my card?")):
         assert time.monotonic() - committed < 2.0, "the unpublished answer was still served"
+    # A brand-new answer, created and published after start-up, is what the bot answers.
+    created = httpx.post(served.api + "/api/v1/answers", headers=admin, json={
+        "title": "Metal cards", "status": "published",
+        "body": "Our metal card costs 50 EUR a year and is made of recycled steel.",
+        "questions": ["Can I get a card made of metal?", "How much is the metal card?"]})
+    assert created.status_code == 201, created.text
+    committed = time.monotonic()
+    while "recycled steel" not in _texts(served.say("smoke-5", "can I get a card made of metal")):
+        assert time.monotonic() - committed < 2.0, "the new answer was not live in 2 s"
 
     assert httpx.get(served.api + "/health").json() == {"status": "ok", "database": "ok"}
     assert 'src="/widget.js"' in httpx.get(served.api + "/").text
@@ -191,6 +200,7 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         assert reply.status_code == 202, reply.text
         _wait(lambda: "Hi, this is Ada from support <b>here</b>." in customer.texts(),
               "the staff reply did not reach the customer's socket")
+        _wait(lambda: {"staff": "admin"} in customer.received, "no staff payload")
         transcript = httpx.get(served.api + "/api/v1/conversations/widget-7",
                                headers=admin).json()
         assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",

@@ -71,7 +71,10 @@ def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depe
           caller: Caller = Depends(require_staff)) -> dict:
     """Send a staff message to the customer (live in their widget); the bot stays paused."""
     _paused(store, session_id)
-    event = {"event": "bot", "text": body.text, "metadata": {"staff": caller.name}}
+    # The payload lets our widget show the message as the support team's (other widgets
+    # show the text); the metadata keeps it out of the bot's turns in the metrics.
+    event = {"event": "bot", "text": body.text, "metadata": {"staff": caller.name},
+             "data": {"custom": {"data": {"staff": caller.name}}}}
     try:
         rasa_client.append_events(session_id, [event], deliver_to=REPLY_CHANNEL)
     except rasa_client.RasaUnavailable as error:
