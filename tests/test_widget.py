@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import PROJECT_ROOT, Served
@@ -120,6 +121,20 @@ def test_the_widget_on_a_phone_screen(serve: Callable[..., Served], browser: obj
     page.get_by_label("Your message").fill("hi")
     page.keyboard.press("Enter")
     page.locator(".message.bot", has_text="virtual assistant").wait_for(timeout=30_000)
+
+    # "Talk to a human", then a staff reply arrives live, labelled as the support team's.
+    page.get_by_role("button", name="Talk to a human").click()
+    page.locator(".message.bot", has_text="support team").wait_for(timeout=30_000)
+    session_id = page.evaluate("() => window.__leptonHelpdesk.sessionId")
+    reply = httpx.post(f"{served.api}/api/v1/handoff/{session_id}/reply",
+                       headers={"Authorization": f"Bearer {served.admin_token()}"},
+                       json={"text": "Hello, Sam from the **support team** here."})
+    assert reply.status_code == 202, reply.text
+    staff = page.locator(".message.staff", has_text="Sam from the support team here.")
+    staff.wait_for(timeout=15_000)
+    assert staff.locator("strong").inner_text() == "support team"  # markdown, safely
+    assert "Support team" in staff.inner_text()
+
     page.get_by_role("button", name="Start a new conversation").click()
     assert page.locator(".message").count() == 0
     context.close()
