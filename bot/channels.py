@@ -1,6 +1,7 @@
 """Rasa's REST and socket.io input channels, guarded: customer text is masked before Rasa sees
-(and stores) it, and an oversize message is refused with a polite reply instead of being
-processed.
+(and stores) it, an oversize message is refused with a polite reply instead of being
+processed, and a turn that produced no reply at all (the action server down: Rasa logs the
+failure and says nothing) gets an apology instead of silence.
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
@@ -9,6 +10,7 @@ names these classes (see ``bot/runtime.py``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,25 +21,60 @@ from rasa.core.channels.socketio import SocketIOInput
 from bot import settings
 from nlu.privacy import mask_sensitive
 
+FAILURE_REPLY = (
+    "Sorry, something went wrong on my side and I couldn't answer that. Please try again in a "
+    "moment, or ask for a person."
+)
 TOO_LONG_REPLY = (
     "Sorry, that message is too long for me ({length} characters; the limit is {limit}). "
     "Could you say it in fewer words?"
 )
 Handler = Callable[[UserMessage], Awaitable[Any]]
+logger = logging.getLogger(__name__)
 
 
 def guard(on_new_message: Handler) -> Handler:
+    # Rasa hands the channels its agent's ``handle_message``; the agent's tracker store tells
+    # a paused conversation (silence is right) from a failed turn (silence is wrong).
+    agent = getattr(on_new_message, "__self__", None)
+
     async def handle(message: UserMessage) -> Any:
         text = message.text or ""
         limit = settings.max_message_chars()
+        output = message.output_channel
         if len(text) > limit:
-            await message.output_channel.send_text_message(
+            await output.send_text_message(
                 message.sender_id, TOO_LONG_REPLY.format(length=len(text), limit=limit))
             return None
         message.text = mask_sensitive(text)
-        return await on_new_message(message)
+        sent = 0
+        send_response = output.send_response
+
+        async def counting_send(recipient_id: str, reply: dict[str, Any]) -> None:
+            nonlocal sent
+            sent += 1
+            await send_response(recipient_id, reply)
+
+        output.send_response = counting_send  # type: ignore[method-assign]
+        try:
+            result = await on_new_message(message)
+        except Exception:  # noqa: BLE001 - the customer must hear something either way
+            logger.exception("handling a message of %s failed", message.sender_id)
+            result = None
+        if sent == 0 and not await _paused(agent, message.sender_id):
+            # Typically the action server is down: Rasa logs it and says nothing.
+            await output.send_text_message(message.sender_id, FAILURE_REPLY)
+        return result
 
     return handle
+
+
+async def _paused(agent: Any, sender_id: str) -> bool:
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return False
+    tracker = await store.retrieve(sender_id)
+    return bool(tracker and tracker.is_paused())
 
 
 class GuardedRestInput(RestInput):

@@ -1,9 +1,10 @@
 """``helpdesk serve``: run the admin API, the action server and Rasa as one supervised unit.
 
 Each service is a child process in its own process group with its own log under
-``var/logs``. Startup waits for every health check; a service that dies is reported with the
-end of its log and takes the others down with it, and Ctrl-C (or SIGTERM) stops all of them,
-so nothing is left running behind the operator's back.
+``var/logs``. Startup waits for every health check. The action server, which holds no state,
+is restarted when it dies (up to 5 times in 5 minutes); any other death is reported with the
+end of its log and takes the others down with it. Ctrl-C (or SIGTERM) stops all of them, so
+nothing is left running behind the operator's back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from helpdesk.settings import ServeSettings
 
 LOG_TAIL_LINES = 40
+RESTART_WINDOW = 300.0
 
 
 class ServeError(RuntimeError):
@@ -37,7 +39,18 @@ class Service:
     log_path: Path
     env: dict[str, str]
     healthy: Callable[[httpx.Response], bool] = lambda reply: reply.status_code == 200
+    # Restarts allowed within RESTART_WINDOW seconds before a death stops everything.
+    max_restarts: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restarted_at: list[float] = field(default_factory=list, repr=False)
+
+    def may_restart(self) -> bool:
+        now = time.monotonic()
+        self.restarted_at = [t for t in self.restarted_at if now - t < RESTART_WINDOW]
+        if len(self.restarted_at) >= self.max_restarts:
+            return False
+        self.restarted_at.append(now)
+        return True
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +174,9 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
             [python, "-m", "bot.action_server", "--actions", "bot.actions",
              "--port", str(settings.actions_port)],
             f"{actions_url}/health", logs / "actions.log", env,
+            # Stateless: Rasa keeps the conversations, and customers get an apology (see
+            # bot/channels.py) for the seconds it is away.
+            max_restarts=5,
         ),
         Service(
             "Rasa server",
@@ -236,8 +252,14 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
         )
         while True:
             for service in services:
-                if service.exit_code() is not None:
+                code = service.exit_code()
+                if code is None:
+                    continue
+                if not service.may_restart():
                     raise _died(service)
+                print(f"  {service.name} exited with code {code}; restarting it "
+                      f"(log: {service.log_path})", flush=True)
+                service.start()
             time.sleep(1)
     except _Stop:
         print("\nStopping...", flush=True)

@@ -22,6 +22,9 @@ from tests.conftest import Served, processes_of
 pytestmark = pytest.mark.slow
 
 
+FAQ = "I am still waiting on my card?"
+
+
 def _texts(replies: list[dict]) -> str:
     return "\n".join(r.get("text", "") for r in replies)
 
@@ -107,7 +110,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     assert processes_of(served.var_dir) == []
 
 
-def test_postgres_and_a_dying_service_is_reported(
+def test_postgres_a_restarted_action_server_and_a_dying_service(
     serve: Callable[..., Served], postgres_factory: Callable[[], str]
 ) -> None:
     admin_db, tracker_db = postgres_factory(), postgres_factory()
@@ -126,15 +129,27 @@ def test_postgres_and_a_dying_service_is_reported(
             "SELECT data FROM events WHERE sender_id='pg-1' AND type_name='user'"))
         assert [json.loads(r[0])["text"] for r in texts] == ["hello"]
 
-    [action_server] = [
-        pid for pid in processes_of(served.var_dir)
-        if b"bot.action_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-    os.kill(action_server, signal.SIGKILL)
+    def pid_of(marker: bytes) -> int:
+        [pid] = [p for p in processes_of(served.var_dir)
+                 if marker in Path(f"/proc/{p}/cmdline").read_bytes()]
+        return pid
+
+    # The action server dies: the customer gets an apology at once, not silence; serve
+    # restarts it, and the same conversation goes on.
+    os.kill(pid_of(b"bot.action_server"), signal.SIGKILL)
+    asked = time.monotonic()
+    assert "something went wrong on my side" in _texts(served.say("pg-2", FAQ))
+    assert time.monotonic() - asked < 10
+    _wait(lambda: "action server exited with code -9; restarting it" in served.text(),
+          "the action server was not restarted")
+    _wait(lambda: "working days" in _texts(served.say("pg-2", FAQ)),
+          "the conversation did not continue after the restart", timeout=180)
+
+    # A service that is not restarted (the admin API) takes everything down, reported.
+    os.kill(pid_of(b"admin_api.main:app"), signal.SIGKILL)
     assert served.process.wait(60) == 1
     output = served.text()
-    assert "action server exited with code -9" in output
-    assert "actions.log" in output and "Action endpoint is up and running" in output
+    assert "admin API exited with code -9" in output and "admin_api.log" in output
     assert processes_of(served.var_dir) == []
 
 
