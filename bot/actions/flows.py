@@ -27,7 +27,8 @@ EXIT_SLOT = "flow_exit"
 class FlowValidation(FormValidationAction, ABC):
     """Base of the flows' validation actions; ``flow_intents`` belong to the flow itself."""
 
-    flow_intents: frozenset[str] = frozenset({"affirm", "deny", "nlu_fallback", "out_of_scope"})
+    flow_intents: frozenset[str] = frozenset({"inform", "affirm", "deny", "nlu_fallback",
+                                              "out_of_scope"})
 
     @abstractmethod
     def name(self) -> str:
