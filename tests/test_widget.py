@@ -122,12 +122,30 @@ def test_the_widget_on_a_phone_screen(serve: Callable[..., Served], browser: obj
     page.keyboard.press("Enter")
     page.locator(".message.bot", has_text="virtual assistant").wait_for(timeout=30_000)
 
+    # A multi-paragraph markdown answer (published just now) is one message in our widget.
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    created = httpx.post(f"{served.api}/api/v1/answers", headers=admin, json={
+        "title": "Travel notice", "status": "published",
+        "questions": ["Do I need to tell you before I travel abroad?"],
+        "body": "No need to tell us.\n\nYour card works abroad:\n\n- in shops\n- at ATMs\n\n"
+                "See [our travel page](https://bank.example/travel) or "
+                "[this](javascript:alert(1))."})
+    assert created.status_code == 201, created.text
+    page.wait_for_timeout(1500)  # the action server polls the answers feed every 0.5 s
+    page.get_by_label("Your message").fill("Do I need to tell you before I travel abroad?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".message.bot", has_text="No need to tell us.")
+    answer.wait_for(timeout=30_000)
+    assert answer.count() == 1 and "Your card works abroad" in answer.inner_text()
+    assert answer.locator("li").count() == 2
+    assert answer.locator("a").count() == 1  # only the https link became one
+    assert answer.locator("a").get_attribute("href") == "https://bank.example/travel"
+
     # "Talk to a human", then a staff reply arrives live, labelled as the support team's.
     page.get_by_role("button", name="Talk to a human").click()
     page.locator(".message.bot", has_text="support team").wait_for(timeout=30_000)
     session_id = page.evaluate("() => window.__leptonHelpdesk.sessionId")
-    reply = httpx.post(f"{served.api}/api/v1/handoff/{session_id}/reply",
-                       headers={"Authorization": f"Bearer {served.admin_token()}"},
+    reply = httpx.post(f"{served.api}/api/v1/handoff/{session_id}/reply", headers=admin,
                        json={"text": "Hello, Sam from the **support team** here."})
     assert reply.status_code == 202, reply.text
     staff = page.locator(".message.staff", has_text="Sam from the support team here.")
