@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 
 
 def guard(on_new_message: Handler) -> Handler:
-    # Rasa hands the channels its agent's ``handle_message``; the agent's tracker store tells
-    # a paused conversation (silence is right) from a failed turn (silence is wrong).
-    agent = getattr(on_new_message, "__self__", None)
-
     async def handle(message: UserMessage) -> Any:
         text = message.text or ""
         limit = settings.max_message_chars()
@@ -61,12 +57,26 @@ def guard(on_new_message: Handler) -> Handler:
         except Exception:  # noqa: BLE001 - the customer must hear something either way
             logger.exception("handling a message of %s failed", message.sender_id)
             result = None
-        if sent == 0 and not await _paused(agent, message.sender_id):
+        if sent == 0 and not await _paused(_agent(on_new_message), message.sender_id):
             # Typically the action server is down: Rasa logs it and says nothing.
             await output.send_text_message(message.sender_id, FAILURE_REPLY)
         return result
 
     return handle
+
+
+def _agent(on_new_message: Handler) -> Any:
+    """Rasa's agent, whose tracker store tells a paused conversation (silence is right) from
+    a failed turn (silence is wrong). Rasa passes the channels a closure over its Sanic app
+    (``rasa.core.channels.channel.register``); the app's context holds the agent."""
+    for cell in getattr(on_new_message, "__closure__", None) or ():
+        try:
+            agent = getattr(getattr(cell.cell_contents, "ctx", None), "agent", None)
+        except ValueError:  # an empty cell
+            continue
+        if agent is not None:
+            return agent
+    return None
 
 
 async def _paused(agent: Any, sender_id: str) -> bool:

@@ -246,6 +246,10 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         assert "last four digits" in _texts(served.say("card-3", "/lost_or_stolen_card"))
         switched = _texts(served.say("card-3", "/exchange_rate"))
         assert "interbank exchange rate" in switched and "freeze" not in switched
+        # The same flow again, after the switch, runs to its end as usual.
+        assert "last four digits" in _texts(served.say("card-3", "/lost_or_stolen_card"))
+        assert "card ending 7777" in _texts(served.say("card-3", "7777"))
+        assert "card ending 7777 is frozen" in _texts(served.say("card-3", "/affirm"))
 
         # The missing transfer flow: by reference, or by amount and date; "stop" works here too.
         ask = _texts(served.say("tr-1", "/transfer_not_received_by_recipient"))

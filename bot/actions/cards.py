@@ -8,11 +8,10 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions.flows import FlowValidation, end_of_flow
+from bot.actions.flows import FlowValidation, end_of_flow, flow_reset
 
 FORM = "lost_card_form"
 SLOTS = ["card_last4", "freeze_confirmed"]
@@ -49,7 +48,7 @@ class ActionFreezeCard(Action):
         ended = end_of_flow(dispatcher, tracker, SLOTS)
         if ended is not None:
             return ended
-        reset = [SlotSet(slot, None) for slot in SLOTS]
+        reset = flow_reset(SLOTS)
         last4 = tracker.get_slot("card_last4")
         if tracker.get_slot("freeze_confirmed") is not True:
             dispatcher.utter_message(response="utter_flow_stopped")

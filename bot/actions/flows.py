@@ -3,8 +3,9 @@ at any step.
 
 A flow's validation action (``FlowValidation``) ends the form when the customer's message says
 "stop" or is confidently about something else; the form then ends normally and the flow's
-final action (``end_of_flow``) says so, or hands the message to ``action_answer``. So the
-dialogue needs only each flow's two happy-path rules.
+final action (``end_of_flow``) says so, or sets ``flow_exit=switch`` for the flow's rule
+that answers the new question with ``action_answer``. Every path is a rule, so Rasa's
+conversation tests cover them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -55,7 +56,11 @@ class FlowValidation(FormValidationAction, ABC):
                   domain: DomainDict) -> list[dict[str, Any]]:
         """Before any slot: "stop" or another topic ends the form (a validation action ends it
         by setting the requested slot to None). Never on the message that started it."""
-        reason = self.exit_reason(tracker) if tracker.get_slot("requested_slot") else None
+        if not tracker.get_slot("requested_slot"):
+            # Starting: forget how an earlier flow ended (a switch leaves it set).
+            stale = [SlotSet(EXIT_SLOT, None)] if tracker.get_slot(EXIT_SLOT) else []
+            return stale + await super().run(dispatcher, tracker, domain)
+        reason = self.exit_reason(tracker)
         if reason:
             return [SlotSet(EXIT_SLOT, reason), SlotSet("requested_slot", None)]
         return await super().run(dispatcher, tracker, domain)
@@ -64,12 +69,20 @@ class FlowValidation(FormValidationAction, ABC):
 def end_of_flow(dispatcher: CollectingDispatcher, tracker: Tracker,
                 slots: list[str]) -> list[dict[str, Any]] | None:
     """The events that close a stopped or switched flow (clearing its ``slots``), or None when
-    the flow ran to its end and the caller should act on it."""
-    reset = [SlotSet(slot, None) for slot in [*slots, EXIT_SLOT]]
+    the flow ran to its end and the caller should act on it.
+
+    After a switch, ``flow_exit`` stays ``switch``: the flow's rule then runs ``action_answer``
+    on the customer's new question, and the next flow to start clears it."""
     reason = tracker.get_slot(EXIT_SLOT)
     if reason == "switch":
-        return [*reset, FollowupAction("action_answer")]
+        # Set again (not only left): the rules then see the flow's last action set it.
+        return [*flow_reset(slots)[:-1], SlotSet(EXIT_SLOT, "switch")]
     if reason == "stop":
         dispatcher.utter_message(response="utter_flow_stopped")
-        return reset
+        return flow_reset(slots)
     return None
+
+
+def flow_reset(slots: list[str]) -> list[dict[str, Any]]:
+    """Clear a finished flow's slots; ``flow_exit`` last, always set, as its rules expect."""
+    return [SlotSet(slot, None) for slot in slots] + [SlotSet(EXIT_SLOT, None)]

@@ -11,11 +11,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions.flows import FlowValidation, end_of_flow
+from bot.actions.flows import FlowValidation, end_of_flow, flow_reset
 
 FORM = "missing_transfer_form"
 SLOTS = ["transfer_reference", "transfer_amount", "transfer_date"]
@@ -170,4 +169,4 @@ class ActionTransferStatus(Action):
             dispatcher.utter_message(text=STATUS_TEXT[transfer.status].format(
                 reference=transfer.reference, amount=transfer.amount,
                 day=transfer.sent_on.isoformat()))
-        return [SlotSet(slot, None) for slot in SLOTS]
+        return flow_reset(SLOTS)
