@@ -63,17 +63,20 @@ def _add_reasons(item: ReviewItem, reasons: list[str]) -> None:
 def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
     """Scan tracker events written since the last scan; returns how many items were touched.
 
-    Thumbs-down feedback that arrived before its conversation was readable is completed here.
+    Feedback that arrived before its conversation's turn was saved is completed here, when
+    that conversation shows up among the new turns (not on every call: feedback for a
+    conversation that never reaches the store would be looked up again and again).
     """
     cursor_row = session.get(Meta, CURSOR_KEY)
     cursor = int(cursor_row.value) if cursor_row else 0
     last = store.last_event_id()
-    touched = 0
+    touched, fresh_sessions = 0, set()
     if last > cursor:
         # Rescan a margin before the cursor: on PostgreSQL, ids are handed out before commit,
         # so a turn saved by a slower Rasa request can land below ids already seen. Updating
         # an item is idempotent, so reading a turn twice is harmless.
         for turn in store.turns(after_event=max(0, cursor - RESCAN_MARGIN)):
+            fresh_sessions.add(turn.session_id)
             reasons = reasons_of(turn, confidence_below)
             if reasons and turn.message_id:
                 item = _item_for(session, turn)
@@ -81,9 +84,12 @@ def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
                 session.add(item)
                 touched += 1
         session.merge(Meta(key=CURSOR_KEY, value=str(last)))
-    for feedback in session.exec(select(Feedback).where(Feedback.text.is_(None))  # type: ignore[union-attr]
-                                 .limit(200)).all():
-        touched += int(attach_feedback(session, store, feedback))
+    if fresh_sessions:
+        waiting = session.exec(select(Feedback).where(
+            Feedback.text.is_(None),  # type: ignore[union-attr]
+            Feedback.session_id.in_(fresh_sessions))).all()  # type: ignore[attr-defined]
+        for feedback in waiting:
+            touched += int(attach_feedback(session, store, feedback))
     session.commit()
     return touched
 

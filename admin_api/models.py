@@ -16,7 +16,7 @@ from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from nlu.privacy import mask_sensitive
-from retrieval.answers import MAX_ANSWER_ID, AnswerData, AnswerStatus
+from retrieval.answers import INTENT_PATTERN, MAX_ANSWER_ID, AnswerData, AnswerStatus
 
 
 def utcnow() -> datetime:
@@ -383,11 +383,8 @@ class ReviewItemRead(BaseModel):
         orm_mode = True
 
 
-_INTENT_PATTERN = r"^[a-z][a-z0-9_]*$"
-
-
 class AssignIntent(BaseModel):
-    intent: str = PField(..., min_length=1, max_length=100, regex=_INTENT_PATTERN)
+    intent: str = PField(..., min_length=1, max_length=100, regex=INTENT_PATTERN)
 
     class Config:
         extra = "forbid"
@@ -432,7 +429,7 @@ class TrainingExample(SQLModel, table=True):
 
 class TrainingExampleCreate(BaseModel):
     text: str = PField(..., min_length=1, max_length=500)
-    intent: str = PField(..., min_length=1, max_length=100, regex=_INTENT_PATTERN)
+    intent: str = PField(..., min_length=1, max_length=100, regex=INTENT_PATTERN)
 
     class Config:
         extra = "forbid"

@@ -21,6 +21,7 @@ QUESTION_MAX = 500
 MAX_QUESTIONS = 50
 TAG_MAX = 50
 MAX_ANSWER_ID = 2**31 - 1  # the database's integer key; the FAISS id scheme allows up to 2**53
+INTENT_PATTERN = r"^[a-z][a-z0-9_]*$"  # a Rasa intent name as this project writes them
 
 
 class AnswerStatus(str, enum.Enum):
@@ -48,7 +49,7 @@ class AnswerData(BaseModel):
 
     id: int | None = Field(None, ge=1, le=MAX_ANSWER_ID)
     intent: str | None = Field(
-        None, regex=r"^[a-z][a-z0-9_]*$", max_length=100,
+        None, regex=INTENT_PATTERN, max_length=100,
         description="Intent this answer serves; None for answers only the retriever finds.",
     )
     # Strict: a number where text belongs is a mistake to report, not to turn into "5".

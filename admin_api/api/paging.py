@@ -46,6 +46,14 @@ class Window:
         if self.since and self.until and self.since >= self.until:
             raise HTTPException(422, "since must be before until")
 
+    def within(self, query: Any, column: Any) -> Any:
+        """``query`` restricted to rows whose ``column`` falls in the window."""
+        if self.since is not None:
+            query = query.where(column >= self.since)
+        if self.until is not None:
+            query = query.where(column < self.until)
+        return query
+
 
 def sort_param(default: str, allowed: tuple[str, ...]) -> Any:
     pattern = "^-?(" + "|".join(allowed) + ")$"

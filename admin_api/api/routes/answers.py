@@ -25,6 +25,7 @@ from admin_api.models import (
     ImportReport,
 )
 from retrieval.answers import (
+    INTENT_PATTERN,
     MAX_ANSWER_ID,
     AnswerData,
     AnswerFileError,
@@ -36,13 +37,12 @@ from retrieval.answers import (
 )
 
 router = APIRouter(prefix="/api/v1/answers", tags=["answers"])
-_INTENT = r"^[a-z][a-z0-9_]*$"
 _FORMATS = {"yaml": "application/yaml", "csv": "text/csv"}
 
 
 @router.get("/published", response_model=list[AnswerRead])
 def published_answers(
-    intent: str | None = Query(None, max_length=100, pattern=_INTENT),
+    intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
     session: Session = Depends(get_session),
@@ -66,7 +66,7 @@ def answer_changes(
 @router.get("", response_model=Page[AnswerRead])
 def list_answers(
     status_: AnswerStatus | None = Query(None, alias="status"),
-    intent: str | None = Query(None, max_length=100, pattern=_INTENT),
+    intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     tag: str | None = Query(None, max_length=50),
     q: str | None = Query(None, max_length=200, description="Words in title, body or questions."),
     sort: str = sort_param("id", ("id", "title", "intent", "status", "updated_at", "created_at")),

@@ -30,8 +30,5 @@ def list_audit(
         query = query.where(AuditEntry.action == action)
     if entity_id is not None:
         query = query.where(AuditEntry.entity_id == entity_id)
-    if window.since is not None:
-        query = query.where(AuditEntry.created_at >= window.since)
-    if window.until is not None:
-        query = query.where(AuditEntry.created_at < window.until)
+    query = window.within(query, AuditEntry.created_at)
     return paginate(session, query, paging, AuditEntry, sort)

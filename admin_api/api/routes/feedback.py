@@ -86,8 +86,5 @@ def list_feedback(
         query = query.where(Feedback.status == status_.value)
     if answer_id is not None:
         query = query.where(Feedback.answer_id == answer_id)
-    if window.since is not None:
-        query = query.where(Feedback.created_at >= window.since)
-    if window.until is not None:
-        query = query.where(Feedback.created_at < window.until)
+    query = window.within(query, Feedback.created_at)
     return paginate(session, query, paging, Feedback, sort)

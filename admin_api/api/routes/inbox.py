@@ -26,6 +26,7 @@ from admin_api.models import (
     TrainingExampleRead,
 )
 from admin_api.tracker import TrackerStore
+from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
 ItemId = Path(..., ge=1, le=DB_ID_MAX)
@@ -35,7 +36,7 @@ ItemId = Path(..., ge=1, le=DB_ID_MAX)
 def list_inbox(
     reason: ReviewReason | None = None,
     status_: FeedbackStatus | None = Query(FeedbackStatus.new, alias="status"),
-    intent: str | None = Query(None, max_length=100, pattern=r"^[a-z][a-z0-9_]*$"),
+    intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     window: Window = Depends(),
     sort: str = sort_param("-turn_at", ("turn_at", "confidence", "id")),
     paging: Paging = Depends(),
@@ -52,10 +53,7 @@ def list_inbox(
         query = query.where(ReviewItem.status == status_.value)
     if intent is not None:
         query = query.where(ReviewItem.intent == intent)
-    if window.since is not None:
-        query = query.where(ReviewItem.turn_at >= window.since)
-    if window.until is not None:
-        query = query.where(ReviewItem.turn_at < window.until)
+    query = window.within(query, ReviewItem.turn_at)
     return paginate(session, query, paging, ReviewItem, sort)
 
 

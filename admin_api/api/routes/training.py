@@ -18,6 +18,7 @@ from admin_api.models import (
     TrainingExampleRead,
     utcnow,
 )
+from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/training-examples", tags=["training data"])
 ExampleId = Path(..., ge=1, le=DB_ID_MAX)
@@ -26,7 +27,7 @@ ExampleId = Path(..., ge=1, le=DB_ID_MAX)
 @router.get("", response_model=Page[TrainingExampleRead])
 def list_examples(
     status_: ExampleStatus | None = Query(None, alias="status"),
-    intent: str | None = Query(None, max_length=100, pattern=r"^[a-z][a-z0-9_]*$"),
+    intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     source: ExampleSource | None = None,
     sort: str = sort_param("-created_at", ("created_at", "intent", "id")),
     paging: Paging = Depends(),
