@@ -21,7 +21,9 @@ from admin_api.api.routes import (
     handoff,
     health,
     inbox,
+    jobs,
     metrics,
+    models,
     training,
     users,
     widget,
@@ -29,7 +31,7 @@ from admin_api.api.routes import (
 from admin_api.core.config import get_settings
 
 ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
-           audit, widget)
+           audit, jobs, models, widget)
 
 
 @asynccontextmanager

@@ -488,3 +488,136 @@ class AuditEntryRead(BaseModel):
 
     class Config:
         orm_mode = True
+
+
+# --- Retraining jobs and the model registry ----------------------------------------------
+
+
+class JobStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED_JOB_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value,
+                         JobStatus.cancelled.value)
+
+
+class Job(SQLModel, table=True):
+    """A retraining run. The worker that claims it beats ``heartbeat_at``; a running job whose
+    heartbeat stopped belongs to a dead worker and is failed by the next worker."""
+
+    __tablename__ = "job"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    kind: str = Field(default="retrain", max_length=16)
+    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
+    requested_by: str = Field(max_length=64)
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = None  # noqa: UP045
+    finished_at: Optional[datetime] = None  # noqa: UP045
+    heartbeat_at: Optional[datetime] = None  # noqa: UP045
+    worker: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    progress: float = 0.0
+    step: str = Field(default="", max_length=64)
+    log: str = Field(default="", sa_column=Column(Text, nullable=False))
+    timings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
+    cancel_requested: bool = False
+
+
+class JobCreate(BaseModel):
+    """What an admin may ask of one retraining run."""
+
+    tune_trials: int = PField(0, ge=0, le=200, description="Hyperparameter search trials "
+                                                           "before training (0: none)")
+    limit_per_intent: int | None = PField(None, ge=1, le=100_000,
+                                          description="Train on at most N seed examples per "
+                                                      "intent (approved examples are all kept)")
+    promote: bool = PField(True, description="Promote the candidate when it passes the gate")
+
+    class Config:
+        extra = "forbid"
+
+
+class JobRead(BaseModel):
+    id: int
+    kind: str
+    status: JobStatus
+    requested_by: str
+    params: dict
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker: str | None
+    progress: float
+    step: str
+    timings: dict
+    result: dict
+    error: str | None
+    cancel_requested: bool
+
+    class Config:
+        orm_mode = True
+
+
+class JobDetail(JobRead):
+    log: str
+
+
+class ModelStatus(str, enum.Enum):
+    candidate = "candidate"
+    production = "production"
+    rejected = "rejected"
+    archived = "archived"
+
+
+class ModelVersion(SQLModel, table=True):
+    """One trained Rasa model: Rasa's own model id, where its archive is, what it was trained
+    on, how it measured, and whether it serves customers. At most one is ``production``."""
+
+    __tablename__ = "model_version"
+    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    model_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    file_name: str = Field(max_length=255)
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    data_hash: str = Field(default="", max_length=64)
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    report: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)
+    job_id: Optional[int] = Field(default=None, foreign_key="job.id")  # noqa: UP045
+    created_at: datetime = Field(default_factory=utcnow)
+    promoted_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    promoted_at: Optional[datetime] = None  # noqa: UP045
+
+
+class ModelRead(BaseModel):
+    id: int
+    model_id: str
+    file_name: str
+    sha256: str
+    size_bytes: int
+    data_hash: str
+    params: dict
+    metrics: dict
+    gate: dict
+    status: ModelStatus
+    job_id: int | None
+    created_at: datetime
+    promoted_by: str | None
+    promoted_at: datetime | None
+
+    class Config:
+        orm_mode = True
+
+
+class ModelDetail(ModelRead):
+    report: str

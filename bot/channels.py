@@ -18,8 +18,10 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
 
-from bot import settings
+from bot import model_swap, settings
 from nlu.privacy import mask_sensitive
+
+model_swap.install()
 
 FAILURE_REPLY = (
     "Sorry, something went wrong on my side and I couldn't answer that. Please try again in a "

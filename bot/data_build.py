@@ -109,7 +109,7 @@ def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, 
 
 def _nlu_yaml(examples: dict[str, list[str]]) -> str:
     lines = ['version: "3.1"', "nlu:"]
-    for intent in sorted(examples):
+    for intent in sorted(i for i in examples if examples[i]):
         lines.append(f"  - intent: {intent}")
         lines.append("    examples: |")
         lines.extend(f"      - {text}" for text in examples[intent])
@@ -161,6 +161,25 @@ def collect_examples(
     return by_intent, dropped
 
 
+def _merge_approved(examples: dict[str, list[str]],
+                    extra: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Approved examples, cleaned and de-duplicated; seed copies of their texts are removed."""
+    unknown = sorted(set(extra) - set(examples))
+    if unknown:
+        raise DataError(f"approved examples name intents the bot does not have: {unknown}")
+    approved: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for intent in sorted(extra):
+        for raw in extra[intent]:
+            text = _clean_example(raw)
+            if text and text.lower() not in seen:
+                seen.add(text.lower())
+                approved.setdefault(intent, []).append(text)
+    for texts in examples.values():
+        texts[:] = [t for t in texts if t.lower() not in seen]
+    return approved
+
+
 def render_config(config_path: Path, classifier_params: dict[str, object] | None) -> str:
     """``config.yml`` with tuned parameters merged into the BertIntentClassifier entry."""
     text = config_path.read_text(encoding="utf-8")
@@ -182,11 +201,23 @@ def build(
     bot_dir: Path = BOT_DIR,
     limit_per_intent: int | None = None,
     classifier_params: dict[str, object] | None = None,
+    extra_examples: dict[str, list[str]] | None = None,
+    examples: dict[str, list[str]] | None = None,
 ) -> BuildResult:
-    """Validate everything first, then write ``out_dir`` atomically (temporary folder, rename)."""
+    """Validate everything first, then write ``out_dir`` atomically (temporary folder, rename).
+
+    ``extra_examples`` are staff-approved examples from the admin database (the retraining
+    loop); they go to ``data/nlu/approved.yml``, and where one repeats a seed text under
+    another intent, the staff's label wins. ``examples`` replaces the seed examples read from
+    ``data_dir`` (the retraining loop passes its snapshot).
+    """
     data_dir = (data_dir or datasets.settings.data_dir()).resolve()
     _check_thresholds(bot_dir / "config.yml")
-    examples, dropped = collect_examples(data_dir, limit_per_intent)
+    dropped = 0
+    if examples is None:
+        examples, dropped = collect_examples(data_dir, limit_per_intent)
+    examples = {intent: list(texts) for intent, texts in examples.items()}
+    approved = _merge_approved(examples, extra_examples or {})
     banking = datasets.banking77_intents(data_dir)
     needed = {**_rule_intents(bot_dir / "data"), **_domain_intents(bot_dir / "domain")}
     needed.pop("nlu_fallback", None)  # predicted by FallbackClassifier, never trained
@@ -206,6 +237,7 @@ def build(
         "config.yml": render_config(bot_dir / "config.yml", classifier_params),
         "domain/intents.yml": _yaml_text({"version": "3.1", "intents": sorted(examples)}),
         "data/nlu/seed.yml": _nlu_yaml(examples),
+        **({"data/nlu/approved.yml": _nlu_yaml(approved)} if approved else {}),
         # Banking intents with a flow of their own (bot/data/rules) are not plain FAQs.
         "data/rules/faq.yml": _faq_rules([i for i in banking
                                           if i not in _rule_intents(bot_dir / "data")]),
@@ -222,7 +254,8 @@ def build(
     result = BuildResult(
         out_dir=out_dir,
         intents=len(examples),
-        examples=sum(len(v) for v in examples.values()),
+        examples=sum(len(v) for v in examples.values())
+        + sum(len(v) for v in approved.values()),
         answers=answers,
         dropped_conflicts=dropped,
         data_hash=digest.hexdigest(),

@@ -58,12 +58,19 @@ def rasa_token() -> str:
     return token
 
 
-def write_run_config(run_dir: Path, actions_url: str) -> tuple[Path, Path]:
-    """Write endpoints.yml and credentials.yml for one ``rasa run``; returns their paths."""
+def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
+                     token: str) -> tuple[Path, Path]:
+    """Write endpoints.yml and credentials.yml for one ``rasa run``; returns their paths.
+
+    ``models:`` makes Rasa pull its model from the admin API's model server (ETag protocol,
+    every ``HELPDESK_MODEL_PULL_SECONDS``), authenticated with the Rasa token it already has.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = {
         "action_endpoint": {"url": f"{actions_url}/webhook"},
         "tracker_store": tracker_store_config(settings.tracker_store_url()),
+        "models": {"url": model_server_url, "token": token, "token_name": "token",
+                   "wait_time_between_pulls": settings.model_pull_seconds()},
     }
     # Rasa's own channels behind our guard (masking, length limit): same names and protocol.
     credentials = {
@@ -76,6 +83,10 @@ def write_run_config(run_dir: Path, actions_url: str) -> tuple[Path, Path]:
     }
     endpoints_path = run_dir / "endpoints.yml"
     credentials_path = run_dir / "credentials.yml"
+    # The token is in endpoints.yml now: keep the file private like the token's own file.
+    for path in (endpoints_path, credentials_path):
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
     endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False), encoding="utf-8")
     return endpoints_path, credentials_path

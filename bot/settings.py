@@ -63,3 +63,8 @@ def max_message_chars() -> int:
 def cors_origins() -> list[str]:
     """Origins whose pages may open the socket.io channel (the pages embedding the widget)."""
     return [o.strip() for o in os.environ.get("HELPDESK_CORS_ORIGINS", "").split(",") if o.strip()]
+
+
+def model_pull_seconds() -> int:
+    """How often Rasa asks the admin API's model server whether production changed."""
+    return max(1, int(os.environ.get("HELPDESK_MODEL_PULL_SECONDS", "2")))

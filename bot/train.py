@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -48,20 +50,36 @@ def _component_count(build_dir: Path) -> int:
     return len(config.get("pipeline") or []) + len(config.get("policies") or [])
 
 
+def _kill_when(stop: threading.Event, finished: threading.Event,
+               process: subprocess.Popen[str]) -> None:
+    while not finished.is_set():
+        if stop.wait(0.5):
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+            return
+
+
 def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
-                       components: int) -> int:
+                       components: int, stop: threading.Event | None = None,
+                       on_progress: Callable[[str, float], None] | None = None) -> int:
     """Run Rasa with its full output in ``log_path`` and a progress bar over its components.
 
     The bar counts pipeline and policy entries; entries that do not train (a tokenizer, the
     fallback classifier) have no log line, so the bar is completed when the model is written.
+    Setting ``stop`` kills the training process group (a cancelled retraining job).
     """
     bar = tqdm(total=components, desc="loading Rasa and the data", unit="component",
                dynamic_ncols=True)
+    finished = threading.Event()
     with log_path.open("a", encoding="utf-8") as log, subprocess.Popen(
         command, env=env, cwd=settings.var_dir(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, errors="replace",
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+        preexec_fn=_die_with_parent,
     ) as process:
         assert process.stdout is not None
+        if stop is not None:
+            threading.Thread(target=_kill_when, args=(stop, finished, process),
+                             daemon=True).start()
         for line in process.stdout:
             log.write(line)
             if started := _COMPONENT_START.search(line):
@@ -71,7 +89,10 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
             elif done := _COMPONENT_DONE.search(line):
                 bar.update(1)
                 bar.set_description(f"trained {done['name']}")
+                if on_progress is not None:
+                    on_progress(f"trained {done['name']}", bar.n / max(1, bar.total))
         returncode = process.wait()
+        finished.set()
     if returncode == 0:
         bar.update(bar.total - bar.n)
         bar.set_description("model written")
@@ -79,8 +100,17 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
     return returncode
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it if the process that started training dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,
-          log_path: Path | None = None) -> Path:
+          log_path: Path | None = None, stop: threading.Event | None = None,
+          on_progress: Callable[[str, float], None] | None = None) -> Path:
     """Run ``rasa train`` on a built project; the model appears in ``out_dir`` only when whole.
 
     Rasa writes the archive in place, so it trains into a hidden staging folder and the
@@ -105,7 +135,10 @@ def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,
     log_path = log_path or settings.var_dir() / "logs" / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        returncode = _run_with_progress(command, env, log_path, _component_count(build_dir))
+        returncode = _run_with_progress(command, env, log_path, _component_count(build_dir),
+                                        stop, on_progress)
+        if stop is not None and stop.is_set():
+            raise TrainingFailed("training was cancelled")
         produced = sorted(staging.glob("*.tar.gz"))
         if returncode != 0 or not produced:
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])

@@ -225,14 +225,63 @@ def _first_admin_token() -> None:
         typer.echo(f"  {secret}\n(more people: `helpdesk users create NAME --role staff`)\n")
 
 
+def _production_model(train_if_missing: bool) -> Path:
+    """The registry's production model, which Rasa will pull from the admin API.
+
+    ``HELPDESK_MODEL`` (an operator's explicit choice) is registered and promoted; with no
+    production model yet, the newest model in var/models is (trained first if there is none).
+    """
+    from sqlmodel import Session
+
+    from admin_api import registry
+    from admin_api.core.db import get_engine
+    from bot import train as bot_train
+
+    explicit = bool(os.environ.get("HELPDESK_MODEL"))
+    with Session(get_engine()) as session:
+        current = registry.production(session)
+        if current is not None and not explicit and Path(current.path).is_file():
+            return Path(current.path)
+        model = bot_train.model_to_serve()
+        if model is None:
+            if not train_if_missing:
+                raise _fail("no model in var/models; run `helpdesk train` or set HELPDESK_MODEL")
+            typer.echo("No model yet: training the default model first (a few minutes on a "
+                       "laptop).")
+            model = _train(None, None, False)
+        try:
+            entry = registry.register(session, model)
+            reason = "HELPDESK_MODEL" if explicit else "first model served"
+            registry.promote(session, entry, "helpdesk serve", reason=reason)
+        except registry.RegistryError as error:
+            raise _fail(str(error), 2) from None
+        session.commit()
+        return Path(entry.path)
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, help="Run the queued jobs, then exit."),
+) -> None:
+    """Run retraining jobs from the admin database (`helpdesk serve` starts one)."""
+    from helpdesk import worker as job_worker
+    from helpdesk.settings import RetrainSettings
+
+    try:
+        settings = RetrainSettings.from_env()
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    job_worker.run(settings, once=once)
+
+
 @app.command()
 def serve(
     train_if_missing: bool = typer.Option(
         True, "--train-if-missing/--no-train", help="Train the default model if none exists."
     ),
 ) -> None:
-    """Run the Rasa server, the action server and the admin API until Ctrl-C."""
-    from bot import train as bot_train
+    """Run the Rasa server, action server, admin API and retraining worker until Ctrl-C."""
     from helpdesk import serve as supervisor
     from helpdesk.settings import ServeSettings
 
@@ -251,14 +300,9 @@ def serve(
     db_upgrade(revision="head", seed=True)
     _first_admin_token()
     try:
-        model = bot_train.model_to_serve()
+        model = _production_model(train_if_missing)
     except FileNotFoundError as error:
         raise _fail(str(error), 2) from None
-    if model is None:
-        if not train_if_missing:
-            raise _fail("no model in var/models; run `helpdesk train` or set HELPDESK_MODEL")
-        typer.echo("No model yet: training the default model first (a few minutes on a laptop).")
-        model = _train(None, None, False)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         code = supervisor.run(settings, model, _var_dir())

@@ -35,7 +35,7 @@ class ServeError(RuntimeError):
 class Service:
     name: str
     command: list[str]
-    health_url: str
+    health_url: str | None  # None: alive is healthy (the worker serves no HTTP)
     log_path: Path
     env: dict[str, str]
     healthy: Callable[[httpx.Response], bool] = lambda reply: reply.status_code == 200
@@ -74,6 +74,8 @@ class Service:
         return "\n".join(content[-lines:])
 
     def is_healthy(self) -> bool:
+        if self.health_url is None:
+            return self.exit_code() is None
         try:
             return self.healthy(httpx.get(self.health_url, timeout=2))
         except httpx.HTTPError:
@@ -134,8 +136,12 @@ _PORT_VARIABLES = {
 }
 
 
-def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[Service]:
-    """The three services in start order (Rasa last: it calls the action server)."""
+def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
+    """The services in start order (Rasa after the API and action server it calls).
+
+    Rasa loads no model file itself: it pulls the registry's production model from the admin
+    API (``models:`` in its endpoints) and swaps in a newly promoted one by itself.
+    """
     from bot import runtime
 
     api_url = settings.url(settings.api_port)
@@ -159,7 +165,8 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
             "PYTHONUNBUFFERED": "1",
         }
     )
-    endpoints, credentials = runtime.write_run_config(var_dir / "run", actions_url)
+    endpoints, credentials = runtime.write_run_config(
+        var_dir / "run", actions_url, f"{api_url}/api/v1/models/production/file", token)
     logs = var_dir / "logs"
     python = sys.executable
     return [
@@ -182,12 +189,19 @@ def build_services(settings: ServeSettings, model: Path, var_dir: Path) -> list[
             "Rasa server",
             # "=": a random token may start with "-", which argparse would take for an option.
             [python, "-m", "rasa", "run", "--enable-api", f"--auth-token={token}",
-             "--model", str(model), "--endpoints", str(endpoints),
+             "--endpoints", str(endpoints),
              "--credentials", str(credentials), "--interface", settings.host,
              "--port", str(settings.rasa_port), "--cors", *cors.split(",")],
             f"{rasa_url}/status?token={token}", logs / "rasa.log", env,
             healthy=lambda reply: reply.status_code == 200
             and bool(reply.json().get("model_file")),
+        ),
+        Service(
+            "retraining worker", [python, "-m", "helpdesk.cli", "worker"], None,
+            logs / "worker.log", env,
+            # Its jobs live in the database: a restarted worker fails the job it lost (no
+            # heartbeat) and goes on with the queue.
+            max_restarts=5,
         ),
     ]
 
@@ -225,13 +239,16 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 
 def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
-    """Start everything, print the URLs, and supervise until Ctrl-C or a failure."""
+    """Start everything, print the URLs, and supervise until Ctrl-C or a failure.
+
+    ``model`` is the production model (already in the registry), named in the banner.
+    """
     check_ports_free(
         settings.host,
         {"admin API": settings.api_port, "action server": settings.actions_port,
          "Rasa server": settings.rasa_port},
     )
-    services = build_services(settings, model, var_dir)
+    services = build_services(settings, var_dir)
     # Handle Ctrl-C, kill and a closed terminal alike. SIGINT is set explicitly because a
     # shell starts background jobs with it ignored, and Python then installs no handler.
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -59,6 +59,12 @@ def checkpoint_fingerprint(base: str) -> str:
     return _checkpoint_digest(str(folder), stamp)
 
 
+def train_params_of(config: Dict[Text, Any]) -> TrainParams:
+    """The training parameters inside a component config (``config.yml``'s pipeline entry)."""
+    values = {k: v for k, v in config.items() if k not in _COMPONENT_KEYS and k != "name"}
+    return TrainParams.from_dict(values)
+
+
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
@@ -96,8 +102,7 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
         return checkpoint_fingerprint(str(base))
 
     def _train_params(self) -> TrainParams:
-        values = {k: v for k, v in self._config.items() if k not in _COMPONENT_KEYS}
-        return TrainParams.from_dict(values)
+        return train_params_of(self._config)
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]

@@ -161,6 +161,6 @@ def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact(
 
     monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("HELPDESK_RASA_TOKEN", "-Ab3_dash-first")
-    services = build_services(ServeSettings.from_env(), tmp_path / "model.tar.gz", tmp_path)
+    services = build_services(ServeSettings.from_env(), tmp_path)
     [rasa] = [s for s in services if s.name == "Rasa server"]
     assert "--auth-token=-Ab3_dash-first" in rasa.command

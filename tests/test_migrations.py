@@ -14,7 +14,8 @@ from retrieval.answers import AnswerData
 from tests.conftest import PROJECT_ROOT
 
 TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta", "user", "api_token",
-          "answer_revision", "review_item", "training_example", "audit_log"}
+          "answer_revision", "review_item", "training_example", "audit_log",
+          "job", "model_version"}
 
 
 def _tables(url: str) -> set[str]:

@@ -1,0 +1,116 @@
+"""The model registry, promotion and rollback, and the model server Rasa pulls from.
+
+Rasa's ``endpoints.yml`` ``models:`` section points at ``/api/v1/models/production/file``: Rasa
+sends the ETag of the model it has as ``If-None-Match`` and gets 304 until production changes,
+then downloads the new archive and swaps it in. Any number of Rasa instances can pull alike.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path as FilePath
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from sqlmodel import Session, select
+
+from admin_api import registry
+from admin_api.api.deps import (
+    Caller,
+    current_caller,
+    get_session,
+    require_admin,
+    require_staff,
+)
+from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
+from admin_api.core.config import get_settings
+from admin_api.models import ModelDetail, ModelRead, ModelStatus, ModelVersion
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+ModelKey = Path(..., ge=1, le=DB_ID_MAX)
+
+
+@router.get("", response_model=Page[ModelRead])
+def list_models(status_: ModelStatus | None = Query(None, alias="status"),
+                sort: str = sort_param("-created_at", ("created_at", "promoted_at", "id")),
+                paging: Paging = Depends(), session: Session = Depends(get_session),
+                _: Caller = Depends(require_staff)) -> dict:
+    query = select(ModelVersion)
+    if status_ is not None:
+        query = query.where(ModelVersion.status == status_.value)
+    return paginate(session, query, paging, ModelVersion, sort)
+
+
+def _rasa_or_staff(request: Request, token: str | None = Query(None, max_length=200),
+                   session: Session = Depends(get_session)) -> str:
+    """Rasa authenticates with its own API token (``?token=``); people with a bearer token."""
+    expected = get_settings().resolved_rasa_token
+    if token is not None and expected and hmac.compare_digest(token, expected):
+        return "rasa"
+    caller = current_caller(request, session)
+    return require_staff(caller).name
+
+
+@router.get("/production/file", response_class=FileResponse,
+            responses={200: {"content": {"application/gzip": {}}},
+                       304: {"description": "The caller already has this model (ETag)"},
+                       401: {"description": "Neither Rasa's token nor a bearer token"},
+                       403: {"description": "The caller's role may not do this"},
+                       404: {"description": "No production model yet"}})
+def production_file(if_none_match: str | None = Header(None),
+                    session: Session = Depends(get_session),
+                    _: str = Depends(_rasa_or_staff)) -> Response:
+    """The production model archive, for Rasa's model server protocol (ETag = SHA-256)."""
+    entry = registry.production(session)
+    if entry is None:
+        raise HTTPException(404, "no production model yet")
+    etag = entry.sha256
+    headers = {"ETag": etag, "filename": entry.file_name, "X-Model-Id": entry.model_id}
+    if if_none_match and if_none_match.strip('"') == etag:
+        return Response(status_code=304, headers=headers)
+    path = FilePath(entry.path)
+    if not path.is_file():
+        raise HTTPException(404, f"the production model's archive is missing: {entry.file_name}")
+    return FileResponse(path, media_type="application/gzip", headers=headers)
+
+
+@router.get("/{model_key}", response_model=ModelDetail)
+def read_model(model_key: int = ModelKey, session: Session = Depends(get_session),
+               _: Caller = Depends(require_staff)) -> ModelVersion:
+    """One model with its maturity report (markdown), metrics and gate decision."""
+    entry = session.get(ModelVersion, model_key)
+    if entry is None:
+        raise not_found("model", model_key)
+    return entry
+
+
+@router.post("/{model_key}/promote", response_model=ModelRead,
+             responses={409: {"description": "The model's archive is gone"}})
+def promote_model(model_key: int = ModelKey, session: Session = Depends(get_session),
+                  caller: Caller = Depends(require_admin)) -> ModelVersion:
+    """Serve this model (also a rejected or archived one: an admin's decision, audited).
+    Rasa picks it up at its next pull, within a few seconds, without a restart."""
+    entry = session.get(ModelVersion, model_key)
+    if entry is None:
+        raise not_found("model", model_key)
+    try:
+        registry.promote(session, entry, caller.name, reason="by hand")
+    except registry.RegistryError as error:
+        raise HTTPException(409, str(error)) from None
+    session.commit()
+    session.refresh(entry)
+    return entry
+
+
+@router.post("/rollback", response_model=ModelRead,
+             responses={409: {"description": "Nothing to roll back to"}})
+def rollback(session: Session = Depends(get_session),
+             caller: Caller = Depends(require_admin)) -> ModelVersion:
+    """Serve again the model that was in production before the current one."""
+    try:
+        entry = registry.rollback(session, caller.name)
+    except registry.RegistryError as error:
+        raise HTTPException(409, str(error)) from None
+    session.commit()
+    session.refresh(entry)
+    return entry

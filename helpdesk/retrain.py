@@ -1,0 +1,264 @@
+"""One retraining run, from data snapshot to a promoted or rejected model.
+
+Steps: snapshot the training data (seed data plus staff-approved examples) with a content hash;
+set aside the held-out set (a CSV no model trains on, plus a fixed share of the staff-labelled
+examples, minus any text that is in the training data) and the regression set (past mistakes
+staff corrected); optionally search hyperparameters; ``rasa train``; evaluate the candidate and
+the production model on the same sets; write the maturity report; apply the release gate;
+register the candidate, and promote it if it passed. The running bot pulls the new production
+model by itself (``admin_api`` serves it as a Rasa model server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from helpdesk.settings import RetrainSettings
+
+Examples = dict[str, list[str]]
+Transform = Callable[[Examples], Examples]
+
+
+class Cancelled(Exception):
+    """The job was cancelled; nothing it made is promoted."""
+
+
+@dataclass
+class Progress:
+    """Where the pipeline reports; the worker writes it to the job row."""
+
+    step: Callable[[str, float], None] = lambda name, fraction: None
+    log: Callable[[str], None] = print
+    timing: Callable[[str, float], None] = lambda name, seconds: None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise Cancelled("cancelled")
+
+
+@dataclass
+class Snapshot:
+    seed: Examples
+    approved: Examples  # staff-approved examples that are trained on
+    heldout: list[tuple[str, str]]  # (text, intent) never trained on
+    regression: list[tuple[str, str]]  # corrected past mistakes
+    approved_ids: list[int]
+    skipped: list[str]  # approved examples of intents the bot does not have
+
+
+def held_out(text: str, share: float) -> bool:
+    """A stable, content-based choice: the same text is held out in every run."""
+    bucket = int(hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:8], 16)
+    return bucket < share * 0x100000000
+
+
+def take_snapshot(session: Session, settings: RetrainSettings,
+                  limit_per_intent: int | None) -> Snapshot:
+    from admin_api.models import ExampleSource, ExampleStatus, TrainingExample
+    from bot import data_build
+    from nlu import datasets
+    from nlu import settings as nlu_settings
+
+    data_dir = nlu_settings.data_dir()
+    seed, _ = data_build.collect_examples(data_dir, limit_per_intent)
+    rows = session.exec(select(TrainingExample)
+                        .where(TrainingExample.status == ExampleStatus.approved.value)
+                        .order_by(TrainingExample.id)).all()
+    approved: Examples = {}
+    staff_heldout: list[tuple[str, str]] = []
+    regression: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for row in rows:
+        if row.intent not in seed:
+            skipped.append(f"{row.id}:{row.intent}")
+            continue
+        if row.source == ExampleSource.feedback.value:
+            regression.append((row.text, row.intent))
+        if held_out(row.text, settings.heldout_share):
+            staff_heldout.append((row.text, row.intent))
+        else:
+            approved.setdefault(row.intent, []).append(row.text)
+    csv = (datasets.load_examples_csv(Path(settings.heldout_csv)) if settings.heldout_csv
+           else datasets.load_banking77("test", data_dir))
+    heldout = [(e.text, e.intent) for e in csv if e.intent in seed] + staff_heldout
+    return Snapshot(seed=seed, approved=approved, heldout=heldout, regression=regression,
+                    approved_ids=[r.id for r in rows if r.id is not None], skipped=skipped)
+
+
+def _without_trained(pairs: list[tuple[str, str]],
+                     training: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """No model is judged on a text it was trained on (staff may have labelled a test text)."""
+    trained = {" ".join(t.lower().split()) for t, _ in training}
+    return [(t, i) for t, i in pairs if " ".join(t.lower().split()) not in trained]
+
+
+def _evaluate(model_path: Path, heldout: list[tuple[str, str]],
+              regression: list[tuple[str, str]]) -> dict:
+    from nlu.evaluation import evaluate, load_any
+
+    classifier = load_any(model_path)
+    result = {"heldout": evaluate(classifier, [t for t, _ in heldout], [i for _, i in heldout])}
+    result["regression"] = (evaluate(classifier, [t for t, _ in regression],
+                                     [i for _, i in regression], oos_label=None,
+                                     measure_latency=False) if regression else None)
+    return result
+
+
+def _classifier_config(build_dir: Path) -> dict:
+    import yaml
+
+    config = yaml.safe_load((build_dir / "config.yml").read_text(encoding="utf-8"))
+    return next(c for c in config["pipeline"]
+                if str(c.get("name", "")).endswith("BertIntentClassifier"))
+
+
+class _Timer:
+    def __init__(self, progress: Progress, name: str, fraction: float) -> None:
+        self.progress, self.name = progress, name
+        progress.check()
+        progress.step(name, fraction)
+        progress.log(f"step: {name}")
+        self.started = time.monotonic()
+
+    def __enter__(self) -> _Timer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.timing(self.name, time.monotonic() - self.started)
+
+
+def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: Path,
+        registry_dir: Path, *, job_id: int | None = None, actor: str = "retraining",
+        transform: Transform | None = None) -> dict:
+    """Run the pipeline; returns what the job records as its result.
+
+    ``transform`` rewrites the training examples before training (benchmarks use it to make
+    deliberately worse candidates that the gate must reject); the evaluation sets never change.
+    """
+    from admin_api import registry
+    from admin_api.core.db import get_engine
+    from admin_api.models import ModelStatus
+    from bot import data_build
+    from bot import train as bot_train
+    from nlu import release
+    from nlu.rasa_component import train_params_of
+
+    engine = get_engine()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with _Timer(progress, "snapshot", 0.02), Session(engine) as session:
+        snap = take_snapshot(session, settings, params.get("limit_per_intent"))
+    seed, approved = snap.seed, snap.approved
+    if transform is not None:
+        seed, approved = transform(seed), transform(approved)
+    training = [(t, i) for part in (seed, approved) for i, ts in part.items() for t in ts]
+    heldout = _without_trained(snap.heldout, training)
+    progress.log(f"snapshot: {len(training)} training examples ({sum(map(len, approved.values()))}"
+                 f" approved), {len(heldout)} held-out, {len(snap.regression)} regression"
+                 + (f"; skipped {len(snap.skipped)} of unknown intents" if snap.skipped else ""))
+    if not heldout:
+        raise ValueError("the held-out set is empty: nothing to judge a candidate on")
+
+    classifier_params: dict[str, object] = {}
+    if params.get("tune_trials"):
+        with _Timer(progress, "tune", 0.05):
+            from nlu.tuning import run_study
+
+            study = run_study([t for t, _ in training], [i for _, i in training],
+                              f"sqlite:///{work_dir / 'tuning.db'}", "retrain",
+                              "tpe", int(params["tune_trials"]), progress=False)
+            classifier_params = dict(study.best_trial.params)
+            progress.log(f"tuned: {classifier_params} (validation accuracy "
+                         f"{study.best_value:.4f})")
+
+    with _Timer(progress, "build", 0.1):
+        build = data_build.build(work_dir / "build", examples=seed, extra_examples=approved,
+                                 classifier_params=classifier_params or None)
+        snapshot_file = work_dir / "snapshot.json"
+        snapshot_file.write_text(json.dumps({
+            "data_hash": build.data_hash, "approved_example_ids": snap.approved_ids,
+            "training_examples": len(training), "heldout": len(heldout),
+            "regression": len(snap.regression), "skipped": snap.skipped,
+        }, indent=2), encoding="utf-8")
+        progress.log(f"data hash {build.data_hash}")
+
+    with _Timer(progress, "train", 0.15):
+        model_path = bot_train.train(
+            work_dir / "build", registry_dir, log_path=work_dir / "train.log",
+            stop=progress.stop,
+            on_progress=lambda what, done: progress.step(f"train: {what}"[:64],
+                                                         0.15 + 0.5 * done))
+    progress.log(f"trained {model_path.name}")
+
+    with _Timer(progress, "evaluate", 0.7), Session(engine) as session:
+        current = registry.production(session)
+        production_path = Path(current.path) if current and Path(current.path).is_file() else None
+        production_id = current.model_id if current else None
+        candidate = _evaluate(model_path, heldout, snap.regression)
+        production = (_evaluate(production_path, heldout, snap.regression)
+                      if production_path else None)
+    progress.log(f"candidate held-out accuracy {candidate['heldout']['summary']['accuracy']:.4f}"
+                 + (f", production {production['heldout']['summary']['accuracy']:.4f}"
+                    if production else ", no production model"))
+
+    reliability = None
+    if settings.reliability_folds >= 2:
+        with _Timer(progress, "reliability", 0.8):
+            reliability = release.cross_validate(
+                [t for t, _ in training], [i for _, i in training],
+                train_params_of(_classifier_config(work_dir / "build")),
+                folds=settings.reliability_folds, max_examples=settings.reliability_max_examples,
+                progress=lambda done, total: progress.step(
+                    f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total))
+
+    with _Timer(progress, "gate", 0.95), Session(engine) as session:
+        decision = release.judge(candidate, production, settings.policy())
+        report = release.maturity(candidate, production, reliability,
+                                  model_path.stat().st_size, decision)
+        markdown = release.maturity_markdown(report, candidate,
+                                             f"Maturity report: {model_path.name}")
+        (work_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
+                                              encoding="utf-8")
+        (work_dir / "report.md").write_text(markdown, encoding="utf-8")
+        progress.check()  # a cancelled job registers nothing
+        entry = registry.register(
+            session, model_path, data_hash=build.data_hash,
+            params={"job": params, "classifier": classifier_params},
+            metrics={"candidate": candidate["heldout"]["summary"],
+                     "regression": (candidate["regression"] or {}).get("summary"),
+                     "production_model_id": production_id,
+                     "production": production["heldout"]["summary"] if production else None,
+                     "reliability": reliability},
+            gate=decision.to_dict(), report=markdown, job_id=job_id)
+        promoted = decision.passed and bool(params.get("promote", True))
+        if promoted:
+            registry.promote(session, entry, actor, reason="passed the release gate")
+        elif not decision.passed:
+            entry.status = ModelStatus.rejected.value
+            session.add(entry)
+        session.commit()
+        for reason in decision.reasons:
+            progress.log(f"gate: {reason}")
+        progress.log(f"model {entry.model_id}: " + ("promoted to production" if promoted else
+                     "rejected by the gate" if not decision.passed else "kept as a candidate"))
+        return {"model_id": entry.model_id, "model_version_id": entry.id, "promoted": promoted,
+                "gate": decision.to_dict(), "data_hash": build.data_hash,
+                "accuracy": candidate["heldout"]["summary"]["accuracy"],
+                "production_accuracy": (production["heldout"]["summary"]["accuracy"]
+                                        if production else None),
+                "report": str(work_dir / "report.md")}
+
+
+def registry_dir() -> Path:
+    from bot import settings
+
+    return Path(os.environ.get("HELPDESK_REGISTRY_DIR", settings.var_dir() / "registry")).resolve()

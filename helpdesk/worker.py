@@ -1,0 +1,166 @@
+"""``helpdesk worker``: runs queued retraining jobs, one at a time, at low CPU priority.
+
+``helpdesk serve`` starts one; more can run on other machines against the same database.
+Each poll it fails jobs of dead workers (no heartbeat), queues a scheduled run when the cron
+expression is due and enough new examples were approved, and claims the next queued job.
+While a job runs, a side thread beats its heartbeat and watches for a cancel request, which
+stops the pipeline (the training process is killed).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from helpdesk import retrain
+from helpdesk.settings import RetrainSettings
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Schedule:
+    """When the cron expression is next due, counted from the worker's start (a restarted
+    worker does not fire at once for a slot it missed while down)."""
+
+    def __init__(self, cron: str, now: datetime) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        self.trigger = CronTrigger.from_crontab(cron, timezone=timezone.utc)
+        self.last = now.replace(tzinfo=timezone.utc)
+
+    def due(self, now: datetime) -> bool:
+        now = now.replace(tzinfo=timezone.utc)
+        upcoming = self.trigger.get_next_fire_time(None, self.last + timedelta(seconds=1))
+        if upcoming is None or upcoming > now:
+            return False
+        self.last = now
+        return True
+
+
+def new_approved_examples(session: Session) -> int:
+    """Approved examples newer than the last retraining job (whatever became of it)."""
+    from admin_api.models import ExampleStatus, Job, TrainingExample
+
+    last = session.exec(select(func.max(Job.created_at))).one()
+    query = select(func.count()).select_from(TrainingExample).where(
+        TrainingExample.status == ExampleStatus.approved.value)
+    if last is not None:
+        query = query.where(TrainingExample.approved_at > last)  # type: ignore[operator]
+    return int(session.exec(query).one())
+
+
+def maybe_schedule(session: Session, schedule: Schedule | None, settings: RetrainSettings,
+                   now: datetime) -> str | None:
+    """Queue the scheduled run if it is due; returns what happened, for the log."""
+    from admin_api import jobs
+
+    if schedule is None or not schedule.due(now):
+        return None
+    fresh = new_approved_examples(session)
+    if fresh < settings.min_new_examples:
+        return (f"scheduled retraining skipped: {fresh} new approved examples, "
+                f"{settings.min_new_examples} needed")
+    try:
+        job = jobs.enqueue(session, "schedule", {"tune_trials": 0, "promote": True})
+    except jobs.JobConflict as error:
+        return f"scheduled retraining skipped: {error}"
+    session.commit()
+    return f"scheduled retraining queued as job {job.id} ({fresh} new approved examples)"
+
+
+def _heartbeat(job_id: int, name: str, settings: RetrainSettings, stop: threading.Event,
+               done: threading.Event) -> None:
+    from admin_api import jobs
+    from admin_api.core.db import get_engine
+
+    while not done.wait(settings.heartbeat_seconds):
+        try:
+            with Session(get_engine()) as session:
+                if not jobs.beat(session, job_id, name):
+                    stop.set()
+        except Exception as error:  # noqa: BLE001 - a database hiccup must not kill the job
+            print(f"heartbeat of job {job_id} failed: {error}", flush=True)
+
+
+def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> str:
+    """Run one claimed job to its end state; returns that state."""
+    from admin_api import jobs
+    from admin_api.core.db import get_engine
+    from admin_api.models import JobStatus
+    from bot.train import TrainingFailed
+
+    engine = get_engine()
+
+    def record(**fields: object) -> None:
+        with Session(engine) as session:
+            jobs.report(session, job_id, **fields)  # type: ignore[arg-type]
+
+    progress = retrain.Progress(
+        step=lambda step, fraction: record(step=step, progress=fraction),
+        log=lambda line: (print(f"job {job_id}: {line}", flush=True), record(line=line)),
+        timing=lambda step, seconds: record(timing=(step, seconds)),
+    )
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(job_id, name, settings, progress.stop, done),
+                            daemon=True)
+    beat.start()
+    work_dir = retrain.registry_dir().parent / "retrain" / f"job-{job_id}"
+    try:
+        result = retrain.run(params, progress, settings, work_dir, retrain.registry_dir(),
+                             job_id=job_id, actor=f"job {job_id}")
+        status, error = JobStatus.succeeded, None
+    except (retrain.Cancelled, TrainingFailed) as failure:
+        result = {}
+        if progress.stop.is_set():
+            status, error = JobStatus.cancelled, "cancelled on request"
+        else:
+            status, error = JobStatus.failed, str(failure)
+    except Exception:  # noqa: BLE001 - any failure ends the job, with its traceback
+        result, status, error = {}, JobStatus.failed, traceback.format_exc()[-4000:]
+    finally:
+        done.set()
+        beat.join()
+    with Session(engine) as session:
+        jobs.finish(session, job_id, status, result, error)
+    print(f"job {job_id}: {status.value}" + (f" ({error.splitlines()[-1]})" if error else ""),
+          flush=True)
+    return status.value
+
+
+def run(settings: RetrainSettings, once: bool = False) -> None:
+    """Poll and run jobs until killed (``once``: until the queue is empty)."""
+    from admin_api import jobs
+    from admin_api.core.db import get_engine
+    from admin_api.models import utcnow
+
+    if settings.nice:
+        os.nice(settings.nice)
+    name = worker_name()
+    schedule = Schedule(settings.cron, utcnow()) if settings.cron else None
+    print(f"worker {name} polling every {settings.poll_seconds:g}s"
+          + (f", schedule {settings.cron!r} UTC" if schedule else ", no schedule"), flush=True)
+    engine = get_engine()
+    while True:
+        with Session(engine) as session:
+            for job_id in jobs.reap_stale(session, timedelta(seconds=settings.stale_seconds)):
+                print(f"job {job_id}: failed, its worker stopped beating", flush=True)
+            message = maybe_schedule(session, schedule, settings, utcnow())
+            if message:
+                print(message, flush=True)
+            job = jobs.claim(session, name)
+            claimed = (job.id, dict(job.params)) if job and job.id is not None else None
+        if claimed is not None:
+            execute(claimed[0], claimed[1], name, settings)
+            continue
+        if once:
+            return
+        time.sleep(settings.poll_seconds)

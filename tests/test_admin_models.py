@@ -1,0 +1,115 @@
+"""The model registry API and the model server Rasa pulls from (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from admin_api import registry
+from admin_api.core.config import get_settings
+from admin_api.core.db import get_engine
+
+
+def archive(folder: Path, model_id: str) -> Path:
+    """A gzipped tar laid out like a Rasa model archive (metadata.json carries the id)."""
+    path = folder / f"{model_id}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in (("metadata.json", json.dumps({"model_id": model_id}).encode()),
+                              ("components/x.bin", model_id.encode() * 100)):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+@pytest.fixture
+def models(client: TestClient, tmp_path: Path) -> list[int]:
+    with Session(get_engine()) as session:
+        ids = []
+        for model_id in ("m1", "m2", "m3"):
+            entry = registry.register(session, archive(tmp_path, model_id), data_hash="h")
+            ids.append(entry.id)
+        session.commit()
+    return ids
+
+
+def test_promote_and_rollback_move_production(client: TestClient, auth: dict,
+                                              models: list[int]) -> None:
+    first, second, third = models
+    assert client.post(f"/api/v1/models/{first}/promote",
+                       headers=auth["staff"]).status_code == 403
+    assert client.post("/api/v1/models/rollback", headers=auth["admin"]).status_code == 409
+    for key in (first, second, third):
+        promoted = client.post(f"/api/v1/models/{key}/promote", headers=auth["admin"])
+        assert promoted.json()["status"] == "production" and promoted.json()["promoted_by"] == "ada"
+    statuses = {m["id"]: m["status"] for m in
+                client.get("/api/v1/models", headers=auth["staff"]).json()["items"]}
+    assert statuses == {first: "archived", second: "archived", third: "production"}
+    back = client.post("/api/v1/models/rollback", headers=auth["admin"]).json()
+    assert back["id"] == second and back["status"] == "production"
+    back = client.post("/api/v1/models/rollback", headers=auth["admin"]).json()
+    assert back["id"] == first
+    assert client.post("/api/v1/models/rollback", headers=auth["admin"]).status_code == 409
+    statuses = {m["id"]: m["status"] for m in
+                client.get("/api/v1/models", headers=auth["staff"]).json()["items"]}
+    assert statuses == {first: "production", second: "rejected", third: "rejected"}
+    only = client.get("/api/v1/models", params={"status": "production"},
+                      headers=auth["staff"]).json()
+    assert [m["id"] for m in only["items"]] == [first]
+    actions = client.get("/api/v1/audit", params={"action": "model.promote"},
+                         headers=auth["admin"]).json()
+    assert actions["total"] == 5
+    assert client.get("/api/v1/models/424242", headers=auth["staff"]).status_code == 404
+    detail = client.get(f"/api/v1/models/{first}", headers=auth["staff"]).json()
+    assert detail["model_id"] == "m1" and "report" in detail
+
+
+def test_the_model_server_speaks_rasas_etag_protocol(client: TestClient, auth: dict,
+                                                     models: list[int],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELPDESK_RASA_TOKEN", "rasa-secret")
+    get_settings.cache_clear()
+    url = "/api/v1/models/production/file"
+    assert client.get(url, params={"token": "rasa-secret"}).status_code == 404  # none yet
+    client.post(f"/api/v1/models/{models[0]}/promote", headers=auth["admin"])
+    assert client.get(url).status_code == 401
+    assert client.get(url, params={"token": "wrong"}).status_code == 401
+    pulled = client.get(url, params={"token": "rasa-secret"})
+    assert pulled.status_code == 200
+    etag = pulled.headers["etag"]
+    assert pulled.headers["filename"] == "m1.tar.gz" and pulled.headers["x-model-id"] == "m1"
+    with tarfile.open(fileobj=io.BytesIO(pulled.content)) as tar:
+        assert json.load(tar.extractfile("metadata.json"))["model_id"] == "m1"
+    unchanged = client.get(url, params={"token": "rasa-secret"}, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and not unchanged.content
+    client.post(f"/api/v1/models/{models[1]}/promote", headers=auth["admin"])
+    changed = client.get(url, params={"token": "rasa-secret"}, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert client.get(url, headers=auth["staff"]).status_code == 200  # people may download
+    get_settings.cache_clear()
+
+
+def test_a_model_whose_archive_is_gone_cannot_be_promoted(client: TestClient, auth: dict,
+                                                          models: list[int],
+                                                          tmp_path: Path) -> None:
+    (tmp_path / "m2.tar.gz").unlink()
+    reply = client.post(f"/api/v1/models/{models[1]}/promote", headers=auth["admin"])
+    assert reply.status_code == 409 and "is gone" in reply.json()["detail"]
+
+
+def test_registering_reads_rasas_model_id_and_refuses_other_files(tmp_path: Path,
+                                                                 client: TestClient) -> None:
+    with Session(get_engine()) as session:
+        entry = registry.register(session, archive(tmp_path, "abc"), data_hash="d")
+        assert entry.model_id == "abc" and entry.size_bytes > 0 and len(entry.sha256) == 64
+        assert registry.register(session, tmp_path / "abc.tar.gz").id == entry.id
+        junk = tmp_path / "junk.tar.gz"
+        junk.write_bytes(b"not a tar")
+        with pytest.raises(registry.RegistryError, match="not a readable Rasa model"):
+            registry.register(session, junk)
