@@ -13,6 +13,7 @@ load, at startup, stays synchronous: there is no model to keep answering with.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -55,4 +56,6 @@ def _load_on_a_thread(agent: Any, model_directory: str, fingerprint: str) -> Non
 
 
 def install() -> None:
-    rasa_agent._load_and_set_updated_model = _load_on_a_thread  # type: ignore[assignment]
+    """``HELPDESK_SWAP_IN_THREAD=0`` keeps Rasa's own blocking load (benchmarks compare)."""
+    if os.environ.get("HELPDESK_SWAP_IN_THREAD", "1") != "0":
+        rasa_agent._load_and_set_updated_model = _load_on_a_thread  # type: ignore[assignment]

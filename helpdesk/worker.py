@@ -137,7 +137,8 @@ def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> 
 
 
 def run(settings: RetrainSettings, once: bool = False) -> None:
-    """Poll and run jobs until killed (``once``: until the queue is empty)."""
+    """Poll and run jobs until killed (``once``: until no job is queued; a job another worker
+    runs, or ran before it died, is waited for or reaped first)."""
     from admin_api import jobs
     from admin_api.core.db import get_engine
     from admin_api.models import utcnow
@@ -158,9 +159,10 @@ def run(settings: RetrainSettings, once: bool = False) -> None:
                 print(message, flush=True)
             job = jobs.claim(session, name)
             claimed = (job.id, dict(job.params)) if job and job.id is not None else None
+            waiting = any(j.status == "queued" for j in jobs.active(session))
         if claimed is not None:
             execute(claimed[0], claimed[1], name, settings)
             continue
-        if once:
+        if once and not waiting:
             return
         time.sleep(settings.poll_seconds)
