@@ -97,12 +97,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small Rasa model for the whole run, trained by the real ``helpdesk train``."""
-    var_dir = tmp_path_factory.mktemp("tiny-model")
+def _train_tiny(var_dir: Path, per_intent: int) -> Path:
     result = subprocess.run(
-        [str(BIN_DIR / "helpdesk"), "train", "--limit-per-intent", "12",
+        [str(BIN_DIR / "helpdesk"), "train", "--limit-per-intent", str(per_intent),
          "--out", str(var_dir / "models")],
         env=helpdesk_env(var_dir), cwd=PROJECT_ROOT, capture_output=True, text=True,
         timeout=900,
@@ -111,6 +108,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models = list((var_dir / "models").glob("*.tar.gz"))
     assert len(models) == 1, models
     return models[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small Rasa model for the whole run, trained by the real ``helpdesk train``."""
+    return _train_tiny(tmp_path_factory.mktemp("tiny-model"), 12)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second small model (its own Rasa model id), for promotion and rollback."""
+    return _train_tiny(tmp_path_factory.mktemp("other-tiny-model"), 8)
 
 
 TINY_INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "terminate_account",
