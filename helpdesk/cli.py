@@ -283,10 +283,11 @@ def serve(
 ) -> None:
     """Run the Rasa server, action server, admin API and retraining worker until Ctrl-C."""
     from helpdesk import serve as supervisor
-    from helpdesk.settings import ServeSettings
+    from helpdesk.settings import RetrainSettings, ServeSettings
 
     try:
         settings = ServeSettings.from_env()
+        RetrainSettings.from_env()  # the worker's settings: refuse bad ones before starting
     except ValueError as error:
         raise _fail(str(error), 2) from None
     ports = {"admin API": settings.api_port, "action server": settings.actions_port,

@@ -1,0 +1,375 @@
+"""The learning loop, end to end, on the running product.
+
+Starts from a bot trained on 10-shot BANKING77 (``helpdesk train --limit-per-intent 10``),
+served by ``helpdesk serve``. BANKING77's test queries are split once: an evaluation share,
+never shown to anyone, and a replay share sent through the running bot (REST webhook, one
+customer each). Wrong answers get a thumbs-down through the public feedback API; staff correct
+500 of them in the review inbox (assign the right intent, approve the example); an admin starts
+retraining with ``POST /api/v1/retrain``; the worker trains, judges against production and
+promotes; Rasa pulls the new model while a customer keeps chatting. Accuracy is measured before
+and after on the evaluation share through Rasa's ``/model/parse``. Then two deliberately worse
+candidates go through the same pipeline and gate: one trained on shuffled labels, one trained
+without one intent's examples. Finally Rasa's own (blocking) model load is measured for
+comparison, by restarting with ``HELPDESK_SWAP_IN_THREAD=0`` and rolling back.
+
+    .venv/bin/python bench/learning_loop.py [--corrections 500] [--evaluation 1000]
+
+Writes bench/results/learning_loop.json and learning_loop.md. Needs no ../shared data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Product:
+    """``helpdesk serve`` in its own var dir, on free ports."""
+
+    def __init__(self, var_dir: Path, env: dict[str, str]) -> None:
+        self.var_dir, self.env = var_dir, env
+        self.api = f"http://127.0.0.1:{env['HELPDESK_API_PORT']}"
+        self.rasa = f"http://127.0.0.1:{env['HELPDESK_RASA_PORT']}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, **extra: str) -> None:
+        log = self.var_dir.parent / f"serve-{int(time.time())}.log"
+        self.log = log
+        self.process = subprocess.Popen([str(BIN / "helpdesk"), "serve"], cwd=ROOT,
+                                        env={**self.env, **extra}, stdout=log.open("w"),
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"serve failed:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        self.rasa_token = (self.var_dir / "secrets" / "rasa_token").read_text().strip()
+
+    def admin_token(self) -> str:
+        lines = sorted(self.var_dir.parent.glob("serve-*.log"))[0].read_text().splitlines()
+        [i] = [n for n, line in enumerate(lines) if "Its API token is shown only now" in line]
+        return lines[i + 1].strip()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def model_id(self) -> str | None:
+        return httpx.get(f"{self.rasa}/status", params={"token": self.rasa_token},
+                         timeout=30).json().get("model_id")
+
+    def parse(self, client: httpx.Client, text: str) -> str:
+        reply = client.post(f"{self.rasa}/model/parse", params={"token": self.rasa_token},
+                            json={"text": text})
+        reply.raise_for_status()
+        return (reply.json().get("intent") or {}).get("name") or ""
+
+
+class Chatter(threading.Thread):
+    """One customer chatting back to back: reply delays and failures."""
+
+    def __init__(self, product: Product) -> None:
+        super().__init__(daemon=True)
+        self.product, self.stop = product, threading.Event()
+        self.delays: list[float] = []
+        self.failures = 0
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                try:
+                    reply = client.post(f"{self.product.rasa}/webhooks/rest/webhook",
+                                        json={"sender": "bench-chatter",
+                                              "message": "is there a fee for top ups?"})
+                    self.failures += reply.status_code != 200 or not reply.json()
+                except httpx.HTTPError:
+                    self.failures += 1
+                self.delays.append(time.perf_counter() - started)
+                time.sleep(0.05)
+
+    def figures(self) -> dict[str, float]:
+        ordered = sorted(self.delays)
+        return {"requests": len(ordered), "failed": self.failures,
+                "p50_s": round(statistics.median(ordered), 3) if ordered else None,
+                "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
+                "max_s": round(ordered[-1], 3) if ordered else None}
+
+
+def accuracy(product: Product, pairs: list[tuple[str, str]]) -> float:
+    with httpx.Client(timeout=60) as client:
+        right = sum(product.parse(client, text) == intent for text, intent in pairs)
+    return right / len(pairs)
+
+
+def wait_for(what, seconds: float, message: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not what():
+        if time.monotonic() > deadline:
+            raise SystemExit(message)
+        time.sleep(0.5)
+
+
+def replay_and_collect(product: Product, replay: list[tuple[str, str]], wanted: int,
+                       admin: dict) -> tuple[int, int, dict[str, str]]:
+    """Send queries until ``wanted`` wrong answers got a thumbs-down; returns how many were
+    sent, how many were wrong, and the true intent of each thumbed-down message."""
+    truth: dict[str, str] = {}
+    sent = 0
+    with httpx.Client(timeout=60) as client:
+        for n, (text, intent) in enumerate(replay):
+            if len(truth) >= wanted:
+                break
+            sender = f"replay-{n}"
+            client.post(f"{product.rasa}/webhooks/rest/webhook",
+                        json={"sender": sender, "message": text}).raise_for_status()
+            sent += 1
+            tracker = client.get(f"{product.rasa}/conversations/{sender}/tracker",
+                                 params={"token": product.rasa_token}).json()
+            user = [e for e in tracker["events"] if e["event"] == "user"][-1]
+            if (user.get("parse_data", {}).get("intent") or {}).get("name") == intent:
+                continue
+            reply = client.post(f"{product.api}/api/v1/feedback",
+                                json={"session_id": sender, "message_id": user["message_id"],
+                                      "rating": "down", "comment": "wrong answer"})
+            reply.raise_for_status()
+            truth[sender] = intent
+    return sent, len(truth), truth
+
+
+def staff_correct(product: Product, truth: dict[str, str], staff: dict) -> int:
+    """Staff work the inbox's thumbs-down items: right intent, then approve the example."""
+    corrected = 0
+    with httpx.Client(timeout=120, headers=staff) as client:
+        while True:
+            page = client.get(f"{product.api}/api/v1/inbox",
+                              params={"reason": "thumbs_down", "limit": 200}).json()
+            if not page["items"]:
+                return corrected
+            for item in page["items"]:
+                intent = truth.get(item["session_id"])
+                if intent is None:
+                    client.post(f"{product.api}/api/v1/inbox/{item['id']}/ignore")
+                    continue
+                example = client.post(f"{product.api}/api/v1/inbox/{item['id']}/assign-intent",
+                                      json={"intent": intent})
+                example.raise_for_status()
+                client.post(f"{product.api}/api/v1/training-examples/"
+                            f"{example.json()['id']}/approve").raise_for_status()
+                corrected += 1
+
+
+def run_job(product: Product, admin: dict, body: dict) -> dict:
+    with httpx.Client(timeout=60, headers=admin) as client:
+        job = client.post(f"{product.api}/api/v1/retrain", json=body)
+        job.raise_for_status()
+        job_id = job.json()["id"]
+        while True:
+            state = client.get(f"{product.api}/api/v1/jobs/{job_id}").json()
+            if state["status"] in ("succeeded", "failed", "cancelled"):
+                return state
+            time.sleep(2)
+
+
+def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str, dict]:
+    """The two bad candidates, through the same pipeline and gate (in this process)."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("HELPDESK_", "HF_"))})
+    from helpdesk import retrain
+    from helpdesk.settings import RetrainSettings
+
+    def shuffled(examples: dict[str, list[str]]) -> dict[str, list[str]]:
+        pairs = [(t, i) for i, ts in examples.items() for t in ts]
+        labels = [i for _, i in pairs]
+        random.Random(7).shuffle(labels)
+        out: dict[str, list[str]] = {i: [] for i in examples}
+        for (text, _), label in zip(pairs, labels, strict=True):
+            out[label].append(text)
+        return out
+
+    def without(intent: str):  # noqa: ANN202
+        return lambda examples: {i: ([] if i == intent else ts) for i, ts in examples.items()}
+
+    settings = RetrainSettings.from_env()
+    results = {}
+    for name, transform in (("corrupted", shuffled), ("subtle", without("card_arrival"))):
+        started = time.monotonic()
+        result = retrain.run({"limit_per_intent": limit, "promote": True},
+                             retrain.Progress(log=lambda line, n=name: print(f"  [{n}] {line}")),
+                             settings, var_dir / "retrain" / name, retrain.registry_dir(),
+                             actor=f"bench {name}", transform=transform)
+        results[name] = {"rejected": not result["promoted"],
+                         "reasons": result["gate"]["reasons"],
+                         "accuracy": result["accuracy"],
+                         "production_accuracy": result["production_accuracy"],
+                         "wall_s": round(time.monotonic() - started, 1)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corrections", type=int, default=500)
+    parser.add_argument("--evaluation", type=int, default=1000)
+    parser.add_argument("--shots", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+
+    from nlu import datasets
+
+    work = Path(tempfile.mkdtemp(prefix="helpdesk-learning-loop-"))
+    var_dir = work / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update({"HELPDESK_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1",
+                "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
+                "HELPDESK_API_PORT": str(free_port()), "HELPDESK_RASA_PORT": str(free_port()),
+                "HELPDESK_ACTIONS_PORT": str(free_port()),
+                "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0"})
+    figures: dict[str, object] = {"shots": args.shots, "seed": args.seed}
+    loop_started = time.monotonic()
+
+    print(f"1. training the {args.shots}-shot model ({work})", flush=True)
+    started = time.monotonic()
+    subprocess.run([str(BIN / "helpdesk"), "train", "--limit-per-intent", str(args.shots)],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    figures["initial_train_s"] = round(time.monotonic() - started, 1)
+
+    test = [(e.text, e.intent) for e in datasets.load_banking77("test")]
+    random.Random(args.seed).shuffle(test)
+    evaluation, replay = test[: args.evaluation], test[args.evaluation:]
+    figures["evaluation_queries"] = len(evaluation)
+
+    product = Product(var_dir, env)
+    try:
+        product.start()
+        admin = {"Authorization": f"Bearer {product.admin_token()}"}
+        staff_token = subprocess.run([str(BIN / "helpdesk"), "users", "create", "sam", "--role",
+                                      "staff"], cwd=ROOT, env=env, check=True,
+                                     capture_output=True, text=True).stdout
+        staff = {"Authorization": "Bearer " + next(w for w in staff_token.split()
+                                                   if w.startswith("lh_"))}
+        print("2. accuracy before", flush=True)
+        figures["accuracy_before"] = round(accuracy(product, evaluation), 4)
+        print(f"   {figures['accuracy_before']}\n3. replaying queries", flush=True)
+        started = time.monotonic()
+        sent, wrong, truth = replay_and_collect(product, replay, args.corrections, admin)
+        figures.update({"replayed": sent, "thumbs_down": wrong,
+                        "replay_s": round(time.monotonic() - started, 1)})
+        print(f"   {sent} sent, {wrong} wrong\n4. staff corrections", flush=True)
+        started = time.monotonic()
+        figures["corrected"] = staff_correct(product, truth, staff)
+        figures["staff_api_s"] = round(time.monotonic() - started, 1)
+        print(f"   {figures['corrected']}\n5. retraining through the job API", flush=True)
+        before_model = product.model_id()
+        chatter = Chatter(product)
+        chatter.start()
+        started = time.monotonic()
+        job = run_job(product, admin, {"limit_per_intent": args.shots})
+        figures["retrain_job_s"] = round(time.monotonic() - started, 1)
+        figures["job_timings_s"] = job["timings"]
+        training_window = chatter.figures()
+        if job["status"] != "succeeded" or not job["result"].get("promoted"):
+            raise SystemExit(f"retraining did not promote: {json.dumps(job)[:4000]}")
+        new_model = job["result"]["model_id"]
+        wait_for(lambda: product.model_id() == new_model, 120, "Rasa never swapped")
+        figures["swap_after_promotion_s"] = round(time.monotonic() - started
+                                                  - figures["retrain_job_s"], 1)
+        time.sleep(5)
+        chatter.stop.set()
+        chatter.join()
+        swap = chatter.figures()
+        figures.update({"reply_latency_during_retraining": training_window,
+                        "swap_max_reply_delay_s": swap["max_s"],
+                        "swap_failed_requests": swap["failed"],
+                        "gate_of_promoted": job["result"]["gate"]})
+        print("6. accuracy after", flush=True)
+        figures["accuracy_after"] = round(accuracy(product, evaluation), 4)
+        figures["accuracy_gain_points"] = round(
+            100 * (figures["accuracy_after"] - figures["accuracy_before"]), 2)
+        print(f"   {figures['accuracy_after']}\n7. two worse candidates", flush=True)
+        bad = worse_candidates(var_dir, env, args.shots)
+        figures["worse_candidates"] = bad
+        figures["corrupted_candidate_rejected"] = bad["corrupted"]["rejected"]
+        figures["subtle_candidate_rejected"] = bad["subtle"]["rejected"]
+        figures["loop_wall_s"] = round(time.monotonic() - loop_started, 1)
+        product.stop()
+
+        print("8. Rasa's own blocking load, for comparison (rollback)", flush=True)
+        product.start(HELPDESK_SWAP_IN_THREAD="0")
+        chatter = Chatter(product)
+        chatter.start()
+        time.sleep(3)
+        httpx.post(f"{product.api}/api/v1/models/rollback", headers=admin,
+                   timeout=30).raise_for_status()
+        wait_for(lambda: product.model_id() == before_model, 120, "rollback never arrived")
+        time.sleep(5)
+        chatter.stop.set()
+        chatter.join()
+        blocking = chatter.figures()
+        figures["rasa_blocking_swap_max_reply_delay_s"] = blocking["max_s"]
+        figures["rasa_blocking_swap_failed_requests"] = blocking["failed"]
+        figures["rollback_restored_previous_model"] = product.model_id() == before_model
+    finally:
+        product.stop()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures["date"] = time.strftime("%Y-%m-%d %H:%M")
+    figures["machine"] = {"cpus": os.cpu_count()}
+    (RESULTS / "learning_loop.json").write_text(json.dumps(figures, indent=2, sort_keys=True)
+                                                + "\n")
+    rows = [
+        ("accuracy before (10-shot model), held-out", figures["accuracy_before"]),
+        ("accuracy after one loop", figures["accuracy_after"]),
+        ("gain (points)", figures["accuracy_gain_points"]),
+        ("queries replayed / thumbs-down / corrected",
+         f"{figures['replayed']} / {figures['thumbs_down']} / {figures['corrected']}"),
+        ("shuffled-labels candidate rejected", figures["corrupted_candidate_rejected"]),
+        ("candidate without one intent rejected", figures["subtle_candidate_rejected"]),
+        ("swap: failed requests", figures["swap_failed_requests"]),
+        ("swap: max reply delay (s), ours", figures["swap_max_reply_delay_s"]),
+        ("swap: max reply delay (s), Rasa's blocking load",
+         figures["rasa_blocking_swap_max_reply_delay_s"]),
+        ("reply p50 / p95 / max (s) while the job trained",
+         f"{training_window['p50_s']} / {training_window['p95_s']} / "
+         f"{training_window['max_s']}"),
+        ("retraining job wall time (s)", figures["retrain_job_s"]),
+        ("whole loop wall time (s)", figures["loop_wall_s"]),
+    ]
+    table = "\n".join(["| measure | value |", "|---|---|"]
+                      + [f"| {name} | {value} |" for name, value in rows])
+    reasons = "\n".join(f"- {name}: " + "; ".join(bad[name]["reasons"]) for name in bad)
+    (RESULTS / "learning_loop.md").write_text(
+        f"# Learning loop ({figures['date']}, {os.cpu_count()} CPUs)\n\n{table}\n\n"
+        f"Gate reasons for the worse candidates:\n\n{reasons}\n")
+    print(table)
+    print(reasons)
+
+
+if __name__ == "__main__":
+    main()
