@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,19 @@ from admin_api.core.config import get_settings
 
 ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
            audit, jobs, models, widget)
+
+
+class QuietModelPolls(logging.Filter):
+    """Rasa asks for the production model every 2 seconds; an unchanged answer (304) is not
+    worth an access-log line, a download is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) >= 5 and args[4] == 304
+                    and "/api/v1/models/production/file" in str(args[2]))
+
+
+logging.getLogger("uvicorn.access").addFilter(QuietModelPolls())
 
 
 @asynccontextmanager

@@ -69,7 +69,8 @@ def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
     endpoints = {
         "action_endpoint": {"url": f"{actions_url}/webhook"},
         "tracker_store": tracker_store_config(settings.tracker_store_url()),
-        "models": {"url": model_server_url, "token": token, "token_name": "token",
+        # A header, not ``?token=``: query strings end up in access logs.
+        "models": {"url": model_server_url, "headers": {"X-Rasa-Token": token},
                    "wait_time_between_pulls": settings.model_pull_seconds()},
     }
     # Rasa's own channels behind our guard (masking, length limit): same names and protocol.

@@ -217,8 +217,9 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
                 [t for t, _ in training], [i for _, i in training],
                 train_params_of(_classifier_config(work_dir / "build")),
                 folds=settings.reliability_folds, max_examples=settings.reliability_max_examples,
-                progress=lambda done, total: progress.step(
-                    f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total))
+                progress=lambda done, total: (
+                    progress.check(),
+                    progress.step(f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total)))
 
     with _Timer(progress, "gate", 0.95), Session(engine) as session:
         decision = release.judge(candidate, production, settings.policy())

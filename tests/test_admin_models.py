@@ -76,20 +76,21 @@ def test_the_model_server_speaks_rasas_etag_protocol(client: TestClient, auth: d
     monkeypatch.setenv("HELPDESK_RASA_TOKEN", "rasa-secret")
     get_settings.cache_clear()
     url = "/api/v1/models/production/file"
-    assert client.get(url, params={"token": "rasa-secret"}).status_code == 404  # none yet
+    assert client.get(url, headers={"X-Rasa-Token": "rasa-secret"}).status_code == 404  # none yet
     client.post(f"/api/v1/models/{models[0]}/promote", headers=auth["admin"])
     assert client.get(url).status_code == 401
-    assert client.get(url, params={"token": "wrong"}).status_code == 401
-    pulled = client.get(url, params={"token": "rasa-secret"})
+    assert client.get(url, headers={"X-Rasa-Token": "wrong"}).status_code == 401
+    assert client.get(url, headers={"X-Rasa-Token": "wrong", **auth["staff"]}).status_code == 401
+    pulled = client.get(url, headers={"X-Rasa-Token": "rasa-secret"})
     assert pulled.status_code == 200
     etag = pulled.headers["etag"]
     assert pulled.headers["filename"] == "m1.tar.gz" and pulled.headers["x-model-id"] == "m1"
     with tarfile.open(fileobj=io.BytesIO(pulled.content)) as tar:
         assert json.load(tar.extractfile("metadata.json"))["model_id"] == "m1"
-    unchanged = client.get(url, params={"token": "rasa-secret"}, headers={"If-None-Match": etag})
+    unchanged = client.get(url, headers={"X-Rasa-Token": "rasa-secret", "If-None-Match": etag})
     assert unchanged.status_code == 304 and not unchanged.content
     client.post(f"/api/v1/models/{models[1]}/promote", headers=auth["admin"])
-    changed = client.get(url, params={"token": "rasa-secret"}, headers={"If-None-Match": etag})
+    changed = client.get(url, headers={"X-Rasa-Token": "rasa-secret", "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert client.get(url, headers=auth["staff"]).status_code == 200  # people may download
     get_settings.cache_clear()
@@ -113,3 +114,36 @@ def test_registering_reads_rasas_model_id_and_refuses_other_files(tmp_path: Path
         junk.write_bytes(b"not a tar")
         with pytest.raises(registry.RegistryError, match="not a readable Rasa model"):
             registry.register(session, junk)
+
+
+def test_unchanged_model_polls_stay_out_of_the_access_log() -> None:
+    import logging
+
+    from admin_api.main import QuietModelPolls
+
+    def record(path: str, status: int) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                                 '%s - "%s %s HTTP/%s" %d',
+                                 ("127.0.0.1:1", "GET", path, "1.1", status), None)
+
+    quiet = QuietModelPolls()
+    assert not quiet.filter(record("/api/v1/models/production/file", 304))
+    assert quiet.filter(record("/api/v1/models/production/file", 200))  # a download is news
+    assert quiet.filter(record("/api/v1/answers", 304))
+
+
+def test_rasa_is_told_to_pull_from_the_model_server_with_a_private_header(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from bot import runtime
+
+    monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("HELPDESK_MODEL_PULL_SECONDS", "3")
+    endpoints, credentials = runtime.write_run_config(
+        tmp_path / "run", "http://127.0.0.1:5055", "http://127.0.0.1:8000/m", "s3cret")
+    models = yaml.safe_load(endpoints.read_text())["models"]
+    assert models == {"url": "http://127.0.0.1:8000/m", "headers": {"X-Rasa-Token": "s3cret"},
+                      "wait_time_between_pulls": 3}
+    assert endpoints.stat().st_mode & 0o777 == 0o600
+    assert credentials.stat().st_mode & 0o777 == 0o600

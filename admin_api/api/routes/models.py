@@ -41,12 +41,17 @@ def list_models(status_: ModelStatus | None = Query(None, alias="status"),
     return paginate(session, query, paging, ModelVersion, sort)
 
 
-def _rasa_or_staff(request: Request, token: str | None = Query(None, max_length=200),
+def _rasa_or_staff(request: Request,
+                   x_rasa_token: str | None = Header(None, max_length=200,
+                                                     description="Rasa's own API token"),
                    session: Session = Depends(get_session)) -> str:
-    """Rasa authenticates with its own API token (``?token=``); people with a bearer token."""
+    """Rasa authenticates with its own API token (``X-Rasa-Token``); people with a bearer
+    token. A wrong Rasa token is a 401 like a wrong bearer token."""
     expected = get_settings().resolved_rasa_token
-    if token is not None and expected and hmac.compare_digest(token, expected):
-        return "rasa"
+    if x_rasa_token is not None:
+        if expected and hmac.compare_digest(x_rasa_token.encode(), expected.encode()):
+            return "rasa"
+        raise HTTPException(401, "invalid Rasa token")
     caller = current_caller(request, session)
     return require_staff(caller).name
 
