@@ -22,6 +22,7 @@ Writes bench/results/learning_loop.json and learning_loop.md. Needs no ../shared
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -278,6 +279,15 @@ def main() -> None:
     replay_test = len(replay)
     replay += unseen
     figures["evaluation_queries"] = len(evaluation)
+    # The gate judges on the same never-replayed share. Judged on the rest of test.csv, it
+    # would see only the replayed queries production got right (the wrong ones were corrected
+    # and trained on), a sample biased towards production.
+    heldout_csv = work / "evaluation.csv"
+    with heldout_csv.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "category"])
+        writer.writerows(evaluation)
+    env["HELPDESK_HELDOUT_CSV"] = str(heldout_csv)
 
     product = Product(var_dir, env)
     try:

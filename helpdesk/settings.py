@@ -64,6 +64,7 @@ class RetrainSettings:
     reliability_max_examples: int
     accuracy_tolerance: float
     recall_drop_margin: float
+    recall_drop_alpha: float
     min_intent_support: int
     regression_min_accuracy: float
     latency_p95_budget_ms: float
@@ -83,6 +84,7 @@ class RetrainSettings:
             reliability_max_examples=int(_float("HELPDESK_RELIABILITY_MAX_EXAMPLES", 1000)),
             accuracy_tolerance=_float("HELPDESK_GATE_ACCURACY_TOLERANCE", 0.01),
             recall_drop_margin=_float("HELPDESK_GATE_RECALL_DROP", 0.15),
+            recall_drop_alpha=_float("HELPDESK_GATE_RECALL_ALPHA", 0.01),
             min_intent_support=int(_float("HELPDESK_GATE_MIN_SUPPORT", 5)),
             regression_min_accuracy=_float("HELPDESK_GATE_REGRESSION_MIN_ACCURACY", 0.8),
             latency_p95_budget_ms=_float("HELPDESK_GATE_LATENCY_P95_MS", 50),
@@ -98,6 +100,7 @@ class RetrainSettings:
 
         return GatePolicy(accuracy_tolerance=self.accuracy_tolerance,
                           recall_drop_margin=self.recall_drop_margin,
+                          recall_drop_alpha=self.recall_drop_alpha,
                           min_intent_support=self.min_intent_support,
                           regression_min_accuracy=self.regression_min_accuracy,
                           latency_p95_budget_ms=self.latency_p95_budget_ms)

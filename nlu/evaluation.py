@@ -109,7 +109,8 @@ def evaluate(classifier: IntentClassifier, texts: Sequence[str], truth: Sequence
     for t, p in zip(truth, predicted, strict=True):
         matrix[index[t], index[p]] += 1
     return {"summary": summary, "intent_report": report,
-            "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()}}
+            "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()},
+            "truth": list(truth), "predicted": predicted}
 
 
 def write_report(result: dict, out_dir: Path, title: str = "Intent evaluation") -> Path:

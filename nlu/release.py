@@ -7,6 +7,7 @@ thresholds in one policy, so a rejection always comes with reasons an operator c
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import tempfile
@@ -20,8 +21,9 @@ from nlu.training import TrainParams, train
 @dataclass(frozen=True)
 class GatePolicy:
     accuracy_tolerance: float = 0.01  # candidate accuracy >= production's minus this
-    recall_drop_margin: float = 0.15  # no intent's recall may fall by more than this
-    min_intent_support: int = 5  # intents with fewer held-out examples are too noisy to judge
+    recall_drop_margin: float = 0.15  # no intent's recall may fall by more than this...
+    recall_drop_alpha: float = 0.01  # ...unless a paired sign test says it may be chance
+    min_intent_support: int = 5  # intents with fewer held-out examples are not judged
     regression_min_accuracy: float = 0.8  # share of corrected past mistakes it must get right
     latency_p95_budget_ms: float = 50.0  # warm single-message classification, p95
 
@@ -42,6 +44,39 @@ def _recalls(evaluation: dict, min_support: int) -> dict[str, float]:
             and entry["support"] >= min_support}
 
 
+def _sign_test(worse: int, better: int) -> float:
+    """One-sided p-value of ``worse`` or more losses out of ``worse + better`` discordant
+    examples if both models were equally good (exact binomial, p = 1/2)."""
+    n = worse + better
+    return sum(math.comb(n, k) for k in range(worse, n + 1)) / 2 ** n if n else 1.0
+
+
+def recall_drops(candidate: dict, production: dict, policy: GatePolicy) -> list[dict]:
+    """Intents whose recall fell by more than the margin, and not by chance.
+
+    On the same held-out examples, count the intent's examples production got right and the
+    candidate wrong, and the reverse: the net loss over the support is the recall drop, and
+    a sign test on the two counts says whether it could be noise (with a dozen examples per
+    intent, two or three flips happen between equally good models).
+    """
+    truth, ours, theirs = (candidate.get("truth"), candidate.get("predicted"),
+                           production.get("predicted"))
+    paired = truth is not None and ours is not None and theirs is not None \
+        and production.get("truth") == truth
+    drops = []
+    for name, recall in _recalls(production, policy.min_intent_support).items():
+        if paired:
+            rows = [k for k, t in enumerate(truth) if t == name]
+            worse = sum(theirs[k] == name != ours[k] for k in rows)
+            better = sum(ours[k] == name != theirs[k] for k in rows)
+            drop, p_value = (worse - better) / len(rows), _sign_test(worse, better)
+        else:
+            drop, p_value = recall - _recalls(candidate, 0).get(name, 0.0), 0.0
+        if drop > policy.recall_drop_margin and p_value < policy.recall_drop_alpha:
+            drops.append({"intent": name, "drop": round(drop, 4), "p_value": p_value})
+    return sorted(drops, key=lambda d: -d["drop"])
+
+
 def judge(candidate: dict, production: dict | None, policy: GatePolicy) -> GateDecision:
     """``candidate``/``production``: ``{"heldout": evaluation, "regression": evaluation|None}``
     as made by ``nlu.evaluation.evaluate``. No production model: only the absolute rules."""
@@ -60,16 +95,12 @@ def judge(candidate: dict, production: dict | None, policy: GatePolicy) -> GateD
         check("accuracy", held["accuracy"] >= floor,
               f"held-out accuracy {held['accuracy']:.4f} vs production {base['accuracy']:.4f} "
               f"(tolerance {policy.accuracy_tolerance})")
-        ours = _recalls(candidate["heldout"], policy.min_intent_support)
-        drops = sorted(((name, recall - ours.get(name, 0.0)) for name, recall in
-                        _recalls(production["heldout"], policy.min_intent_support).items()),
-                       key=lambda item: -item[1])
-        worst = [(n, d) for n, d in drops if d > policy.recall_drop_margin]
+        worst = recall_drops(candidate["heldout"], production["heldout"], policy)
         check("per-intent recall", not worst,
-              "no intent's recall drops by more than "
-              f"{policy.recall_drop_margin:.2f}" if not worst else
-              "recall drops beyond " f"{policy.recall_drop_margin:.2f}: " + ", ".join(
-                  f"{n} -{d:.2f}" for n, d in worst[:10]))
+              f"no intent's recall drops by more than {policy.recall_drop_margin:.2f} "
+              f"(sign test, alpha {policy.recall_drop_alpha})" if not worst else
+              f"recall drops beyond {policy.recall_drop_margin:.2f}: " + ", ".join(
+                  f"{d['intent']} -{d['drop']:.2f} (p={d['p_value']:.1g})" for d in worst[:10]))
     else:
         check("accuracy", True, f"held-out accuracy {held['accuracy']:.4f}; no production "
                                 "model to compare with")

@@ -112,3 +112,28 @@ def test_the_maturity_report_has_three_parts_and_the_gate(
     text = maturity_markdown(report, judged["missing"], "Maturity report: test")
     assert "**Gate: REJECTED**" in text and "3-fold cross-validation on 60" in text
     assert "| exchange_rate | 0.000 |" in text
+
+
+def _evaluation(truth: list[str], predicted: list[str]) -> dict:
+    from nlu.evaluation import intent_report
+
+    return {"intent_report": intent_report(truth, predicted), "truth": truth,
+            "predicted": predicted}
+
+
+def test_a_few_flipped_examples_are_noise_a_lost_intent_is_not() -> None:
+    from nlu.release import GatePolicy, recall_drops
+
+    truth = ["a"] * 12 + ["b"] * 12
+    production = _evaluation(truth, ["a"] * 12 + ["b"] * 12)
+    # Three of a's twelve go wrong: recall -0.25, beyond the margin, but a sign test gives
+    # p = 1/8 for 3 losses and no gains: two equally good models differ like that.
+    noisy = _evaluation(truth, ["b"] * 3 + ["a"] * 9 + ["b"] * 12)
+    assert recall_drops(noisy, production, GatePolicy()) == []
+    lost = _evaluation(truth, ["b"] * 12 + ["b"] * 12)
+    [drop] = recall_drops(lost, production, GatePolicy())
+    assert drop["intent"] == "a" and drop["drop"] == 1.0 and drop["p_value"] < 0.001
+    # Gains on other examples of the same intent offset losses (a paired count).
+    production = _evaluation(truth, ["b"] * 6 + ["a"] * 6 + ["b"] * 12)
+    swapped = _evaluation(truth, ["a"] * 6 + ["b"] * 6 + ["b"] * 12)
+    assert recall_drops(swapped, production, GatePolicy()) == []
