@@ -264,6 +264,7 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
             f"  Admin API          {settings.url(settings.api_port)}/docs\n"
             f"  Rasa server        {settings.url(settings.rasa_port)}\n"
             f"  Action server      {settings.url(settings.actions_port)}\n"
+            f"  Retraining worker  log in {var_dir / 'logs' / 'worker.log'}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
