@@ -252,9 +252,10 @@ def train(
     model = IntentModel.from_base(base, len(label_names), params.dropout).to(device)
     batches = _Batches(tokenizer, all_texts, params.max_length)
 
+    probe_features = None
     if params.linear_probe:
-        features = _forward_all(model, batches, train_rows, device, embed=True)
-        _fit_linear_probe(model, features, targets[train_rows], params.probe_c)
+        probe_features = _forward_all(model, batches, train_rows, device, embed=True)
+        _fit_linear_probe(model, probe_features, targets[train_rows], params.probe_c)
 
     def val_accuracy() -> float:
         if not val_rows:
@@ -343,10 +344,11 @@ def train(
 
     temperature, threshold, val_metrics = _calibrate(model, batches, val_rows, targets,
                                                      label_names, params, device)
-    if params.epochs == 0 and params.linear_probe and params.refit_on_all and val_rows:
-        everything = train_rows + val_rows
-        features = _forward_all(model, batches, everything, device, embed=True)
-        _fit_linear_probe(model, features, targets[everything], params.probe_c)
+    if params.epochs == 0 and probe_features is not None and params.refit_on_all and val_rows:
+        # The encoder is frozen, so the training rows' embeddings are still valid.
+        features = torch.cat([probe_features,
+                              _forward_all(model, batches, val_rows, device, embed=True)])
+        _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
     meta = ModelMeta(
         labels=label_names,
         max_length=params.max_length,

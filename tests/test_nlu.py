@@ -115,3 +115,28 @@ def test_rescale_puts_the_learned_threshold_on_the_configured_one() -> None:
     values = [rescale(x, 0.62, 0.3) for x in np.linspace(0, 1, 101)]
     assert values == sorted(values) and values[0] == 0.0 and values[-1] == pytest.approx(1.0)
     assert rescale(0.4, 0.0, 0.3) == 0.4  # nothing learned: unchanged
+
+
+def test_a_probe_only_model_is_refit_on_its_validation_examples_too(tmp_path: Path) -> None:
+    examples = _examples("train", 10)
+    texts, labels = [e.text for e in examples], [e.intent for e in examples]
+    held = _examples("test", 15)
+    results = {}
+    for refit in (False, True):
+        result = train(texts, labels, TrainParams(epochs=0, refit_on_all=refit),
+                       tmp_path / str(refit), progress=False)
+        model = IntentClassifier.load(result.path)
+        val_texts, val_labels = result.validation
+        results[refit] = {
+            "trained": result.metrics["train_examples"],
+            "val": np.mean([p.intent == t for p, t in
+                            zip(model.predict_batch(val_texts), val_labels, strict=True)]),
+            "test": np.mean([model.predict(e.text).intent == e.intent for e in held]),
+            "calibration": result.meta.calibration,
+        }
+    assert results[True]["trained"] == len(texts) > results[False]["trained"]
+    assert results[True]["val"] == 1.0  # it has now seen them
+    assert results[True]["test"] >= results[False]["test"] - 0.02  # and lost nothing unseen
+    assert results[True]["test"] > 2 / len(INTENTS)
+    # The temperature and threshold come from the validation split, before the refit.
+    assert results[True]["calibration"] == results[False]["calibration"]
