@@ -44,6 +44,10 @@ def enqueue(session: Session, requested_by: str, params: dict) -> Job:
 
 def claim(session: Session, worker: str) -> Job | None:
     """Take the oldest queued job if none is running; None when there is nothing to do."""
+    # Workers poll every few seconds: an empty queue must not take the table lock each time.
+    queued = select(Job.id).where(Job.status == JobStatus.queued.value).limit(1)
+    if session.exec(queued).first() is None:
+        return None
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE job IN SHARE ROW EXCLUSIVE MODE"))
     now = utcnow()

@@ -26,8 +26,6 @@ import csv
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,11 +41,7 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from bench.startup import free_port, serve_until_ready, stop  # noqa: E402
 
 
 class Product:
@@ -61,15 +55,7 @@ class Product:
 
     def start(self, **extra: str) -> None:
         log = self.var_dir.parent / f"serve-{int(time.time())}.log"
-        self.log = log
-        self.process = subprocess.Popen([str(BIN / "helpdesk"), "serve"], cwd=ROOT,
-                                        env={**self.env, **extra}, stdout=log.open("w"),
-                                        stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 600
-        while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"serve failed:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        self.process, _ = serve_until_ready({**self.env, **extra}, log)
         self.rasa_token = (self.var_dir / "secrets" / "rasa_token").read_text().strip()
 
     def admin_token(self) -> str:
@@ -78,12 +64,8 @@ class Product:
         return lines[i + 1].strip()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(90)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        if self.process is not None:
+            stop(self.process)
 
     def model_id(self) -> str | None:
         return httpx.get(f"{self.rasa}/status", params={"token": self.rasa_token},

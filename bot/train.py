@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import yaml
 from tqdm import tqdm
 
 from bot import settings
+from bot.processes import die_with_parent
 
 _COMPONENT_DONE = re.compile(
     r"(?:Finished training component|Restored component) '(?P<name>\w+)'"
@@ -55,7 +57,7 @@ def _kill_when(stop: threading.Event, finished: threading.Event,
     while not finished.is_set():
         if stop.wait(0.5):
             if process.poll() is None:
-                os.killpg(process.pid, 9)
+                os.killpg(process.pid, signal.SIGKILL)
             return
 
 
@@ -74,7 +76,7 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
     with log_path.open("a", encoding="utf-8") as log, subprocess.Popen(
         command, env=env, cwd=settings.var_dir(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent(signal.SIGKILL),
     ) as process:
         assert process.stdout is not None
         if stop is not None:
@@ -98,14 +100,6 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
         bar.set_description("model written")
     bar.close()
     return returncode
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL it if the process that started training dies (even by kill -9)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,

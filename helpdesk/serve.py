@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from bot.processes import die_with_parent
 from helpdesk.settings import ServeSettings
 
 LOG_TAIL_LINES = 40
@@ -59,7 +60,7 @@ class Service:
         log.flush()
         self.process = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, start_new_session=True, preexec_fn=_die_with_parent,
+            env=self.env, start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )
         log.close()
 
@@ -95,15 +96,6 @@ class Service:
                 if self.process.poll() is not None and not _group_alive(self.process.pid):
                     return
                 time.sleep(0.1)
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it if the supervisor dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _group_alive(pgid: int) -> bool:

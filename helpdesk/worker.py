@@ -141,7 +141,7 @@ def run(settings: RetrainSettings, once: bool = False) -> None:
     runs, or ran before it died, is waited for or reaped first)."""
     from admin_api import jobs
     from admin_api.core.db import get_engine
-    from admin_api.models import utcnow
+    from admin_api.models import JobStatus, utcnow
 
     if settings.nice:
         os.nice(settings.nice)
@@ -159,7 +159,8 @@ def run(settings: RetrainSettings, once: bool = False) -> None:
                 print(message, flush=True)
             job = jobs.claim(session, name)
             claimed = (job.id, dict(job.params)) if job and job.id is not None else None
-            waiting = any(j.status == "queued" for j in jobs.active(session))
+            waiting = once and claimed is None and any(
+                j.status == JobStatus.queued.value for j in jobs.active(session))
         if claimed is not None:
             execute(claimed[0], claimed[1], name, settings)
             continue

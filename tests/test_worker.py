@@ -85,14 +85,18 @@ def _log(tmp: Path) -> str:
     return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(tmp.glob("worker*.log")))
 
 
+def _wait_for_training(project: dict, job_id: int) -> None:
+    _wait(lambda: _job(project["url"], job_id).step.startswith("train"), 120,
+          lambda: f"the job never reached training:\n{_log(project['tmp'])}")
+
+
 def test_a_killed_workers_job_fails_and_the_next_worker_runs_the_queue(project: dict) -> None:
     from admin_api import jobs, registry
     from admin_api.core.db import get_engine
 
     url, [first] = project["url"], project["jobs"]
     doomed = project["worker"]()
-    _wait(lambda: _job(url, first).step.startswith("train"), 120,
-          lambda: f"the job never reached training:\n{_log(project['tmp'])}")
+    _wait_for_training(project, first)
     with Session(get_engine(url)) as session:
         # Queued behind the first; the worker that is killed never gets to it.
         second = jobs.enqueue(session, "ada", {"limit_per_intent": 12, "promote": True}).id
@@ -134,8 +138,7 @@ def test_cancelling_a_running_job_stops_its_training(project: dict) -> None:
 
     url, [job_id] = project["url"], project["jobs"]
     worker = project["worker"]()
-    _wait(lambda: _job(url, job_id).step.startswith("train"), 120,
-          lambda: f"the job never reached training:\n{_log(project['tmp'])}")
+    _wait_for_training(project, job_id)
     with Session(get_engine(url)) as session:
         jobs.request_cancel(session, session.get(Job, job_id), "ada")
         session.commit()
