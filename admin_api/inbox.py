@@ -14,7 +14,7 @@ from fastapi import HTTPException
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from admin_api import crud
+from admin_api import confirmations, crud
 from admin_api.models import (
     Answer,
     Feedback,
@@ -108,6 +108,7 @@ def attach_feedback(session: Session, store: TrackerStore, feedback: Feedback) -
         return False
     feedback.text, feedback.intent, feedback.confidence = turn.text, turn.intent, turn.confidence
     session.add(feedback)
+    confirmations.on_rating(session, feedback, turn)
     item = session.exec(select(ReviewItem).where(
         ReviewItem.session_id == feedback.session_id,
         ReviewItem.message_id == feedback.message_id)).first()

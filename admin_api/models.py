@@ -10,7 +10,7 @@ import enum
 from datetime import datetime, timezone
 from typing import Optional
 
-from pydantic import BaseModel, StrictStr, validator
+from pydantic import BaseModel, StrictInt, StrictStr, validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -407,8 +407,9 @@ class ExampleStatus(str, enum.Enum):
 
 
 class ExampleSource(str, enum.Enum):
-    staff = "staff"
-    feedback = "feedback"
+    staff = "staff"  # written by staff
+    feedback = "feedback"  # a mistake staff corrected from the review inbox
+    confirmed = "confirmed"  # the bot's own intent, confirmed by a customer's thumbs-up
 
 
 class TrainingExample(SQLModel, table=True):
@@ -421,6 +422,7 @@ class TrainingExample(SQLModel, table=True):
     source: str = Field(max_length=16)
     status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
     review_item_id: Optional[int] = None  # noqa: UP045
+    feedback_id: Optional[int] = Field(default=None, index=True)  # noqa: UP045
     created_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
     created_at: datetime = Field(default_factory=utcnow)
     approved_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
@@ -451,6 +453,7 @@ class TrainingExampleRead(BaseModel):
     source: ExampleSource
     status: ExampleStatus
     review_item_id: int | None
+    feedback_id: int | None
     created_by: str | None
     created_at: datetime
     approved_by: str | None
@@ -458,6 +461,37 @@ class TrainingExampleRead(BaseModel):
 
     class Config:
         orm_mode = True
+
+
+BULK_MAX = 500
+
+
+class ExampleBulkReview(BaseModel):
+    """Staff approve or reject many pending examples at once (the confirmed-by-customers queue
+    grows with traffic; one click per example does not scale)."""
+
+    ids: list[StrictInt] = PField(..., min_items=1, max_items=BULK_MAX)
+    status: ExampleStatus
+
+    class Config:
+        extra = "forbid"
+
+    @validator("ids", each_item=True)
+    def _id(cls, value: int) -> int:  # noqa: N805
+        if not 1 <= value <= 2**31 - 1:
+            raise ValueError("ids are positive 32-bit integers")
+        return value
+
+    @validator("status")
+    def _status(cls, value: ExampleStatus) -> ExampleStatus:  # noqa: N805
+        if value == ExampleStatus.pending:
+            raise ValueError("status must be approved or rejected")
+        return value
+
+
+class ExampleBulkResult(BaseModel):
+    changed: list[int]  # ids now in the requested status
+    skipped: dict[int, str]  # id -> why it was left as it was (unknown, already reviewed)
 
 
 # --- Audit log ---------------------------------------------------------------------------

@@ -53,12 +53,12 @@ class Snapshot:
     heldout: list[tuple[str, str]]  # (text, intent) never trained on
     regression: list[tuple[str, str]]  # corrected past mistakes
     approved_ids: list[int]
-    skipped: list[str]  # approved examples of intents the bot does not have
+    skipped: list[str]  # approved examples not trained on: unknown intent, conflicting label
 
 
 def held_out(text: str, share: float) -> bool:
     """A stable, content-based choice: the same text is held out in every run."""
-    bucket = int(hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:8], 16)
+    bucket = int(hashlib.sha256(_norm(text).encode()).hexdigest()[:8], 16)
     return bucket < share * 0x100000000
 
 
@@ -78,9 +78,28 @@ def take_snapshot(session: Session, settings: RetrainSettings,
     staff_heldout: list[tuple[str, str]] = []
     regression: list[tuple[str, str]] = []
     skipped: list[str] = []
+    # A customer's thumbs-up confirms the model's own label; a member of staff who labelled
+    # the same words differently knows better, and confirmations that disagree with each
+    # other confirm nothing.
+    confirmed = ExampleSource.confirmed.value
+    staff_labels = {_norm(r.text): r.intent for r in rows if r.source != confirmed}
+    confirmed_labels: dict[str, set[str]] = {}
+    for row in rows:
+        if row.source == confirmed:
+            confirmed_labels.setdefault(_norm(row.text), set()).add(row.intent)
     for row in rows:
         if row.intent not in seed:
             skipped.append(f"{row.id}:{row.intent}")
+            continue
+        if row.source == confirmed:
+            # Trained on, never judged on: production got every one of them right, so a
+            # held-out share of them would favour production.
+            text = _norm(row.text)
+            if staff_labels.get(text, row.intent) != row.intent or \
+                    len(confirmed_labels[text]) > 1:
+                skipped.append(f"{row.id}:{row.intent} (conflicting label)")
+            else:
+                approved.setdefault(row.intent, []).append(row.text)
             continue
         if row.source == ExampleSource.feedback.value:
             regression.append((row.text, row.intent))
@@ -95,11 +114,15 @@ def take_snapshot(session: Session, settings: RetrainSettings,
                     approved_ids=[r.id for r in rows if r.id is not None], skipped=skipped)
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def _without_trained(pairs: list[tuple[str, str]],
                      training: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """No model is judged on a text it was trained on (staff may have labelled a test text)."""
-    trained = {" ".join(t.lower().split()) for t, _ in training}
-    return [(t, i) for t, i in pairs if " ".join(t.lower().split()) not in trained]
+    trained = {_norm(t) for t, _ in training}
+    return [(t, i) for t, i in pairs if _norm(t) not in trained]
 
 
 def _evaluate(model_path: Path, heldout: list[tuple[str, str]],
@@ -164,7 +187,8 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
     heldout = _without_trained(snap.heldout, training)
     progress.log(f"snapshot: {len(training)} training examples ({sum(map(len, approved.values()))}"
                  f" approved), {len(heldout)} held-out, {len(snap.regression)} regression"
-                 + (f"; skipped {len(snap.skipped)} of unknown intents" if snap.skipped else ""))
+                 + (f"; skipped {len(snap.skipped)} (unknown intent or conflicting label)"
+                    if snap.skipped else ""))
     if not heldout:
         raise ValueError("the held-out set is empty: nothing to judge a candidate on")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseSettings
 
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     rasa_token: str = ""
     # Customer turns under this intent confidence go to the review inbox.
     review_confidence_below: float = 0.5
+    # A thumbs-up confirms the intent the bot understood; that message then becomes a training
+    # example: ``review`` (pending until staff approve it), ``auto`` (approved at once; the
+    # release gate still judges every model) or ``off``.
+    confirmed_examples: Literal["off", "review", "auto"] = "review"
     # Public endpoints (feedback intake): requests per minute per client address.
     public_rate_per_minute: int = 30
     # How often the API purges conversations older than the retention setting.

@@ -11,6 +11,8 @@ from admin_api import audit
 from admin_api.api.deps import Caller, get_session, require_staff
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import (
+    ExampleBulkResult,
+    ExampleBulkReview,
     ExampleSource,
     ExampleStatus,
     TrainingExample,
@@ -95,6 +97,15 @@ def add_example(body: TrainingExampleCreate, session: Session = Depends(get_sess
     return example
 
 
+def _set_status(session: Session, example: TrainingExample, target: ExampleStatus,
+                caller: Caller) -> None:
+    example.status = target.value
+    example.approved_by, example.approved_at = caller.name, utcnow()
+    session.add(example)
+    audit.record(session, caller.name, f"training_example.{target.value}", "training_example",
+                 example.id)
+
+
 def _review(example_id: int, target: ExampleStatus, session: Session,
             caller: Caller) -> TrainingExample:
     example = session.get(TrainingExample, example_id)
@@ -102,14 +113,34 @@ def _review(example_id: int, target: ExampleStatus, session: Session,
         raise not_found("training example", example_id)
     if example.status != ExampleStatus.pending.value:
         raise HTTPException(409, f"training example {example_id} is already {example.status}")
-    example.status = target.value
-    example.approved_by, example.approved_at = caller.name, utcnow()
-    session.add(example)
-    audit.record(session, caller.name, f"training_example.{target.value}", "training_example",
-                 example_id)
+    _set_status(session, example, target, caller)
     session.commit()
     session.refresh(example)
     return example
+
+
+@router.post("/review", response_model=ExampleBulkResult)
+def review_examples(body: ExampleBulkReview, session: Session = Depends(get_session),
+                    caller: Caller = Depends(require_staff)) -> ExampleBulkResult:
+    """Approve or reject up to 500 pending examples in one transaction; ids that are unknown
+    or already reviewed are reported, not fatal, so a page of a queue that someone else is
+    also working through can be submitted as it is."""
+    ids = list(dict.fromkeys(body.ids))
+    found = {e.id: e for e in session.exec(select(TrainingExample).where(
+        TrainingExample.id.in_(ids))).all()}  # type: ignore[union-attr]
+    changed: list[int] = []
+    skipped: dict[int, str] = {}
+    for example_id in ids:
+        example = found.get(example_id)
+        if example is None:
+            skipped[example_id] = "no such training example"
+        elif example.status != ExampleStatus.pending.value:
+            skipped[example_id] = f"already {example.status}"
+        else:
+            _set_status(session, example, body.status, caller)
+            changed.append(example_id)
+    session.commit()
+    return ExampleBulkResult(changed=changed, skipped=skipped)
 
 
 @router.post("/{example_id}/approve", response_model=TrainingExampleRead)
