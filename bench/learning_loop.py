@@ -5,16 +5,18 @@ served by ``helpdesk serve``. BANKING77's test queries are split once: an evalua
 never shown to anyone, and a replay share sent through the running bot (REST webhook, one
 customer each; if that share holds fewer than 500 mistakes, the replay goes on with BANKING77
 training queries the 10-shot model never saw). Wrong answers get a thumbs-down through the
-public feedback API; staff correct 500 of them in the review inbox (assign the right intent,
-approve the example); an admin starts
-retraining with ``POST /api/v1/retrain``; the worker trains, judges against production and
-promotes; Rasa pulls the new model while a customer keeps chatting. Accuracy is measured before
+public feedback API, and right ones a thumbs-up at ``--thumbs-up-rate``; staff correct 500
+mistakes in the review inbox (assign the right intent, approve the example) and approve the
+examples customers confirmed, a page at a time; an admin starts retraining with
+``POST /api/v1/retrain``; the worker trains, judges against production and promotes; Rasa
+pulls the new model while a customer keeps chatting. Accuracy is measured before
 and after on the evaluation share through Rasa's ``/model/parse``. Then two deliberately worse
 candidates go through the same pipeline and gate: one trained on shuffled labels, one trained
 without one intent's examples. Finally Rasa's own (blocking) model load is measured for
 comparison, by restarting with ``HELPDESK_SWAP_IN_THREAD=0`` and rolling back.
 
     .venv/bin/python bench/learning_loop.py [--corrections 500] [--evaluation 1000]
+        [--thumbs-up-rate 0.25]
 
 Writes bench/results/learning_loop.json and learning_loop.md. Needs no ../shared data.
 """
@@ -85,6 +87,7 @@ class Chatter(threading.Thread):
         super().__init__(daemon=True)
         self.product, self.stop = product, threading.Event()
         self.delays: list[float] = []
+        self.started: list[float] = []  # wall clock of each request, to place the slow ones
         self.failures = 0
 
     def run(self) -> None:
@@ -95,6 +98,7 @@ class Chatter(threading.Thread):
                 if self.stop.is_set():
                     break
                 started = time.perf_counter()
+                self.started.append(time.time())
                 try:
                     reply = client.post(f"{self.product.rasa}/webhooks/rest/webhook",
                                         json={"sender": f"bench-chatter-{n}",
@@ -105,9 +109,12 @@ class Chatter(threading.Thread):
                 self.delays.append(time.perf_counter() - started)
                 time.sleep(0.05)
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, object]:
         ordered = sorted(self.delays)
+        slowest = sorted(zip(self.delays, self.started, strict=False), reverse=True)[:3]
         return {"requests": len(ordered), "failed": self.failures,
+                "slowest_utc": [f"{time.strftime('%H:%M:%S', time.gmtime(at))} {delay:.3f}s"
+                                for delay, at in slowest],
                 "p50_s": round(statistics.median(ordered), 3) if ordered else None,
                 "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
                 "max_s": round(ordered[-1], 3) if ordered else None}
@@ -128,11 +135,13 @@ def wait_for(what, seconds: float, message: str) -> None:  # noqa: ANN001
 
 
 def replay_and_collect(product: Product, replay: list[tuple[str, str]], wanted: int,
-                       admin: dict) -> tuple[int, int, dict[str, str]]:
-    """Send queries until ``wanted`` wrong answers got a thumbs-down; returns how many were
-    sent, how many were wrong, and the true intent of each thumbed-down message."""
+                       thumbs_up_rate: float, seed: int) -> tuple[int, int, dict[str, str]]:
+    """Send queries until ``wanted`` wrong answers got a thumbs-down; a right answer gets a
+    thumbs-up with probability ``thumbs_up_rate``. Returns how many were sent, how many
+    thumbs-up were given, and the true intent of each thumbed-down message."""
     truth: dict[str, str] = {}
-    sent = 0
+    sent = ups = 0
+    rater = random.Random(seed)
     with httpx.Client(timeout=60) as client:
         for n, (text, intent) in enumerate(replay):
             if len(truth) >= wanted:
@@ -144,14 +153,36 @@ def replay_and_collect(product: Product, replay: list[tuple[str, str]], wanted: 
             tracker = client.get(f"{product.rasa}/conversations/{sender}/tracker",
                                  params={"token": product.rasa_token}).json()
             user = [e for e in tracker["events"] if e["event"] == "user"][-1]
-            if (user.get("parse_data", {}).get("intent") or {}).get("name") == intent:
+            right = (user.get("parse_data", {}).get("intent") or {}).get("name") == intent
+            if right and rater.random() >= thumbs_up_rate:
                 continue
             reply = client.post(f"{product.api}/api/v1/feedback",
                                 json={"session_id": sender, "message_id": user["message_id"],
-                                      "rating": "down", "comment": "wrong answer"})
+                                      "rating": "up" if right else "down",
+                                      "comment": None if right else "wrong answer"})
             reply.raise_for_status()
-            truth[sender] = intent
-    return sent, len(truth), truth
+            if right:
+                ups += 1
+            else:
+                truth[sender] = intent
+    return sent, ups, truth
+
+
+def staff_approve_confirmed(product: Product, staff: dict) -> int:
+    """Staff work the queue of customer-confirmed examples, a page at a time."""
+    approved = 0
+    with httpx.Client(timeout=120, headers=staff) as client:
+        while True:
+            page = client.get(f"{product.api}/api/v1/training-examples",
+                              params={"source": "confirmed", "status": "pending",
+                                      "limit": 500}).json()
+            if not page["items"]:
+                return approved
+            reply = client.post(f"{product.api}/api/v1/training-examples/review",
+                                json={"ids": [e["id"] for e in page["items"]],
+                                      "status": "approved"})
+            reply.raise_for_status()
+            approved += len(reply.json()["changed"])
 
 
 def staff_correct(product: Product, truth: dict[str, str], staff: dict) -> int:
@@ -227,6 +258,9 @@ def main() -> None:
     parser.add_argument("--corrections", type=int, default=500)
     parser.add_argument("--evaluation", type=int, default=1000,
                         help="test queries kept for measuring accuracy (never replayed)")
+    parser.add_argument("--thumbs-up-rate", type=float, default=0.25,
+                        help="share of right answers that get a thumbs-up (every wrong answer "
+                             "gets a thumbs-down)")
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
@@ -241,7 +275,8 @@ def main() -> None:
                 "HELPDESK_API_PORT": str(free_port()), "HELPDESK_RASA_PORT": str(free_port()),
                 "HELPDESK_ACTIONS_PORT": str(free_port()),
                 "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0"})
-    figures: dict[str, object] = {"shots": args.shots, "seed": args.seed}
+    figures: dict[str, object] = {"shots": args.shots, "seed": args.seed,
+                                  "thumbs_up_rate": args.thumbs_up_rate}
     loop_started = time.monotonic()
 
     print(f"1. training the {args.shots}-shot model ({work})", flush=True)
@@ -288,13 +323,16 @@ def main() -> None:
         figures["accuracy_before"] = round(accuracy(product, evaluation), 4)
         print(f"   {figures['accuracy_before']}\n3. replaying queries", flush=True)
         started = time.monotonic()
-        sent, wrong, truth = replay_and_collect(product, replay, args.corrections, admin)
+        sent, ups, truth = replay_and_collect(product, replay, args.corrections,
+                                              args.thumbs_up_rate, args.seed)
         figures.update({"replayed": sent, "replayed_from_test": min(sent, replay_test),
-                        "thumbs_down": wrong,
+                        "thumbs_down": len(truth), "thumbs_up": ups,
                         "replay_s": round(time.monotonic() - started, 1)})
-        print(f"   {sent} sent, {wrong} wrong\n4. staff corrections", flush=True)
+        print(f"   {sent} sent, {len(truth)} wrong, {ups} thumbs-up\n4. staff review",
+              flush=True)
         started = time.monotonic()
         figures["corrected"] = staff_correct(product, truth, staff)
+        figures["confirmed_approved"] = staff_approve_confirmed(product, staff)
         figures["staff_api_s"] = round(time.monotonic() - started, 1)
         print(f"   {figures['corrected']}\n5. retraining through the job API", flush=True)
         before_model = product.model_id()
@@ -304,6 +342,8 @@ def main() -> None:
         job = run_job(product, admin, {"limit_per_intent": args.shots})
         figures["retrain_job_s"] = round(time.monotonic() - started, 1)
         figures["job_timings_s"] = job["timings"]
+        figures["job_steps_utc"] = [line for line in job["log"].splitlines()
+                                    if "step:" in line or "promoted" in line]
         training_window = chatter.figures()
         if job["status"] != "succeeded" or not job["result"].get("promoted"):
             raise SystemExit(f"retraining did not promote: {json.dumps(job)[:4000]}")
@@ -315,7 +355,10 @@ def main() -> None:
         chatter.stop.set()
         chatter.join()
         swap = chatter.figures()
+        swapped = [line for line in (var_dir / "logs" / "rasa.log").read_text().splitlines()
+                   if "Swapped in model" in line]
         figures.update({"reply_latency_during_retraining": training_window,
+                        "reply_latency_whole_window": swap, "swap_log": swapped[-1:],
                         "swap_max_reply_delay_s": swap["max_s"],
                         "swap_failed_requests": swap["failed"],
                         "gate_of_promoted": job["result"]["gate"]})
@@ -360,6 +403,8 @@ def main() -> None:
         ("gain (points)", figures["accuracy_gain_points"]),
         ("queries replayed / thumbs-down / corrected",
          f"{figures['replayed']} / {figures['thumbs_down']} / {figures['corrected']}"),
+        (f"thumbs-up (rate {args.thumbs_up_rate:g} of right answers) / confirmed examples "
+         "approved", f"{figures['thumbs_up']} / {figures['confirmed_approved']}"),
         ("shuffled-labels candidate rejected", figures["corrupted_candidate_rejected"]),
         ("candidate without one intent rejected", figures["subtle_candidate_rejected"]),
         ("swap: failed requests", figures["swap_failed_requests"]),
