@@ -68,6 +68,17 @@ def test_the_widget_in_a_browser(serve: Callable[..., Served], browser: object) 
         "SELECT rating, answer_id, comment, text, intent FROM feedback").fetchall()
     assert rows == [("down", 101, "Too slow <b>really</b>", FAQ, "card_arrival")]
 
+    # Asked again, the same answer gets a thumbs-up: the customer confirmed what the bot
+    # understood, and their words wait for staff review as a training example.
+    message_box.fill(FAQ)
+    page.keyboard.press("Enter")
+    bot.filter(has_text="working days").nth(1).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Helpful", exact=True).click()
+    page.get_by_text("Thanks for your feedback.").nth(1).wait_for()
+    examples = sqlite3.connect(served.var_dir / "admin.db").execute(
+        "SELECT text, intent, source, status FROM training_example").fetchall()
+    assert examples == [(FAQ, "card_arrival", "confirmed", "pending")]
+
     # HTML typed by a customer is shown as text and never runs.
     attack = "<img src=x onerror=alert(1)>"
     message_box.fill(attack)
@@ -84,8 +95,8 @@ def test_the_widget_in_a_browser(serve: Callable[..., Served], browser: object) 
     # History survives a reload.
     page.reload()
     page.get_by_role("button", name="Open the chat").click()
-    page.locator(".message.user", has_text=FAQ).wait_for()
-    assert page.locator(".message.bot", has_text="working days").count() == 1
+    page.locator(".message.user", has_text=FAQ).first.wait_for()
+    assert page.locator(".message.bot", has_text="working days").count() == 2
 
     # Offline: the message waits, and is delivered exactly once when the network is back.
     context.set_offline(True)
