@@ -110,3 +110,31 @@ def rollback(session: Session, actor: str) -> ModelVersion:
     current.status = ModelStatus.rejected.value
     session.add(current)
     return previous
+
+
+def prune(session: Session, root: Path, keep: int, actor: str) -> list[ModelVersion]:
+    """Delete old archives under ``root`` (the registry directory) so retraining does not fill
+    the disk; every row stays, with its metrics and report. Kept: the production model, the
+    ``keep`` most recently replaced production models (what a rollback goes back to), and the
+    ``keep`` newest of the rest. Files outside ``root`` (a model an operator brought) are never
+    touched. Caller commits."""
+    if keep < 1:
+        raise RegistryError("keep at least one model besides production")
+    root = root.resolve()
+    rows = session.exec(select(ModelVersion).order_by(ModelVersion.id.desc())).all()  # type: ignore[union-attr]
+    replaced = sorted((r for r in rows if r.status == ModelStatus.archived.value
+                       and r.promoted_at is not None),
+                      key=lambda r: r.promoted_at, reverse=True)  # type: ignore[arg-type, return-value]
+    others = [r for r in rows if r.status != ModelStatus.production.value and r not in replaced]
+    kept = {r.id for r in rows if r.status == ModelStatus.production.value}
+    kept |= {r.id for r in replaced[:keep]} | {r.id for r in others[:keep]}
+    pruned = []
+    for row in rows:
+        path = Path(row.path)
+        if row.id in kept or not path.is_file() or not path.resolve().is_relative_to(root):
+            continue
+        path.unlink()
+        audit.record(session, actor, "model.prune", "model", row.id, model_id=row.model_id,
+                     freed_bytes=row.size_bytes)
+        pruned.append(row)
+    return pruned

@@ -275,6 +275,11 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
             progress.log(f"gate: {reason}")
         progress.log(f"model {entry.model_id}: " + ("promoted to production" if promoted else
                      "rejected by the gate" if not decision.passed else "kept as a candidate"))
+        pruned = registry.prune(session, registry_dir, settings.registry_keep, actor)
+        session.commit()
+        if pruned:
+            progress.log(f"registry: deleted the archives of {len(pruned)} old models ("
+                         f"{sum(r.size_bytes for r in pruned) / 1e6:.0f} MB); their records stay")
         return {"model_id": entry.model_id, "model_version_id": entry.id, "promoted": promoted,
                 "gate": decision.to_dict(), "data_hash": build.data_hash,
                 "accuracy": candidate["heldout"]["summary"]["accuracy"],

@@ -68,6 +68,7 @@ class RetrainSettings:
     min_intent_support: int
     regression_min_accuracy: float
     latency_p95_budget_ms: float
+    registry_keep: int  # archives kept besides production's: replaced ones, and the rest
 
     @classmethod
     def from_env(cls) -> RetrainSettings:
@@ -88,11 +89,14 @@ class RetrainSettings:
             min_intent_support=int(_float("HELPDESK_GATE_MIN_SUPPORT", 5)),
             regression_min_accuracy=_float("HELPDESK_GATE_REGRESSION_MIN_ACCURACY", 0.8),
             latency_p95_budget_ms=_float("HELPDESK_GATE_LATENCY_P95_MS", 50),
+            registry_keep=int(_float("HELPDESK_REGISTRY_KEEP", 10)),
         )
         if settings.heartbeat_seconds * 3 > settings.stale_seconds:
             raise ValueError("HELPDESK_JOB_STALE_SECONDS must be at least 3 heartbeats long")
         if not 0 <= settings.heldout_share < 1:
             raise ValueError("HELPDESK_HELDOUT_SHARE must be in [0, 1)")
+        if settings.registry_keep < 1:
+            raise ValueError("HELPDESK_REGISTRY_KEEP must be at least 1")
         return settings
 
     def policy(self):  # noqa: ANN201 - nlu.release.GatePolicy, imported lazily

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from admin_api import registry
 from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
+from admin_api.models import AuditEntry
 
 
 def archive(folder: Path, model_id: str) -> Path:
@@ -147,3 +148,48 @@ def test_rasa_is_told_to_pull_from_the_model_server_with_a_private_header(
                       "wait_time_between_pulls": 3}
     assert endpoints.stat().st_mode & 0o777 == 0o600
     assert credentials.stat().st_mode & 0o777 == 0o600
+
+
+def test_old_archives_are_pruned_but_their_records_and_rollback_stay(
+        client: TestClient, auth: dict, tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "registry", tmp_path / "brought"
+    root.mkdir()
+    elsewhere.mkdir()
+    with Session(get_engine()) as session:
+        brought = registry.register(session, archive(elsewhere, "m0"))
+        registry.promote(session, brought, "ada")
+        entries = {}
+        for n in range(1, 7):
+            entries[n] = registry.register(session, archive(root, f"m{n}"))
+            if n <= 4:  # m1..m4 served in turn; m5 was rejected; m6 waits as a candidate
+                registry.promote(session, entries[n], "ada")
+        entries[5].status = "rejected"
+        session.commit()
+        pruned = registry.prune(session, root, keep=2, actor="worker")
+        session.commit()
+        # Kept: production m4, the two it replaced last (m3, m2), the two newest others (m6, m5).
+        # m0 is older still, but it was brought from outside the registry: never deleted.
+        assert [p.model_id for p in pruned] == ["m1"]
+        assert not (root / "m1.tar.gz").exists() and (elsewhere / "m0.tar.gz").exists()
+        assert {p.name for p in root.iterdir()} == {f"m{n}.tar.gz" for n in (2, 3, 4, 5, 6)}
+        [audited] = session.exec(select(AuditEntry).where(AuditEntry.action == "model.prune")).all()
+        assert (audited.actor, audited.details["model_id"]) == ("worker", "m1")
+        with pytest.raises(registry.RegistryError, match="keep at least one"):
+            registry.prune(session, root, keep=0, actor="worker")
+    # The record stays, with a clear refusal to promote a model whose file is gone.
+    listed = {m["model_id"]: m for m in client.get(
+        "/api/v1/models", headers=auth["staff"], params={"limit": 100}).json()["items"]}
+    assert set(listed) == {f"m{n}" for n in range(7)}
+    refused = client.post(f"/api/v1/models/{listed['m1']['id']}/promote", headers=auth["admin"])
+    assert refused.status_code == 409 and "is gone" in refused.json()["detail"]
+    # Rollback goes to the model m4 replaced, whose archive was kept.
+    back = client.post("/api/v1/models/rollback", headers=auth["admin"])
+    assert back.status_code == 200, back.text
+    assert back.json()["model_id"] == "m3"
+    with Session(get_engine()) as session:
+        pruned_ids = sorted(p.model_id for p in registry.prune(session, root, keep=1,
+                                                               actor="worker"))
+        session.commit()
+    # m4, rolled back from (now rejected), and m5 go; m2 stays: a second rollback goes there.
+    assert pruned_ids == ["m4", "m5"]
+    assert {p.name for p in root.iterdir()} == {"m2.tar.gz", "m3.tar.gz", "m6.tar.gz"}
