@@ -28,13 +28,15 @@ CUSTOMER = "customer"  # the actor of a withdrawal in the audit log
 
 def confirmable(turn: Turn) -> bool:
     return (bool(turn.intent) and turn.intent not in NOT_CONFIRMABLE_INTENTS
-            and turn.outcome not in NOT_CONFIRMABLE_OUTCOMES
-            and bool(" ".join(turn.text.split())))
+            and turn.outcome not in NOT_CONFIRMABLE_OUTCOMES)
 
 
 def on_rating(session: Session, feedback: Feedback, turn: Turn) -> TrainingExample | None:
     """Create, withdraw or restore the example a rating implies; returns the example touched."""
     mode = get_settings().confirmed_examples
+    text = " ".join(turn.text.split())[:QUESTION_MAX]
+    if feedback.rating == "up" and (mode == "off" or not text or not confirmable(turn)):
+        return None  # the public intake's common case: no query at all
     existing = session.exec(select(TrainingExample).where(
         TrainingExample.feedback_id == feedback.id)).first()
     if feedback.rating == "down":
@@ -46,8 +48,6 @@ def on_rating(session: Session, feedback: Feedback, turn: Turn) -> TrainingExamp
         audit.record(session, CUSTOMER, "training_example.withdrawn", "training_example",
                      existing.id)
         return existing
-    if mode == "off" or not confirmable(turn):
-        return None
     status = ExampleStatus.approved if mode == "auto" else ExampleStatus.pending
     if existing is not None:
         if existing.status != ExampleStatus.rejected.value or existing.approved_by != CUSTOMER:
@@ -57,7 +57,6 @@ def on_rating(session: Session, feedback: Feedback, turn: Turn) -> TrainingExamp
             (CUSTOMER, utcnow()) if mode == "auto" else (None, None))
         session.add(existing)
         return existing
-    text = " ".join(turn.text.split())[:QUESTION_MAX]
     if session.exec(select(TrainingExample.id).where(
             TrainingExample.text == text, TrainingExample.intent == turn.intent,
             TrainingExample.status != ExampleStatus.rejected.value)).first() is not None:

@@ -10,13 +10,15 @@ import enum
 from datetime import datetime, timezone
 from typing import Optional
 
-from pydantic import BaseModel, StrictInt, StrictStr, validator
+from pydantic import BaseModel, StrictStr, conint, validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from nlu.privacy import mask_sensitive
 from retrieval.answers import INTENT_PATTERN, MAX_ANSWER_ID, AnswerData, AnswerStatus
+
+DB_ID_MAX = 2**31 - 1  # ids are 32-bit integer columns on every database we support
 
 
 def utcnow() -> datetime:
@@ -470,17 +472,12 @@ class ExampleBulkReview(BaseModel):
     """Staff approve or reject many pending examples at once (the confirmed-by-customers queue
     grows with traffic; one click per example does not scale)."""
 
-    ids: list[StrictInt] = PField(..., min_items=1, max_items=BULK_MAX)
+    ids: list[conint(strict=True, ge=1, le=DB_ID_MAX)] = PField(  # type: ignore[valid-type]
+        ..., min_items=1, max_items=BULK_MAX)
     status: ExampleStatus
 
     class Config:
         extra = "forbid"
-
-    @validator("ids", each_item=True)
-    def _id(cls, value: int) -> int:  # noqa: N805
-        if not 1 <= value <= 2**31 - 1:
-            raise ValueError("ids are positive 32-bit integers")
-        return value
 
     @validator("status")
     def _status(cls, value: ExampleStatus) -> ExampleStatus:  # noqa: N805

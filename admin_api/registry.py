@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tarfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from sqlmodel import Session, select
 
 from admin_api import audit
 from admin_api.models import ModelStatus, ModelVersion, utcnow
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -125,7 +128,9 @@ def prune(session: Session, root: Path, keep: int, actor: str) -> list[ModelVers
     replaced = sorted((r for r in rows if r.status == ModelStatus.archived.value
                        and r.promoted_at is not None),
                       key=lambda r: r.promoted_at, reverse=True)  # type: ignore[arg-type, return-value]
-    others = [r for r in rows if r.status != ModelStatus.production.value and r not in replaced]
+    replaced_ids = {r.id for r in replaced}
+    others = [r for r in rows
+              if r.status != ModelStatus.production.value and r.id not in replaced_ids]
     kept = {r.id for r in rows if r.status == ModelStatus.production.value}
     kept |= {r.id for r in replaced[:keep]} | {r.id for r in others[:keep]}
     pruned = []
@@ -133,7 +138,11 @@ def prune(session: Session, root: Path, keep: int, actor: str) -> list[ModelVers
         path = Path(row.path)
         if row.id in kept or not path.is_file() or not path.resolve().is_relative_to(root):
             continue
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as error:  # a file we cannot delete costs disk, not the job
+            logger.warning("model %s: archive %s not deleted: %s", row.model_id, path, error)
+            continue
         audit.record(session, actor, "model.prune", "model", row.id, model_id=row.model_id,
                      freed_bytes=row.size_bytes)
         pruned.append(row)

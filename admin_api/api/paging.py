@@ -11,9 +11,10 @@ from pydantic.generics import GenericModel
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+# Ids are 32-bit integers in the database; a larger one in a URL is a 4xx, not a 500.
+from admin_api.models import DB_ID_MAX  # noqa: F401 - re-exported for the routes
+
 T = TypeVar("T")
-# Ids are 32-bit integers in the database; a larger one in a URL is a 404, not a 500.
-DB_ID_MAX = 2**31 - 1
 
 
 class Page(GenericModel, Generic[T]):

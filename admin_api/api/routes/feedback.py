@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from admin_api import inbox
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.api.limits import RateLimit
-from admin_api.api.paging import Page, Paging, Window, paginate, sort_param
+from admin_api.api.paging import DB_ID_MAX, Page, Paging, Window, paginate, sort_param
 from admin_api.core.config import get_settings
 from admin_api.models import (
     Answer,
@@ -72,7 +72,7 @@ def submit_feedback(
 def list_feedback(
     rating: Rating | None = None,
     status_: FeedbackStatus | None = Query(None, alias="status"),
-    answer_id: int | None = Query(None, ge=1, le=2**31 - 1),
+    answer_id: int | None = Query(None, ge=1, le=DB_ID_MAX),
     window: Window = Depends(),
     sort: str = sort_param("-created_at", ("created_at", "id")),
     paging: Paging = Depends(),
