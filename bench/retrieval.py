@@ -6,14 +6,20 @@ Parts (each merges into ``bench/results/retrieval.json``; ``retrieval.md`` is re
   (a) title and body only, (b) plus the staff-written variants, (c) plus BANKING77's training
   questions as variants (with the base encoder, and with an encoder fine-tuned contrastively on
   the training questions), each dense-only and hybrid (BM25 fused by reciprocal rank), and
-  (d) combined with the intent classifier's ranking. The boost weight and the decision
-  thresholds are chosen on a validation split of the training questions plus CLINC150's
-  out-of-scope validation queries, never on the test set; ``--write-thresholds`` saves them to
-  ``retrieval/thresholds.json`` (the defaults the product uses).
+  (d) combined with the intent classifier's ranking. Each dense row is measured with the best
+  text alone and with ``support`` (a weight on the second-best text's similarity). The
+  support and boost weights and the decision thresholds are chosen on a validation split of
+  the training questions plus CLINC150's out-of-scope validation queries, never on the test
+  set; ``--write-thresholds`` saves them to ``retrieval/thresholds.json`` (the defaults the
+  product uses).
 - ``speed``: encode plus search, and search alone, at 1k, 100k and 1M vectors, exact against
   approximate (IVF), with build time, memory and recall@10 of approximate against exact.
 
     .venv/bin/python bench/retrieval.py [--only quality|speed] [--write-thresholds]
+        [--finetune-epochs N] [--finetune-all]
+
+``--finetune-all`` adds the encoder refitted on every training question (the model a team would
+ship), measured with the support and boost chosen for the fit-split encoder.
 
 CLINC150 (out-of-scope queries, and more real sentences for the speed part) is read from
 ../shared/datasets; without it the out-of-scope figures are skipped with a message.
@@ -64,9 +70,9 @@ def _write_markdown(r: dict) -> None:
     if quality:
         lines += [
             "## Quality: BANKING77 test questions (3,080) against the 80 curated answers", "",
-            "Each question expects the answer of its gold intent. Boost and thresholds were "
-            "chosen on a validation split of the training questions (and CLINC150 out-of-scope "
-            "validation queries), never on the test set.", "",
+            "Each question expects the answer of its gold intent. Support, boost and "
+            "thresholds were chosen on a validation split of the training questions (and "
+            "CLINC150 out-of-scope validation queries), never on the test set.", "",
             "| answer base | search | encoder | recall@1 | recall@3 |", "|---|---|---|---|---|",
         ]
         for row in quality["table"]:
@@ -237,7 +243,25 @@ def quality(args: argparse.Namespace) -> None:
                  tuned_path, FinetuneParams(epochs=args.finetune_epochs))
         print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
     tuned = Encoder(str(tuned_path), cache_path=WORK / "embeddings.sqlite")
-    for encoder in (base, tuned):
+    encoders = [base, tuned]
+    refit = None
+    if args.finetune_all:
+        # The final model, as a team would ship it: the same recipe on every training question.
+        # It has seen the validation split, so its weights are the fit-split encoder's.
+        refit_path = WORK / "tuned-encoder-all"
+        if not (refit_path / "config.json").is_file() or args.refinetune:
+            print(f"[quality] fine-tuning the encoder on all {len(train_set)} training "
+                  f"questions ({args.finetune_epochs} epochs) into {refit_path}", flush=True)
+            started = time.monotonic()
+            finetune(settings.encoder_model(), [e.text for e in train_set],
+                     [e.intent for e in train_set], refit_path,
+                     FinetuneParams(epochs=args.finetune_epochs))
+            print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
+        refit = Encoder(str(refit_path), cache_path=WORK / "embeddings.sqlite")
+        encoders.append(refit)
+    encoder_names = {id(base): "base", id(tuned): "fine-tuned (fit split)",
+                     id(refit): "fine-tuned (all training questions)"}
+    for encoder in encoders:
         print(f"[quality] encoding queries with {encoder.model_id}", flush=True)
         encoder.encode(val_queries + test_queries, progress=True)
 
@@ -254,40 +278,64 @@ def quality(args: argparse.Namespace) -> None:
 
     table, keyed = [], {}
 
+    # Support is chosen with the fit split's questions as variants: the staff variants were
+    # picked on this validation split, so on their own they would favour the best text alone.
+    def choose_support(encoder) -> float:  # noqa: ANN001
+        retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
+                              cache_queries=True, hybrid=False)
+        retriever.replace_all(answers, extra_texts=variants(fit))
+        n_val = len(val)
+        scores = {}
+        for weight in (0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0):
+            retriever.calibration = Calibration(boost=0.0, support=weight)
+            scores[weight] = _run(retriever, val_queries[:n_val], val_gold[:n_val])[0][
+                "recall_at_1"]
+        best = max(scores, key=lambda w: (scores[w], -w))
+        print(f"[quality] support on validation ({encoder.model_id}): {scores} -> {best}",
+              flush=True)
+        return best
+
+    support = {id(base): choose_support(base), id(tuned): choose_support(tuned)}
+
     def measure(name: str, base_name: str, encoder, answer_set, extra, hybrid: bool,  # noqa: ANN001
-                rankings: list | None = None, boost: float = 0.0) -> dict:
-        retriever = Retriever(encoder, Calibration(boost=boost), device="cpu",
-                          cache_queries=True, hybrid=hybrid)
+                rankings: list | None = None, boost: float = 0.0,
+                best_text_only: bool = False) -> dict:
+        weight = 0.0 if best_text_only else support[id(encoder)]
+        retriever = Retriever(encoder, Calibration(boost=boost, support=weight), device="cpu",
+                              cache_queries=True, hybrid=hybrid)
         retriever.replace_all(answer_set, extra_texts=extra)
         figures, _ = _run(retriever, test_queries[:n_test], test_gold[:n_test], rankings)
         row = {"base": base_name, "search": ("hybrid" if hybrid else "dense")
+               + (f", support {weight:g}" if weight else ", best text")
                + (f" + classifier (boost {boost:g})" if rankings else ""),
-               "encoder": "fine-tuned" if encoder is tuned else "base", **figures}
+               "encoder": encoder_names[id(encoder)], **figures}
         print(f"[quality] {name}: {json.dumps(row)}", flush=True)
         table.append(row)
         keyed[name] = figures
         return figures
 
     all_variants = variants(train_set)
-    for hybrid in (False, True):
-        suffix = "_hybrid" if hybrid else ""
-        measure(f"title_body{suffix}", "(a) title + body", base, bare, None, hybrid)
-        measure(f"dense{suffix}", "(b) + staff variants", base, answers, None, hybrid)
-        measure(f"dense_tuned{suffix}", "(b) + staff variants", tuned, answers, None, hybrid)
-        measure(f"with_variants{suffix}", "(c) + training questions", base, answers,
-                all_variants, hybrid)
-        measure(f"with_variants_tuned{suffix}", "(c) + training questions", tuned, answers,
-                all_variants, hybrid)
+    for hybrid, best_text_only in ((False, True), (False, False), (True, False)):
+        suffix = "_hybrid" if hybrid else "_best_text" if best_text_only else ""
+        for name, base_name, encoder, answer_set, extra in (
+            ("title_body", "(a) title + body", base, bare, None),
+            ("dense", "(b) + staff variants", base, answers, None),
+            ("dense_tuned", "(b) + staff variants", tuned, answers, None),
+            ("with_variants", "(c) + training questions", base, answers, all_variants),
+            ("with_variants_tuned", "(c) + training questions", tuned, answers, all_variants),
+        ):
+            measure(name + suffix, base_name, encoder, answer_set, extra, hybrid,
+                    best_text_only=best_text_only)
 
     # (d): the boost is chosen on validation queries, with variants from the fit split only.
     def choose_boost(encoder, extra) -> float:  # noqa: ANN001
         retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
-                          cache_queries=True, hybrid=False)
+                              cache_queries=True, hybrid=False)
         retriever.replace_all(answers, extra_texts=extra)
         n_val = len(val)
         scores = {}
         for boost in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5):
-            retriever.calibration = Calibration(boost=boost)
+            retriever.calibration = Calibration(boost=boost, support=support[id(encoder)])
             scores[boost] = _run(retriever, val_queries[:n_val], val_gold[:n_val],
                                  val_rank[:n_val])[0]["recall_at_1"]
         best = max(scores, key=lambda b: (scores[b], -b))
@@ -302,17 +350,33 @@ def quality(args: argparse.Namespace) -> None:
             test_rank, tuned_boost)
     table.append({"base": "classifier alone (top intent's answer)", "search": "-",
                   "encoder": "-", **classifier_only})
+    if refit is not None:
+        support[id(refit)] = support[id(tuned)]
+        measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False)
+        measure("with_variants_tuned_all", "(c) + training questions", refit, answers,
+                all_variants, False)
+        all_classifier = _classifier(train_set, WORK / "retrieval-classifier-all",
+                                     args.retrain_classifier)
+        all_rank = _rankings(all_classifier, test_queries)
+        measure("combined_all", "(c) + training questions", refit, answers, all_variants,
+                False, all_rank, tuned_boost)
+        keyed["classifier_only_all"] = {"recall_at_1": float(np.mean(
+            [r[0]["name"] == e.intent for r, e in zip(all_rank, test_set, strict=False)]))}
+        table.append({"base": "classifier alone, trained on all training questions",
+                      "search": "-", "encoder": "-", "recall_at_3": None,
+                      **keyed["classifier_only_all"]})
 
     # Decision thresholds for the product's configuration: staff variants, base encoder, dense.
-    product = Retriever(base, Calibration(boost=staff_boost), device="cpu",
-                          cache_queries=True, hybrid=False)
+    product = Retriever(base, Calibration(boost=staff_boost, support=support[id(base)]),
+                        device="cpu", cache_queries=True, hybrid=False)
     product.replace_all(answers)
     _, val_plain = _run(product, val_queries, val_gold)
     _, val_ranked = _run(product, val_queries, val_gold, val_rank)
     without, worth_without = choose_thresholds(val_plain)
     with_ranking, worth_with = choose_thresholds(val_ranked)
     calibration = Calibration(
-        boost=staff_boost, without_ranking=without, with_ranking=with_ranking,
+        boost=staff_boost, support=support[id(base)], without_ranking=without,
+        with_ranking=with_ranking,
         chosen_on=f"bench/retrieval.py {time.strftime('%Y-%m-%d')}: {len(val)} BANKING77 "
                   f"validation questions + {len(oos['val'])} out-of-scope queries, "
                   f"encoder {base.model_id}",
@@ -331,14 +395,22 @@ def quality(args: argparse.Namespace) -> None:
         "title_body": keyed["title_body"], "title_body_hybrid": keyed["title_body_hybrid"],
         "dense": keyed["dense"], "dense_hybrid": keyed["dense_hybrid"],
         "dense_tuned": keyed["dense_tuned"],
-        "with_variants": max(keyed["with_variants"], keyed["with_variants_tuned"],
+        "best_text_only": {k.removesuffix("_best_text"): v for k, v in keyed.items()
+                           if k.endswith("_best_text")},
+        "with_variants": max((keyed[k] for k in ("with_variants", "with_variants_tuned",
+                                                 "with_variants_tuned_all") if k in keyed),
                              key=lambda f: f["recall_at_1"]),
+        "refit_on_all": {k: keyed[k] for k in ("dense_tuned_all", "with_variants_tuned_all",
+                                               "combined_all", "classifier_only_all")
+                         if k in keyed},
         "with_variants_base": keyed["with_variants"],
         "with_variants_tuned": keyed["with_variants_tuned"],
         "with_variants_hybrid": keyed["with_variants_tuned_hybrid"],
         "combined": keyed["combined"], "combined_staff": keyed["combined_staff"],
         "classifier_only": classifier_only,
         "calibration": {"boost": staff_boost, "boost_with_training_questions": tuned_boost,
+                        "support": support[id(base)],
+                        "support_fine_tuned": support[id(tuned)],
                         "without_ranking": without.__dict__,
                         "with_ranking": with_ranking.__dict__,
                         "validation_worth": {"without": worth_without, "with": worth_with}},
@@ -473,6 +545,9 @@ def main() -> None:
                         help="use this fine-tuned encoder folder instead of training one")
     parser.add_argument("--refinetune", action="store_true")
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-all", action="store_true",
+                        help="also fine-tune on all training questions and measure that encoder "
+                             "with the weights chosen for the fit-split one")
     parser.add_argument("--retrain-classifier", action="store_true")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1000, 100_000, 1_000_000])

@@ -101,5 +101,6 @@ def search(
     typer.echo(f"Decision: {result.decision}")
     for rank, hit in enumerate(result.hits, start=1):
         typer.echo(f"{rank}. [{hit.answer_id}] {hit.title}  score {hit.score:.3f} "
-                   f"(similarity {hit.similarity:.3f} + boost {hit.boost:.3f})")
+                   f"(similarity {hit.similarity:.3f} + support {hit.support:.3f} "
+                   f"+ boost {hit.boost:.3f})")
         typer.echo(f"     matched: {hit.matched_text[:100]}")

@@ -1,9 +1,10 @@
 """The answer retriever: finds published answers for a customer's question, live-updatable.
 
 Each answer is indexed through several texts (title, the opening of its body, every question
-variant); its similarity to a query is the best of them. An intent ranking from the classifier,
-when given, adds ``boost * P(answer's intent)`` to an answer's score, with ``boost`` and the
-decision thresholds chosen on data (``retrieval/thresholds.json``, written by
+variant); its similarity to a query is the best of them, and its score adds ``support`` times
+the similarity of its second-best text (evidence from a second text). An intent ranking from the
+classifier, when given, adds ``boost * P(answer's intent)``. ``support``, ``boost`` and the
+decision thresholds are chosen on data (``retrieval/thresholds.json``, written by
 ``bench/retrieval.py``).
 
 Writes (``upsert``, ``remove``, ``replace_all``) encode outside the lock, then change the
@@ -52,12 +53,13 @@ Row = tuple[AnswerData, list[str], np.ndarray]  # an answer, its indexed texts, 
 @dataclass(frozen=True)
 class Hit:
     answer_id: int
-    score: float  # similarity + boost: what the decision reads
+    score: float  # similarity + support + boost: what the decision reads
     similarity: float  # cosine similarity of the best-matching text
     boost: float
     matched_text: str
     title: str
     intent: str | None
+    support: float = 0.0  # the support weight times the second-best text's similarity
 
 
 @dataclass(frozen=True)
@@ -327,8 +329,12 @@ class Retriever:
         answer = state.answers[answer_id]
         boost = self.calibration.boost * probabilities.get(answer.intent or "", 0.0)
         similarity = float(similarities[best])
-        return Hit(answer_id, similarity + boost, similarity, boost,
-                   state.texts[answer_id][best], answer.title, answer.intent)
+        support = 0.0
+        if self.calibration.support and len(similarities) > 1:
+            second = float(np.partition(similarities, -2)[-2])
+            support = self.calibration.support * max(0.0, second)
+        return Hit(answer_id, similarity + support + boost, similarity, boost,
+                   state.texts[answer_id][best], answer.title, answer.intent, support)
 
     @staticmethod
     def _fuse(state: _State, query: str, hits: list[Hit]) -> list[Hit]:

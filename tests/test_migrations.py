@@ -10,7 +10,7 @@ from sqlmodel import Session, SQLModel, select
 from admin_api import crud, migrate
 from admin_api.core.db import get_engine
 from admin_api.models import Answer, AnswerRevision, Meta
-from retrieval.answers import AnswerData
+from retrieval.answers import AnswerData, load_answers_dir
 from tests.conftest import PROJECT_ROOT
 
 TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta", "user", "api_token",
@@ -62,7 +62,9 @@ def test_seed_imports_once_and_never_again(database_url: str) -> None:
     with Session(get_engine(database_url)) as session:
         answer = session.get(Answer, 105)
         assert answer is not None and answer.intent == "lost_or_stolen_card"
-        assert len(answer.questions) == 3 and "security" in answer.tags
+        seed = next(a for a in load_answers_dir(PROJECT_ROOT / "data" / "answers") if a.id == 105)
+        assert answer.questions == seed.questions and len(seed.questions) >= 2
+        assert "security" in answer.tags
         assert session.get(Meta, migrate.SEEDED_KEY) is not None
         for row in session.exec(select(Answer)).all():  # the database is now the live copy
             session.delete(row)

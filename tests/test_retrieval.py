@@ -93,6 +93,41 @@ def test_intent_ranking_boosts_and_filters_restrict(retriever: Retriever) -> Non
         retriever.search(query, filters={"colour": "red"})
 
 
+def test_a_second_close_text_adds_support(encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    answers = bank_answers()
+    query = "my card still has not arrived"
+    plain = Retriever(encoder, CALIBRATION, device="cpu")
+    plain.replace_all(answers)
+    weighted = Calibration(0.3, CALIBRATION.without_ranking, CALIBRATION.with_ranking, "tests",
+                           support=0.25)
+    supported = Retriever(encoder, weighted, device="cpu")
+    supported.replace_all(answers)
+
+    before = {h.answer_id: h for h in plain.search(query, k=4).hits}
+    after = {h.answer_id: h for h in supported.search(query, k=4).hits}
+    assert set(before) == set(after)
+    sims = encoder.encode(answer_texts(answers[0])) @ encoder.encode([query])[0]
+    second = float(np.sort(sims)[-2])
+    assert second > 0.3  # the card-delivery answer has more than one close text
+    assert after[1].support == pytest.approx(0.25 * second, abs=1e-5)
+    for answer_id, hit in after.items():
+        assert before[answer_id].support == 0.0
+        assert before[answer_id].score == pytest.approx(before[answer_id].similarity)
+        assert hit.similarity == pytest.approx(before[answer_id].similarity)
+        assert hit.score == pytest.approx(hit.similarity + hit.support + hit.boost)
+    # One text alone gives no support; the weight survives a save and load, and a file
+    # written before the weight existed loads as 0 (the best text alone, as before).
+    lonely = Retriever(encoder, weighted, device="cpu")
+    lonely.replace_all([make_answer(9, "Card", "card")])  # title = body: one text
+    assert lonely.search("card").top.support == 0.0
+    weighted.save(tmp_path / "thresholds.json")
+    assert Calibration.load(tmp_path / "thresholds.json") == weighted
+    (tmp_path / "old.json").write_text(
+        '{"boost": 1.5, "without_ranking": {"fallback": 0.5, "margin": 0.1},'
+        ' "with_ranking": {"fallback": 1.8, "margin": 0.0}}')
+    assert Calibration.load(tmp_path / "old.json").support == 0.0
+
+
 def test_a_question_staff_wrote_beats_any_intent_boost(encoder) -> None:  # noqa: ANN001
     # The production boost (retrieval/thresholds.json) is large: 1.5 x the intent probability.
     retriever = Retriever(encoder, Calibration(1.5, CALIBRATION.without_ranking,
