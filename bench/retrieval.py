@@ -16,10 +16,12 @@ Parts (each merges into ``bench/results/retrieval.json``; ``retrieval.md`` is re
   approximate (IVF), with build time, memory and recall@10 of approximate against exact.
 
     .venv/bin/python bench/retrieval.py [--only quality|speed] [--write-thresholds]
-        [--finetune-epochs N] [--finetune-all]
+        [--finetune-epochs N] [--finetune-all] [--finetuned-classifier]
 
 ``--finetune-all`` adds the encoder refitted on every training question (the model a team would
 ship), measured with the support and boost chosen for the fit-split encoder.
+``--finetuned-classifier`` adds (d) with the fine-tuned intent classifier (3 epochs on the fit
+split) instead of the probe the default bot uses.
 
 CLINC150 (out-of-scope queries, and more real sentences for the speed part) is read from
 ../shared/datasets; without it the out-of-scope figures are skipped with a message.
@@ -141,15 +143,17 @@ def _oos_queries() -> dict[str, list[str]]:
             + [t for t, i in data[split] if i in foreign] for split in ("val", "test")}
 
 
-def _classifier(fit: list, path: Path, retrain: bool):  # noqa: ANN202 - nlu.IntentClassifier
-    """The default bot's classifier (a linear probe on the frozen encoder), trained on ``fit``."""
+def _classifier(fit: list, path: Path, retrain: bool,  # noqa: ANN202 - nlu.IntentClassifier
+                epochs: int = 0):
+    """The default bot's classifier (a linear probe on the frozen encoder, ``epochs`` 0) or the
+    fine-tuned one (``epochs`` > 0), trained on ``fit``."""
     from nlu.classifier import IntentClassifier
     from nlu.training import TrainParams, train
 
     if retrain or not (path / "intent_model.json").is_file():
-        print(f"[quality] training the classifier (probe, as the default bot) in {path}",
-              flush=True)
-        train([e.text for e in fit], [e.intent for e in fit], TrainParams(epochs=0), path)
+        kind = f"fine-tuned, {epochs} epochs" if epochs else "probe, as the default bot"
+        print(f"[quality] training the classifier ({kind}) in {path}", flush=True)
+        train([e.text for e in fit], [e.intent for e in fit], TrainParams(epochs=epochs), path)
     return IntentClassifier.load(path, backend="torch", threads=2)
 
 
@@ -328,7 +332,7 @@ def quality(args: argparse.Namespace) -> None:
                     best_text_only=best_text_only)
 
     # (d): the boost is chosen on validation queries, with variants from the fit split only.
-    def choose_boost(encoder, extra) -> float:  # noqa: ANN001
+    def choose_boost(encoder, extra, rankings: list | None = None) -> float:  # noqa: ANN001
         retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
                               cache_queries=True, hybrid=False)
         retriever.replace_all(answers, extra_texts=extra)
@@ -337,7 +341,7 @@ def quality(args: argparse.Namespace) -> None:
         for boost in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5):
             retriever.calibration = Calibration(boost=boost, support=support[id(encoder)])
             scores[boost] = _run(retriever, val_queries[:n_val], val_gold[:n_val],
-                                 val_rank[:n_val])[0]["recall_at_1"]
+                                 (rankings or val_rank)[:n_val])[0]["recall_at_1"]
         best = max(scores, key=lambda b: (scores[b], -b))
         print(f"[quality] boost on validation: {scores} -> {best}", flush=True)
         return best
@@ -350,6 +354,18 @@ def quality(args: argparse.Namespace) -> None:
             test_rank, tuned_boost)
     table.append({"base": "classifier alone (top intent's answer)", "search": "-",
                   "encoder": "-", **classifier_only})
+    if args.finetuned_classifier:  # issue 3's classifier, fine-tuned on the fit split
+        finetuned = _classifier(fit, WORK / "retrieval-classifier-finetuned",
+                                args.retrain_classifier, epochs=3)
+        ft_val, ft_test = _rankings(finetuned, val_queries), _rankings(finetuned, test_queries)
+        ft_boost = choose_boost(tuned, variants(fit), ft_val)
+        measure("combined_finetuned_classifier", "(c) + training questions, fine-tuned "
+                "classifier", tuned, answers, all_variants, False, ft_test, ft_boost)
+        keyed["finetuned_classifier_only"] = {"recall_at_1": float(np.mean(
+            [r[0]["name"] == e.intent for r, e in zip(ft_test, test_set, strict=False)]))}
+        table.append({"base": "fine-tuned classifier alone (3 epochs, fit split)",
+                      "search": "-", "encoder": "-", "recall_at_3": None,
+                      **keyed["finetuned_classifier_only"]})
     if refit is not None:
         support[id(refit)] = support[id(tuned)]
         measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False)
@@ -403,6 +419,8 @@ def quality(args: argparse.Namespace) -> None:
         "refit_on_all": {k: keyed[k] for k in ("dense_tuned_all", "with_variants_tuned_all",
                                                "combined_all", "classifier_only_all")
                          if k in keyed},
+        "with_finetuned_classifier": {k: keyed[k] for k in (
+            "combined_finetuned_classifier", "finetuned_classifier_only") if k in keyed},
         "with_variants_base": keyed["with_variants"],
         "with_variants_tuned": keyed["with_variants_tuned"],
         "with_variants_hybrid": keyed["with_variants_tuned_hybrid"],
@@ -545,6 +563,9 @@ def main() -> None:
                         help="use this fine-tuned encoder folder instead of training one")
     parser.add_argument("--refinetune", action="store_true")
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetuned-classifier", action="store_true",
+                        help="also combine with the fine-tuned intent classifier (3 epochs on "
+                             "the fit split, about 15 min here) instead of the probe")
     parser.add_argument("--finetune-all", action="store_true",
                         help="also fine-tune on all training questions and measure that encoder "
                              "with the weights chosen for the fit-split one")
