@@ -157,6 +157,30 @@ def _classifier(fit: list, path: Path, retrain: bool,  # noqa: ANN202 - nlu.Inte
     return IntentClassifier.load(path, backend="torch", threads=2)
 
 
+def _finetuned(path: Path, examples: list, epochs: int, again: bool, what: str) -> Path:
+    """The encoder fine-tuned on ``examples`` in ``path``, trained if absent or ``again``."""
+    from retrieval import settings
+    from retrieval.finetune import FinetuneParams, finetune
+
+    if again or not (path / "config.json").is_file():
+        print(f"[quality] fine-tuning the encoder on {what} ({len(examples)} questions, "
+              f"{epochs} epochs) into {path}", flush=True)
+        started = time.monotonic()
+        finetune(settings.encoder_model(), [e.text for e in examples],
+                 [e.intent for e in examples], path, FinetuneParams(epochs=epochs))
+        print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
+    return path
+
+
+def _classifier_recall(rankings: list[list[dict]], examples: list) -> dict[str, float]:
+    """Recall@1 and @3 of a classifier alone: its top intents' answers."""
+    names = [[x["name"] for x in r[:3]] for r in rankings]
+    return {"recall_at_1": float(np.mean([n[0] == e.intent
+                                          for n, e in zip(names, examples, strict=False)])),
+            "recall_at_3": float(np.mean([e.intent in n
+                                          for n, e in zip(names, examples, strict=False)]))}
+
+
 def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
     """Rankings as the bot's action server receives them: top 10, rescaled as the Rasa
     component rescales them (learned out-of-scope threshold onto the configured one)."""
@@ -215,7 +239,6 @@ def quality(args: argparse.Namespace) -> None:
     from retrieval.answers import load_answers_dir
     from retrieval.decision import Calibration, choose_thresholds
     from retrieval.encoder import Encoder
-    from retrieval.finetune import FinetuneParams, finetune
     from retrieval.retriever import Retriever
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -239,28 +262,15 @@ def quality(args: argparse.Namespace) -> None:
     bare = [a.copy(update={"questions": []}) for a in answers]
     base = Encoder(settings.encoder_model(), cache_path=WORK / "embeddings.sqlite")
     tuned_path = Path(args.tuned_encoder) if args.tuned_encoder else WORK / "tuned-encoder-fit"
-    if not (tuned_path / "config.json").is_file() or args.refinetune:
-        print(f"[quality] fine-tuning the encoder on the fit split ({len(fit)} questions, "
-              f"{args.finetune_epochs} epochs) into {tuned_path}", flush=True)
-        started = time.monotonic()
-        finetune(settings.encoder_model(), [e.text for e in fit], [e.intent for e in fit],
-                 tuned_path, FinetuneParams(epochs=args.finetune_epochs))
-        print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
+    _finetuned(tuned_path, fit, args.finetune_epochs, args.refinetune, "the fit split")
     tuned = Encoder(str(tuned_path), cache_path=WORK / "embeddings.sqlite")
     encoders = [base, tuned]
     refit = None
     if args.finetune_all:
         # The final model, as a team would ship it: the same recipe on every training question.
         # It has seen the validation split, so its weights are the fit-split encoder's.
-        refit_path = WORK / "tuned-encoder-all"
-        if not (refit_path / "config.json").is_file() or args.refinetune:
-            print(f"[quality] fine-tuning the encoder on all {len(train_set)} training "
-                  f"questions ({args.finetune_epochs} epochs) into {refit_path}", flush=True)
-            started = time.monotonic()
-            finetune(settings.encoder_model(), [e.text for e in train_set],
-                     [e.intent for e in train_set], refit_path,
-                     FinetuneParams(epochs=args.finetune_epochs))
-            print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
+        refit_path = _finetuned(WORK / "tuned-encoder-all", train_set, args.finetune_epochs,
+                                args.refinetune, "all training questions")
         refit = Encoder(str(refit_path), cache_path=WORK / "embeddings.sqlite")
         encoders.append(refit)
     encoder_names = {id(base): "base", id(tuned): "fine-tuned (fit split)",
@@ -273,12 +283,7 @@ def quality(args: argparse.Namespace) -> None:
     print("[quality] classifier rankings", flush=True)
     val_rank = _rankings(classifier, val_queries)
     test_rank = _rankings(classifier, test_queries)
-    classifier_only = {
-        "recall_at_1": float(np.mean([r[0]["name"] == e.intent
-                                      for r, e in zip(test_rank, test_set, strict=False)])),
-        "recall_at_3": float(np.mean([e.intent in [x["name"] for x in r[:3]]
-                                      for r, e in zip(test_rank, test_set, strict=False)])),
-    }
+    classifier_only = _classifier_recall(test_rank, test_set)
 
     table, keyed = [], {}
 
@@ -361,11 +366,9 @@ def quality(args: argparse.Namespace) -> None:
         ft_boost = choose_boost(tuned, variants(fit), ft_val)
         measure("combined_finetuned_classifier", "(c) + training questions, fine-tuned "
                 "classifier", tuned, answers, all_variants, False, ft_test, ft_boost)
-        keyed["finetuned_classifier_only"] = {"recall_at_1": float(np.mean(
-            [r[0]["name"] == e.intent for r, e in zip(ft_test, test_set, strict=False)]))}
+        keyed["finetuned_classifier_only"] = _classifier_recall(ft_test, test_set)
         table.append({"base": "fine-tuned classifier alone (3 epochs, fit split)",
-                      "search": "-", "encoder": "-", "recall_at_3": None,
-                      **keyed["finetuned_classifier_only"]})
+                      "search": "-", "encoder": "-", **keyed["finetuned_classifier_only"]})
     if refit is not None:
         support[id(refit)] = support[id(tuned)]
         measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False)
@@ -376,11 +379,9 @@ def quality(args: argparse.Namespace) -> None:
         all_rank = _rankings(all_classifier, test_queries)
         measure("combined_all", "(c) + training questions", refit, answers, all_variants,
                 False, all_rank, tuned_boost)
-        keyed["classifier_only_all"] = {"recall_at_1": float(np.mean(
-            [r[0]["name"] == e.intent for r, e in zip(all_rank, test_set, strict=False)]))}
+        keyed["classifier_only_all"] = _classifier_recall(all_rank, test_set)
         table.append({"base": "classifier alone, trained on all training questions",
-                      "search": "-", "encoder": "-", "recall_at_3": None,
-                      **keyed["classifier_only_all"]})
+                      "search": "-", "encoder": "-", **keyed["classifier_only_all"]})
 
     # Decision thresholds for the product's configuration: staff variants, base encoder, dense.
     product = Retriever(base, Calibration(boost=staff_boost, support=support[id(base)]),
