@@ -140,3 +140,22 @@ def test_a_probe_only_model_is_refit_on_its_validation_examples_too(tmp_path: Pa
     assert results[True]["test"] > 2 / len(INTENTS)
     # The temperature and threshold come from the validation split, before the refit.
     assert results[True]["calibration"] == results[False]["calibration"]
+
+
+def test_a_given_validation_split_is_held_out_and_used(tmp_path: Path) -> None:
+    train_part = _examples("train", 10, INTENTS[:3])
+    val_part = _examples("test", 20, INTENTS[:3])
+    texts, labels = [e.text for e in train_part], [e.intent for e in train_part]
+    validation = ([e.text for e in val_part], [e.intent for e in val_part])
+    result = train(texts, labels, TrainParams(epochs=0), tmp_path / "model", progress=False,
+                   validation=validation)
+    # Every training example is trained on, the given split only measures (even though the
+    # probe alone would otherwise refit its head on the validation rows too).
+    assert result.metrics["train_examples"] == len(texts)
+    assert result.metrics["val_examples"] == len(val_part)
+    assert result.validation == (validation[0], validation[1])
+    assert result.metrics["val_accuracy"] >= 0.9
+    with pytest.raises(ValueError, match="never seen in training"):
+        train(texts, labels, TrainParams(epochs=0), tmp_path / "other", progress=False,
+              validation=(["hello"], ["no_such_intent"]))
+    assert not (tmp_path / "other").exists()
