@@ -5,6 +5,9 @@ The same API serves the Rasa component, the benchmarks and the retriever, on eit
 - ``onnx``: the ONNX export chosen by ``nlu.fast.export`` (int8 when that costs at most 0.3
   points on validation data, else fp32), several times faster on a CPU.
 
+Both return the logits and the pooled embedding of a message; when the model keeps an example
+memory (``nlu/memory.py``), its vote is blended into the calibrated head probabilities.
+
 Any text gets a prediction: empty, huge (truncated at the model's maximum length), emoji,
 control characters or mixed scripts.
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlu.memory import ExampleMemory
 from nlu.model import ModelMeta
 
 MAX_CHARS = 4_000  # far beyond max_length tokens; bounds the tokenizer's work on huge input
@@ -32,12 +36,18 @@ class Prediction:
 class IntentClassifier:
     """A loaded intent model; thread-safe for prediction."""
 
-    def __init__(self, meta: ModelMeta, path: Path, logits_fn, tokenizer) -> None:  # noqa: ANN001
+    def __init__(self, meta: ModelMeta, path: Path, forward_fn, tokenizer) -> None:  # noqa: ANN001
+        """``forward_fn(ids, mask)`` returns the logits and the pooled embeddings (or None)."""
         self.meta = meta
         self.path = path
         self.labels = meta.labels
-        self._logits = logits_fn
+        self._forward = forward_fn
         self._tokenizer = tokenizer
+        blend = meta.calibration.blend()
+        self._memory = (ExampleMemory.load(path, len(meta.labels)) if blend.weight > 0
+                        else None)
+        if blend.weight > 0 and self._memory is None:
+            raise FileNotFoundError(f"{path} blends an example memory but has none")
 
     @classmethod
     def load(cls, path: Path | str, backend: str = "auto", threads: int | None = None,
@@ -60,13 +70,14 @@ class IntentClassifier:
             torch.set_num_threads(threads)
         loaded = load(path, device)
 
-        def logits_fn(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        def forward_fn(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             with torch.inference_mode():
-                out = loaded.model(torch.from_numpy(ids).to(device),
-                                   torch.from_numpy(mask).to(device))
-            return out.float().cpu().numpy()
+                embedded = loaded.model.embed(torch.from_numpy(ids).to(device),
+                                              torch.from_numpy(mask).to(device))
+                logits = loaded.model.head(embedded)
+            return logits.float().cpu().numpy(), embedded.float().cpu().numpy()
 
-        return cls(loaded.meta, path, logits_fn, loaded.tokenizer)
+        return cls(loaded.meta, path, forward_fn, loaded.tokenizer)
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         cleaned = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
@@ -80,10 +91,14 @@ class IntentClassifier:
         if not texts:
             return np.zeros((0, len(self.labels)))
         ids, mask = self._encode(texts)
-        logits = self._logits(ids, mask) / self.meta.calibration.temperature
+        logits, embedded = self._forward(ids, mask)
+        logits = logits / self.meta.calibration.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        if self._memory is None or embedded is None:
+            return probs
+        return self._memory.blend(probs, embedded, self.meta.calibration.blend())
 
     def _prediction(self, row: np.ndarray, top: int) -> Prediction:
         order = np.argsort(-row)[:top]

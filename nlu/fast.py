@@ -38,17 +38,29 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     from nlu.model import load
 
     loaded = load(model_dir)
+    model = loaded.model.eval()
+
+    class LogitsAndEmbedding(torch.nn.Module):  # the example memory needs the embedding too
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            embedded = self.model.embed(input_ids, attention_mask)
+            return self.model.head(embedded), embedded
+
     sample = loaded.tokenizer(["a sample question", "another, longer sample question"],
                               padding=True, return_tensors="pt")
     torch.onnx.export(
-        loaded.model.eval(),
+        LogitsAndEmbedding().eval(),
         (sample["input_ids"], sample["attention_mask"]),
         str(target),
         input_names=["input_ids", "attention_mask"],
-        output_names=["logits"],
+        output_names=["logits", "embedding"],
         dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
                       "attention_mask": {0: "batch", 1: "sequence"},
-                      "logits": {0: "batch"}},
+                      "logits": {0: "batch"}, "embedding": {0: "batch"}},
         opset_version=17,
         dynamo=False,
     )
@@ -127,10 +139,16 @@ def _onnx_classifier(model_dir: Path, file_name: str,
     meta = ModelMeta.from_json((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
-    def logits_fn(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+    outputs = [o.name for o in session.get_outputs()]
+    if "embedding" not in outputs and meta.calibration.knn_weight > 0:
+        raise ValueError(f"{path} has no embedding output for the example memory: export again")
 
-    return IntentClassifier(meta, Path(model_dir), logits_fn, tokenizer)
+    def forward_fn(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        values = session.run(outputs, {"input_ids": ids, "attention_mask": mask})
+        named = dict(zip(outputs, values, strict=True))
+        return named["logits"], named.get("embedding")
+
+    return IntentClassifier(meta, Path(model_dir), forward_fn, tokenizer)
 
 
 def load_onnx_classifier(model_dir: Path, threads: int | None = None) -> IntentClassifier:

@@ -7,8 +7,9 @@ and the head can start from a linear probe on it (see ``training.py``).
 On disk (``save`` / ``IntentModel.load``), sentence-transformers style, one folder:
 - ``config.json``, ``model.safetensors``, tokenizer files: the encoder, ``save_pretrained`` layout;
 - ``head.safetensors``: the classification head;
-- ``intent_model.json``: labels, max length, calibration (temperature, out-of-scope threshold)
-  and the training parameters that produced it.
+- ``intent_model.json``: labels, max length, calibration (temperature, out-of-scope threshold,
+  the example memory's blend) and the training parameters that produced it;
+- ``memory.safetensors``: the example memory (``nlu/memory.py``), when training kept one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from nlu.memory import Blend, ExampleMemory
+
 # Loading a sentence-transformers checkpoint as a bare encoder reports harmless unexpected
 # keys (position_ids) on every load; keep the operators' logs for real problems.
 hf_logging.set_verbosity_error()
@@ -37,11 +40,19 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Calibration:
-    """Temperature for the logits, and the confidence under which a message is out of scope."""
+    """Temperature for the logits, the example memory's blend, and the confidence under which
+    a message is out of scope (chosen on the blended probabilities). Files written before the
+    memory existed load with weight 0: the head alone, as they were trained."""
 
     temperature: float = 1.0
     oos_threshold: float = 0.0
     oos_intent: str | None = None
+    knn_weight: float = 0.0
+    knn_k: int = 10
+    knn_temperature: float = 0.05
+
+    def blend(self) -> Blend:
+        return Blend(self.knn_weight, self.knn_k, self.knn_temperature)
 
 
 @dataclass
@@ -101,10 +112,11 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     meta: ModelMeta
     path: Path
+    memory: ExampleMemory | None = None
 
 
 def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta,
-         path: Path) -> Path:
+         path: Path, memory: ExampleMemory | None = None) -> Path:
     """Write the model folder atomically: a temporary sibling folder, then a rename."""
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +126,8 @@ def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta
         tokenizer.save_pretrained(staging)
         head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
         save_file(head, str(staging / HEAD_FILE))
+        if memory is not None:
+            memory.save(staging)
         (staging / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
         if path.exists():
             backup = path.with_name(f".{path.name}-old-{os.getpid()}")
@@ -139,4 +153,4 @@ def load(path: Path | str, device: str = "cpu") -> LoadedModel:
     model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return LoadedModel(model, tokenizer, meta, path)
+    return LoadedModel(model, tokenizer, meta, path, ExampleMemory.load(path, len(meta.labels)))

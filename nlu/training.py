@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from nlu import calibration, settings
+from nlu.memory import Blend, ExampleMemory, choose_blend
 from nlu.model import Calibration, IntentModel, ModelMeta, save
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class TrainParams:
     # Probe only (epochs 0): after calibrating on the validation split, refit the head on all
     # examples. With a few examples per intent the split costs more accuracy than it measures.
     refit_on_all: bool = True
+    # Blend the head with a vote of the nearest training examples (nlu.memory); its weight is
+    # chosen on the validation split, 0 (the head alone) when that does not help.
+    example_memory: bool = True
     seed: int = 42
     oos_intent: str = "out_of_scope"
     max_in_scope_rejection: float = 0.02  # share of right answers the OOS threshold may lose
@@ -363,22 +367,34 @@ def train(
         if best_state is not None:
             model.load_state_dict(best_state)
 
-    temperature, threshold, val_metrics = _calibrate(model, batches, val_rows, targets,
-                                                     label_names, params, device)
-    # A data set's own validation split stays held out.
+    val_features = _forward_all(model, batches, val_rows, device, embed=True)
+    train_features, memory = None, None
+    if params.example_memory and val_rows:
+        # Before fine-tuning the probe's features are the encoder's; after, they are stale.
+        train_features = (probe_features if params.epochs == 0 and probe_features is not None
+                          else _forward_all(model, batches, train_rows, device, embed=True))
+        memory = ExampleMemory(train_features.numpy(), targets[train_rows].numpy(),
+                               len(label_names))
+    temperature, threshold, blend, val_metrics = _calibrate(
+        model, val_features, targets[val_rows], label_names, params, memory)
+    # A data set's own validation split stays held out; a share of the given examples joins
+    # the head (probe only: the encoder is frozen, so its features are still valid) and the
+    # memory once it has measured them.
     refit = (params.epochs == 0 and probe_features is not None and params.refit_on_all
              and bool(val_rows) and validation is None)
     if refit:
-        # The encoder is frozen, so the training rows' embeddings are still valid.
-        features = torch.cat([probe_features,
-                              _forward_all(model, batches, val_rows, device, embed=True)])
+        features = torch.cat([probe_features, val_features])
         _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
+    if memory is not None and blend.weight > 0 and validation is None:
+        memory = ExampleMemory(torch.cat([train_features, val_features]).numpy(),
+                               targets[train_rows + val_rows].numpy(), len(label_names))
     meta = ModelMeta(
         labels=label_names,
         max_length=params.max_length,
         calibration=Calibration(temperature=temperature, oos_threshold=threshold,
                                 oos_intent=params.oos_intent if params.oos_intent in
-                                label_index else None),
+                                label_index else None, knn_weight=blend.weight,
+                                knn_k=blend.k, knn_temperature=blend.temperature),
         base_model=base,
         train_params={k: v for k, v in asdict(params).items() if k != "device"},
         metrics={**val_metrics, "train_seconds": round(time.monotonic() - started, 1),
@@ -386,7 +402,8 @@ def train(
                  "train_examples": float(len(train_rows) + (len(val_rows) if refit else 0))},
     )
     model.eval()
-    path = save(model.cpu(), tokenizer, meta, output_dir)
+    path = save(model.cpu(), tokenizer, meta, output_dir,
+                memory if memory is not None and blend.weight > 0 else None)
     if checkpoint_dir is not None:
         (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete
     validation = ([all_texts[i] for i in val_rows],
@@ -394,22 +411,28 @@ def train(
     return TrainResult(path=path, metrics=meta.metrics, meta=meta, validation=validation)
 
 
-def _calibrate(model: IntentModel, batches: _Batches, val_rows: list[int], targets: torch.Tensor,
+@torch.no_grad()
+def _calibrate(model: IntentModel, val_features: torch.Tensor, truth: torch.Tensor,
                label_names: list[str], params: TrainParams,
-               device: torch.device) -> tuple[float, float, dict[str, float]]:
-    if not val_rows:
-        return 1.0, 0.0, {}
-    logits = _forward_all(model, batches, val_rows, device)
-    truth = targets[val_rows]
+               memory: ExampleMemory | None) -> tuple[float, float, Blend, dict[str, float]]:
+    """Temperature, then the memory's blend, then the out-of-scope threshold on the blend."""
+    if len(truth) == 0:
+        return 1.0, 0.0, Blend(), {}
+    device = next(model.parameters()).device
+    logits = model.head(val_features.to(device)).float().cpu()
     errors = int((logits.argmax(1) != truth).sum())
     # With a handful of examples, or none wrong, the likelihood is minimised by T -> 0:
     # there is no evidence to calibrate on, so the raw softmax is kept.
-    enough = len(val_rows) >= calibration.MIN_EXAMPLES and errors > 0
+    enough = len(truth) >= calibration.MIN_EXAMPLES and errors > 0
     temperature = calibration.fit_temperature(logits, truth) if enough else 1.0
-    probs = torch.softmax(logits / temperature, dim=1).numpy()
+    head = torch.softmax(logits / temperature, dim=1).numpy()
+    truth_np = truth.numpy()
+    blend, probs = Blend(), head
+    if memory is not None:
+        blend = choose_blend(memory, head, val_features.numpy(), truth_np)
+        probs = memory.blend(head, val_features.numpy(), blend)
     predicted = probs.argmax(1)
     confidence = probs.max(1)
-    truth_np = truth.numpy()
     oos = label_names.index(params.oos_intent) if params.oos_intent in label_names else -1
     in_scope = truth_np != oos
     # An out-of-scope message predicted as out_of_scope is caught whatever its confidence.
@@ -419,9 +442,11 @@ def _calibrate(model: IntentModel, batches: _Batches, val_rows: list[int], targe
         params.max_in_scope_rejection)
     metrics = {
         "val_accuracy": float((predicted == truth_np).mean()),
+        "val_accuracy_head": float((head.argmax(1) == truth_np).mean()),
         "val_ece": calibration.expected_calibration_error(confidence, predicted == truth_np),
-        "val_examples": float(len(val_rows)),
+        "val_examples": float(len(truth)),
         "temperature": temperature,
         "oos_threshold": threshold,
+        "knn_weight": blend.weight,
     }
-    return temperature, threshold, metrics
+    return temperature, threshold, blend, metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from nlu import calibration, fast
 from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier
-from nlu.model import load, save
+from nlu.memory import MEMORY_FILE, MIN_VALIDATION, ExampleMemory, choose_blend
+from nlu.model import META_FILE, ModelMeta, load, save
 from nlu.training import Interrupted, TrainParams, train
 from tests.conftest import TINY_INTENTS as INTENTS
 from tests.conftest import banking_examples as _examples
@@ -29,7 +31,7 @@ def test_save_and_reload_predict_identically(tiny_intent_model: Path, tmp_path: 
     texts = [e.text for e in _examples("test", 5)]
     first = IntentClassifier.load(tiny_intent_model, backend="torch").probabilities(texts)
     loaded = load(tiny_intent_model)
-    save(loaded.model, loaded.tokenizer, loaded.meta, tmp_path / "copy")
+    save(loaded.model, loaded.tokenizer, loaded.meta, tmp_path / "copy", loaded.memory)
     second = IntentClassifier.load(tmp_path / "copy", backend="torch").probabilities(texts)
     np.testing.assert_allclose(first, second, atol=1e-6)
     assert loaded.meta.labels == sorted(INTENTS)
@@ -159,3 +161,88 @@ def test_a_given_validation_split_is_held_out_and_used(tmp_path: Path) -> None:
         train(texts, labels, TrainParams(epochs=0), tmp_path / "other", progress=False,
               validation=(["hello"], ["no_such_intent"]))
     assert not (tmp_path / "other").exists()
+
+
+def _clusters(rng: np.random.Generator, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    return centres[labels] + 0.15 * rng.normal(size=(len(labels), centres.shape[1]))
+
+
+def test_memory_votes_for_the_nearest_examples_and_its_weight_is_learned() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16))
+    stored = np.repeat(np.arange(4), 30)
+    memory = ExampleMemory(_clusters(rng, stored, centres), stored, 4)
+    truth = rng.integers(0, 4, 200)
+    queries = _clusters(rng, truth, centres)
+    vote = memory.vote(queries, k=5, temperature=0.05)
+    np.testing.assert_allclose(vote.sum(1), 1.0)
+    assert (vote.argmax(1) == truth).mean() > 0.95
+    nearest = np.argmax(queries @ memory.embeddings.T / np.linalg.norm(queries, axis=1)[:, None],
+                        axis=1)
+    np.testing.assert_array_equal(memory.vote(queries, 1, 0.05).argmax(1), stored[nearest])
+
+    useless_head = np.full((200, 4), 0.25)
+    assert choose_blend(memory, useless_head, queries, truth).weight >= 0.5
+    sure_head = np.full((200, 4), 0.02)
+    sure_head[np.arange(200), truth] = 0.94
+    shuffled = ExampleMemory(memory.embeddings, rng.permutation(stored), 4)
+    assert choose_blend(shuffled, sure_head, queries, truth).weight == 0.0  # the head alone
+    few = MIN_VALIDATION - 1
+    assert choose_blend(memory, useless_head[:few], queries[:few], truth[:few]).weight == 0.0
+    blended = memory.blend(useless_head, queries, choose_blend(memory, useless_head, queries,
+                                                                truth))
+    assert (blended.argmax(1) == truth).mean() > 0.95
+
+
+def test_both_backends_serve_the_memory_blend(tiny_intent_model: Path, tmp_path: Path) -> None:
+    # The tiny model's validation split is too small to learn a blend: the head alone, no file.
+    meta = ModelMeta.from_json((tiny_intent_model / META_FILE).read_text())
+    assert meta.calibration.knn_weight == 0.0
+    assert not (tiny_intent_model / MEMORY_FILE).exists()
+    folder = tmp_path / "with-memory"
+    shutil.copytree(tiny_intent_model, folder)
+    examples = _examples("train", 15)
+    loaded = load(folder)
+    encoded = loaded.tokenizer([e.text for e in examples], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        stored = loaded.model.embed(encoded["input_ids"], encoded["attention_mask"]).numpy()
+    label_ids = np.array([meta.labels.index(e.intent) for e in examples])
+    ExampleMemory(stored, label_ids, len(meta.labels)).save(folder)
+    meta.calibration.knn_weight, meta.calibration.knn_k = 1.0, 1  # the nearest example decides
+    (folder / META_FILE).write_text(meta.to_json())
+
+    held_out = [e.text for e in _examples("test", 10)]
+    with torch.inference_mode():
+        encoded = loaded.tokenizer(held_out, padding=True, return_tensors="pt")
+        queries = loaded.model.embed(encoded["input_ids"], encoded["attention_mask"]).numpy()
+    unit = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+    expected = [meta.labels[label_ids[i]] for i in np.argmax(queries @ unit.T, axis=1)]
+    for backend in ("torch", "onnx"):
+        classifier = IntentClassifier.load(folder, backend=backend)
+        predicted = [p.intent for p in classifier.predict_batch(held_out)]
+        agreement = np.mean([a == b for a, b in zip(predicted, expected, strict=True)])
+        assert agreement >= (1.0 if backend == "torch" else 0.9), (backend, agreement)
+        own = classifier.predict_batch([e.text for e in examples[:30]])
+        assert [p.intent for p in own] == [e.intent for e in examples[:30]]
+    (folder / MEMORY_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="example memory"):
+        IntentClassifier.load(folder, backend="torch")
+
+
+def test_training_learns_the_blend_when_the_head_alone_is_weak(tmp_path: Path) -> None:
+    train_part, val_part = _examples("train", 10), _examples("test", 10)
+    validation = ([e.text for e in val_part], [e.intent for e in val_part])
+    # A heavily regularised probe is nearly flat: the nearest examples must carry the decision.
+    result = train([e.text for e in train_part], [e.intent for e in train_part],
+                   TrainParams(epochs=0, probe_c=1e-4), tmp_path / "model", progress=False,
+                   validation=validation)
+    blend = result.meta.calibration.blend()
+    assert blend.weight >= 0.5, blend
+    assert result.metrics["val_accuracy"] > result.metrics["val_accuracy_head"] - 1e-9
+    assert result.metrics["val_accuracy"] >= 0.8
+    memory = ExampleMemory.load(result.path, len(INTENTS))
+    assert memory is not None and len(memory.label_ids) == len(train_part)  # validation held out
+    classifier = IntentClassifier.load(result.path, backend="torch")
+    predicted = classifier.predict_batch(validation[0])
+    assert np.mean([p.intent == t for p, t in zip(predicted, validation[1], strict=True)]) \
+        == pytest.approx(result.metrics["val_accuracy"])
