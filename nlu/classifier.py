@@ -14,6 +14,7 @@ control characters or mixed scripts.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,12 @@ class IntentClassifier:
             return logits.float().cpu().numpy(), embedded.float().cpu().numpy()
 
         return cls(loaded.meta, path, forward_fn, loaded.tokenizer)
+
+    def head_only(self) -> IntentClassifier:
+        """The same model without its example memory: what the memory adds is measured so."""
+        view = copy.copy(self)
+        view._memory = None
+        return view
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         cleaned = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
