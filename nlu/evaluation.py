@@ -87,7 +87,10 @@ def latency_ms(classifier: IntentClassifier, texts: Sequence[str],
 
 
 def evaluate(classifier: IntentClassifier, texts: Sequence[str], truth: Sequence[str],
-             oos_label: str | None = "out_of_scope", measure_latency: bool = True) -> dict:
+             oos_label: str | None = "out_of_scope", measure_latency: bool = True,
+             oos_target_accuracy: float = 0.9) -> dict:
+    """Everything ``helpdesk evaluate`` reports; ``oos_target_accuracy`` is the in-scope
+    accuracy at which out-of-scope recall is also read off the curve."""
     predictions = classifier.predict_batch(list(texts))
     predicted = [p.intent for p in predictions]
     report = intent_report(truth, predicted)
@@ -100,7 +103,7 @@ def evaluate(classifier: IntentClassifier, texts: Sequence[str], truth: Sequence
         "examples": len(texts),
     }
     if oos_label:
-        summary.update(oos_metrics(predictions, truth, oos_label))
+        summary.update(oos_metrics(predictions, truth, oos_label, oos_target_accuracy))
     if measure_latency:
         summary["latency_ms"] = latency_ms(classifier, texts)
     labels = sorted(set(truth) | set(predicted))
