@@ -37,16 +37,21 @@ class Prediction:
 class IntentClassifier:
     """A loaded intent model; thread-safe for prediction."""
 
-    def __init__(self, meta: ModelMeta, path: Path, forward_fn, tokenizer) -> None:  # noqa: ANN001
-        """``forward_fn(ids, mask)`` returns the logits and the pooled embeddings (or None)."""
+    def __init__(self, meta: ModelMeta, path: Path, forward_fn, tokenizer,  # noqa: ANN001
+                 memory: ExampleMemory | None = None) -> None:
+        """``forward_fn(ids, mask)`` returns the logits and the pooled embeddings (or None);
+        ``memory`` is read from ``path`` when the caller has not loaded it already."""
         self.meta = meta
         self.path = path
         self.labels = meta.labels
         self._forward = forward_fn
         self._tokenizer = tokenizer
         blend = meta.calibration.blend()
-        self._memory = (ExampleMemory.load(path, len(meta.labels)) if blend.weight > 0
-                        else None)
+        if blend.weight <= 0:
+            memory = None
+        elif memory is None:
+            memory = ExampleMemory.load(path, len(meta.labels))
+        self._memory = memory
         if blend.weight > 0 and self._memory is None:
             raise FileNotFoundError(f"{path} blends an example memory but has none")
 
@@ -78,7 +83,7 @@ class IntentClassifier:
                 logits = loaded.model.head(embedded)
             return logits.float().cpu().numpy(), embedded.float().cpu().numpy()
 
-        return cls(loaded.meta, path, forward_fn, loaded.tokenizer)
+        return cls(loaded.meta, path, forward_fn, loaded.tokenizer, loaded.memory)
 
     def head_only(self) -> IntentClassifier:
         """The same model without its example memory: what the memory adds is measured so."""

@@ -54,15 +54,24 @@ class ExampleMemory:
 
     def vote(self, queries: np.ndarray, k: int, temperature: float) -> np.ndarray:
         """Per-label shares of the ``k`` nearest examples, weighted by exp(similarity / T)."""
-        queries = normalise(queries)
+        return self._vote(*self._neighbours(queries, k), temperature)
+
+    def _neighbours(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities and labels of the ``k`` nearest examples, nearest first."""
         k = max(1, min(k, len(self.label_ids)))
-        similarity = queries @ self.embeddings.T
+        similarity = normalise(queries) @ self.embeddings.T
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         near_sim = np.take_along_axis(similarity, nearest, axis=1)
+        order = np.argsort(-near_sim, axis=1)
+        return (np.take_along_axis(near_sim, order, axis=1),
+                self.label_ids[np.take_along_axis(nearest, order, axis=1)])
+
+    def _vote(self, near_sim: np.ndarray, near_labels: np.ndarray,
+              temperature: float) -> np.ndarray:
+        rows, k = near_sim.shape
         weights = np.exp((near_sim - near_sim.max(axis=1, keepdims=True)) / temperature)
-        votes = np.zeros((len(queries), self.num_labels))
-        np.add.at(votes, (np.repeat(np.arange(len(queries)), k), self.label_ids[nearest].ravel()),
-                  weights.ravel())
+        votes = np.zeros((rows, self.num_labels))
+        np.add.at(votes, (np.repeat(np.arange(rows), k), near_labels.ravel()), weights.ravel())
         return votes / votes.sum(axis=1, keepdims=True)
 
     def blend(self, head: np.ndarray, queries: np.ndarray, blend: Blend) -> np.ndarray:
@@ -96,9 +105,10 @@ def choose_blend(memory: ExampleMemory, head: np.ndarray, queries: np.ndarray,
         return Blend()
     rows = np.arange(len(truth))
     best, best_nll = Blend(), _nll(head, rows, truth)
+    near_sim, near_labels = memory._neighbours(queries, max(K_GRID))  # once for the whole grid
     for k in K_GRID:
         for temperature in TEMPERATURE_GRID:
-            vote = memory.vote(queries, k, temperature)
+            vote = memory._vote(near_sim[:, :k], near_labels[:, :k], temperature)
             for weight in WEIGHT_GRID[1:]:
                 nll = _nll((1.0 - weight) * head + weight * vote, rows, truth)
                 if nll < best_nll - 1e-9:
