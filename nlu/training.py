@@ -387,7 +387,9 @@ def train(
     if refit:
         features = torch.cat([probe_features, val_features])
         _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
-    if memory is not None and blend.weight > 0 and validation is None:
+    if blend.weight <= 0:
+        memory = None  # the head alone serves: no memory file
+    elif memory is not None and validation is None:
         memory = ExampleMemory(torch.cat([train_features, val_features]).numpy(),
                                targets[train_rows + val_rows].numpy(), len(label_names))
     meta = ModelMeta(
@@ -404,8 +406,7 @@ def train(
                  "train_examples": float(len(train_rows) + (len(val_rows) if refit else 0))},
     )
     model.eval()
-    path = save(model.cpu(), tokenizer, meta, output_dir,
-                memory if memory is not None and blend.weight > 0 else None)
+    path = save(model.cpu(), tokenizer, meta, output_dir, memory)
     if checkpoint_dir is not None:
         (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete
     validation = ([all_texts[i] for i in val_rows],
