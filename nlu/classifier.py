@@ -46,14 +46,12 @@ class IntentClassifier:
         self.labels = meta.labels
         self._forward = forward_fn
         self._tokenizer = tokenizer
-        blend = meta.calibration.blend()
-        if blend.weight <= 0:
-            memory = None
-        elif memory is None:
-            memory = ExampleMemory.load(path, len(meta.labels))
-        self._memory = memory
-        if blend.weight > 0 and self._memory is None:
-            raise FileNotFoundError(f"{path} blends an example memory but has none")
+        self._memory: ExampleMemory | None = None
+        if meta.calibration.blend().weight > 0:
+            self._memory = (memory if memory is not None
+                            else ExampleMemory.load(path, len(meta.labels)))
+            if self._memory is None:
+                raise FileNotFoundError(f"{path} blends an example memory but has none")
 
     @classmethod
     def load(cls, path: Path | str, backend: str = "auto", threads: int | None = None,
