@@ -18,6 +18,8 @@ Parts (each merges into ``bench/results/retrieval.json``; ``retrieval.md`` is re
     .venv/bin/python bench/retrieval.py [--only quality|speed] [--write-thresholds]
         [--finetune-epochs N] [--finetune-all] [--finetuned-classifier]
 
+Figures of an optional measurement (``--finetune-all``, ``--finetuned-classifier``) that a run
+skips are kept from the last run that made them, stamped with its date.
 ``--finetune-all`` adds the encoder refitted on every training question (the model a team would
 ship), measured with the support and boost chosen for the fit-split encoder.
 ``--finetuned-classifier`` adds (d) with the fine-tuned intent classifier (3 epochs on the fit
@@ -78,7 +80,8 @@ def _write_markdown(r: dict) -> None:
             "| answer base | search | encoder | recall@1 | recall@3 |", "|---|---|---|---|---|",
         ]
         for row in quality["table"]:
-            lines.append(f"| {row['base']} | {row['search']} | {row['encoder']} | "
+            measured = f" (measured {row['measured']})" if row.get("measured") else ""
+            lines.append(f"| {row['base']}{measured} | {row['search']} | {row['encoder']} | "
                          f"{_pct(row['recall_at_1'])} | {_pct(row['recall_at_3'])} |")
         decisions = quality.get("decisions", {})
         if decisions:
@@ -308,7 +311,7 @@ def quality(args: argparse.Namespace) -> None:
 
     def measure(name: str, base_name: str, encoder, answer_set, extra, hybrid: bool,  # noqa: ANN001
                 rankings: list | None = None, boost: float = 0.0,
-                best_text_only: bool = False) -> dict:
+                best_text_only: bool = False, option: str = "") -> dict:
         weight = 0.0 if best_text_only else support[id(encoder)]
         retriever = Retriever(encoder, Calibration(boost=boost, support=weight), device="cpu",
                               cache_queries=True, hybrid=hybrid)
@@ -318,6 +321,8 @@ def quality(args: argparse.Namespace) -> None:
                + (f", support {weight:g}" if weight else ", best text")
                + (f" + classifier (boost {boost:g})" if rankings else ""),
                "encoder": encoder_names[id(encoder)], **figures}
+        if option:
+            row["option"] = option
         print(f"[quality] {name}: {json.dumps(row)}", flush=True)
         table.append(row)
         keyed[name] = figures
@@ -365,23 +370,27 @@ def quality(args: argparse.Namespace) -> None:
         ft_val, ft_test = _rankings(finetuned, val_queries), _rankings(finetuned, test_queries)
         ft_boost = choose_boost(tuned, variants(fit), ft_val)
         measure("combined_finetuned_classifier", "(c) + training questions, fine-tuned "
-                "classifier", tuned, answers, all_variants, False, ft_test, ft_boost)
+                "classifier", tuned, answers, all_variants, False, ft_test, ft_boost,
+                option="finetuned_classifier")
         keyed["finetuned_classifier_only"] = _classifier_recall(ft_test, test_set)
         table.append({"base": "fine-tuned classifier alone (3 epochs, fit split)",
-                      "search": "-", "encoder": "-", **keyed["finetuned_classifier_only"]})
+                      "search": "-", "encoder": "-", "option": "finetuned_classifier",
+                      **keyed["finetuned_classifier_only"]})
     if refit is not None:
         support[id(refit)] = support[id(tuned)]
-        measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False)
+        measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False,
+                option="finetune_all")
         measure("with_variants_tuned_all", "(c) + training questions", refit, answers,
-                all_variants, False)
+                all_variants, False, option="finetune_all")
         all_classifier = _classifier(train_set, WORK / "retrieval-classifier-all",
                                      args.retrain_classifier)
         all_rank = _rankings(all_classifier, test_queries)
         measure("combined_all", "(c) + training questions", refit, answers, all_variants,
-                False, all_rank, tuned_boost)
+                False, all_rank, tuned_boost, option="finetune_all")
         keyed["classifier_only_all"] = _classifier_recall(all_rank, test_set)
         table.append({"base": "classifier alone, trained on all training questions",
-                      "search": "-", "encoder": "-", **keyed["classifier_only_all"]})
+                      "search": "-", "encoder": "-", "option": "finetune_all",
+                      **keyed["classifier_only_all"]})
 
     # Decision thresholds for the product's configuration: staff variants, base encoder, dense.
     product = Retriever(base, Calibration(boost=staff_boost, support=support[id(base)]),
@@ -439,7 +448,28 @@ def quality(args: argparse.Namespace) -> None:
                          "points (on by default only at +0.5 or more)",
         "tuned_encoder": str(tuned_path), "finetune_epochs": args.finetune_epochs,
     }
+    _carry_over(args, figures)
     _merge("quality", figures)
+
+
+# Optional measurements of the quality part: flag -> its figures' key (its table rows carry
+# "option": flag).
+OPTIONS = {"finetuned_classifier": "with_finetuned_classifier", "finetune_all": "refit_on_all"}
+
+
+def _carry_over(args: argparse.Namespace, figures: dict) -> None:
+    """Keep the figures of the optional measurements this run skipped, from the last run that
+    made them and stamped with its date: a quick run must not erase an hour's figures."""
+    path = RESULTS / "retrieval.json"
+    previous = json.loads(path.read_text()).get("quality", {}) if path.is_file() else {}
+    for option, key in OPTIONS.items():
+        if getattr(args, option) or not previous.get(key):
+            continue
+        measured = previous.get("carried_over", {}).get(key, previous.get("date", "?"))
+        figures[key] = previous[key]
+        figures.setdefault("carried_over", {})[key] = measured
+        figures["table"] += [{**row, "measured": row.get("measured", measured)}
+                             for row in previous.get("table", []) if row.get("option") == option]
 
 
 # -- speed ----------------------------------------------------------------------------------
