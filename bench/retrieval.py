@@ -446,7 +446,10 @@ def quality(args: argparse.Namespace) -> None:
         "hybrid_default": hybrid_default,
         "hybrid_reason": f"hybrid minus dense recall@1 with staff variants: {100 * gain:+.2f} "
                          "points (on by default only at +0.5 or more)",
-        "tuned_encoder": str(tuned_path), "finetune_epochs": args.finetune_epochs,
+        # Relative to the repository when inside it: no machine paths in the results file.
+        "tuned_encoder": str(tuned_path.resolve().relative_to(ROOT)
+                             if tuned_path.resolve().is_relative_to(ROOT) else tuned_path),
+        "finetune_epochs": args.finetune_epochs,
     }
     _carry_over(args, figures)
     _merge("quality", figures)
