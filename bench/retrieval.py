@@ -22,8 +22,9 @@ Figures of an optional measurement (``--finetune-all``, ``--finetuned-classifier
 skips are kept from the last run that made them, stamped with its date.
 ``--finetune-all`` adds the encoder refitted on every training question (the model a team would
 ship), measured with the support and boost chosen for the fit-split encoder.
-``--finetuned-classifier`` adds (d) with the fine-tuned intent classifier (3 epochs on the fit
-split) instead of the probe the default bot uses.
+``--finetuned-classifier`` adds (d) with the fine-tuned intent classifier (its default epochs, on
+the fit split) instead of the probe the default bot uses, and (b), (c) and (d) with that
+classifier's own fine-tuned encoder as the retrieval encoder.
 
 CLINC150 (out-of-scope queries, and more real sentences for the speed part) is read from
 ../shared/datasets; without it the out-of-scope figures are skipped with a message.
@@ -365,17 +366,36 @@ def quality(args: argparse.Namespace) -> None:
     table.append({"base": "classifier alone (top intent's answer)", "search": "-",
                   "encoder": "-", **classifier_only})
     if args.finetuned_classifier:  # issue 3's classifier, fine-tuned on the fit split
-        finetuned = _classifier(fit, WORK / "retrieval-classifier-finetuned",
-                                args.retrain_classifier, epochs=3)
+        from nlu.training import TrainParams
+
+        epochs = TrainParams().epochs
+        finetuned_path = WORK / "retrieval-classifier-finetuned"
+        finetuned = _classifier(fit, finetuned_path, args.retrain_classifier, epochs=epochs)
         ft_val, ft_test = _rankings(finetuned, val_queries), _rankings(finetuned, test_queries)
         ft_boost = choose_boost(tuned, variants(fit), ft_val)
         measure("combined_finetuned_classifier", "(c) + training questions, fine-tuned "
                 "classifier", tuned, answers, all_variants, False, ft_test, ft_boost,
                 option="finetuned_classifier")
         keyed["finetuned_classifier_only"] = _classifier_recall(ft_test, test_set)
-        table.append({"base": "fine-tuned classifier alone (3 epochs, fit split)",
+        table.append({"base": f"fine-tuned classifier alone ({epochs} epochs, fit split)",
                       "search": "-", "encoder": "-", "option": "finetuned_classifier",
                       **keyed["finetuned_classifier_only"]})
+        # The issue's other tuned encoder: the classifier's own. Its folder holds the encoder in
+        # save_pretrained layout, which sentence-transformers loads with mean pooling, the
+        # pooling the classifier was trained through.
+        clf_encoder = Encoder(str(finetuned_path), cache_path=WORK / "embeddings.sqlite")
+        print(f"[quality] encoding queries with {clf_encoder.model_id}", flush=True)
+        clf_encoder.encode(val_queries + test_queries, progress=True)
+        encoder_names[id(clf_encoder)] = "the fine-tuned classifier's (fit split)"
+        support[id(clf_encoder)] = choose_support(clf_encoder)
+        measure("dense_classifier_encoder", "(b) + staff variants", clf_encoder, answers, None,
+                False, option="finetuned_classifier")
+        measure("with_variants_classifier_encoder", "(c) + training questions", clf_encoder,
+                answers, all_variants, False, option="finetuned_classifier")
+        clf_boost = choose_boost(clf_encoder, variants(fit), ft_val)
+        measure("combined_classifier_encoder", "(c) + training questions, fine-tuned "
+                "classifier", clf_encoder, answers, all_variants, False, ft_test, clf_boost,
+                option="finetuned_classifier")
     if refit is not None:
         support[id(refit)] = support[id(tuned)]
         measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False,
@@ -424,13 +444,17 @@ def quality(args: argparse.Namespace) -> None:
         "best_text_only": {k.removesuffix("_best_text"): v for k, v in keyed.items()
                            if k.endswith("_best_text")},
         "with_variants": max((keyed[k] for k in ("with_variants", "with_variants_tuned",
-                                                 "with_variants_tuned_all") if k in keyed),
+                                                 "with_variants_tuned_all",
+                                                 "with_variants_classifier_encoder")
+                              if k in keyed),
                              key=lambda f: f["recall_at_1"]),
         "refit_on_all": {k: keyed[k] for k in ("dense_tuned_all", "with_variants_tuned_all",
                                                "combined_all", "classifier_only_all")
                          if k in keyed},
         "with_finetuned_classifier": {k: keyed[k] for k in (
-            "combined_finetuned_classifier", "finetuned_classifier_only") if k in keyed},
+            "combined_finetuned_classifier", "finetuned_classifier_only",
+            "dense_classifier_encoder", "with_variants_classifier_encoder",
+            "combined_classifier_encoder") if k in keyed},
         "with_variants_base": keyed["with_variants"],
         "with_variants_tuned": keyed["with_variants_tuned"],
         "with_variants_hybrid": keyed["with_variants_tuned_hybrid"],
