@@ -96,12 +96,16 @@ class IntentClassifier:
         return (encoded["input_ids"].astype(np.int64),
                 encoded["attention_mask"].astype(np.int64))
 
+    def logits_and_embeddings(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The head's raw logits and the pooled sentence embeddings (None where the backend
+        has none): what out-of-scope scores other than the confidence are built from."""
+        return self._forward(*self._encode(texts))
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities, one row per text (columns follow ``self.labels``)."""
         if not texts:
             return np.zeros((0, len(self.labels)))
-        ids, mask = self._encode(texts)
-        logits, embedded = self._forward(ids, mask)
+        logits, embedded = self.logits_and_embeddings(texts)
         logits = logits / self.meta.calibration.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)

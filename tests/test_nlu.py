@@ -37,6 +37,22 @@ def test_save_and_reload_predict_identically(tiny_intent_model: Path, tmp_path: 
     assert loaded.meta.labels == sorted(INTENTS)
 
 
+def test_logits_and_embeddings_are_what_the_probabilities_come_from(
+        tiny_intent_model: Path) -> None:
+    classifier = IntentClassifier.load(tiny_intent_model, backend="torch")
+    texts = [e.text for e in _examples("test", 6)]
+    logits, embedded = classifier.logits_and_embeddings(texts)
+    assert logits.shape == (len(texts), len(classifier.labels))
+    assert embedded is not None and embedded.shape[0] == len(texts)
+    scaled = torch.from_numpy(logits) / classifier.meta.calibration.temperature
+    np.testing.assert_allclose(torch.softmax(scaled, dim=1).numpy(),
+                               classifier.head_only().probabilities(texts), atol=1e-5)
+    # The same text twice embeds identically; a different one does not.
+    again = classifier.logits_and_embeddings([texts[0], texts[0], texts[1]])[1]
+    np.testing.assert_allclose(again[0], again[1], atol=1e-5)
+    assert not np.allclose(again[0], again[2], atol=1e-3)
+
+
 def test_quantized_model_agrees_with_full_model(tiny_intent_model: Path) -> None:
     held_out = _examples("test", 40)
     texts = [e.text for e in held_out]
