@@ -385,7 +385,8 @@ def clinc150(args: argparse.Namespace) -> None:
     meta = classifier.meta
     summary.update({"train_seconds": meta.metrics.get("train_seconds"),
                     "epochs": meta.train_params.get("epochs"),
-                    "oos_threshold": meta.calibration.oos_threshold, "model": str(model_path)})
+                    "oos_threshold": meta.calibration.oos_threshold})
+    print(f"[clinc150] model in {model_path} (re-score it with --clinc-model)", flush=True)
     # Larson et al. report both: out-of-scope as a class alone, and with a threshold.
     meta.calibration.oos_threshold = 0.0
     class_only = evaluate(classifier, texts, truth, oos_label="out_of_scope",
