@@ -132,7 +132,9 @@ def _oos_scores_table(study: dict | None) -> list[str]:
         return []
     lines = ["### Out-of-scope scores (`bench/oos_scores.py`)", "",
              "Rank-sum fusions of a head score with the similarity to the nearest (or 10th "
-             "nearest) in-scope training example; the out-of-scope class rejects in every row. "
+             "nearest) in-scope training example; `learned`: a logistic regression over the "
+             "single scores, fitted on validation (its threshold set on out-of-fold scores); "
+             "the out-of-scope class rejects in every row. "
              f"Thresholds keep validation in-scope accuracy within {100 * study['loss_budget']:g}"
              " points of its ceiling.", "",
              "| score | val AUROC | test AUROC | test in-scope / OOS recall, val threshold | "

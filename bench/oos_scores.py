@@ -5,7 +5,8 @@ confidence is below a learned threshold. With MiniLM-L6 that rule reaches CLINC1
 (in-scope >= 96 % with OOS recall >= 75 %) only in halves, so this study asks whether the
 distance of a message's sentence embedding to the training examples (k-nearest neighbours, as
 in the example memory) separates out-of-scope messages better than, or together with, the
-head's confidence. Every choice (which score, its threshold) is made on the validation split;
+head's confidence (and whether a logistic regression over all the scores does better still).
+Every choice (which score, its threshold) is made on the validation split;
 the test split only reports, and its curve's point at the target is read off as an oracle.
 """
 
@@ -30,7 +31,25 @@ def _forward(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # 
     return np.concatenate(logits), embedded / np.linalg.norm(embedded, axis=1, keepdims=True)
 
 
-def _scores(classifier, texts: list[str], bank: np.ndarray, oos: int  # noqa: ANN001
+class _Training:
+    """The in-scope training examples' embeddings, their class means and the whitening of
+    the shared covariance (for the Mahalanobis distance of Lee et al. 2018)."""
+
+    def __init__(self, embedded: np.ndarray, labels: np.ndarray) -> None:
+        self.bank = embedded
+        classes = np.unique(labels)
+        self.means = np.stack([embedded[labels == c].mean(axis=0) for c in classes])
+        centred = embedded - self.means[np.searchsorted(classes, labels)]
+        covariance = centred.T @ centred / len(centred) + 1e-4 * np.eye(embedded.shape[1])
+        self.whiten = np.linalg.cholesky(np.linalg.inv(covariance))
+
+    def mahalanobis(self, embedded: np.ndarray) -> np.ndarray:
+        """Squared distance to the nearest class mean."""
+        x, m = embedded @ self.whiten, self.means @ self.whiten
+        return ((x ** 2).sum(axis=1)[:, None] - 2 * x @ m.T + (m ** 2).sum(axis=1)).min(axis=1)
+
+
+def _scores(classifier, texts: list[str], training: _Training, oos: int  # noqa: ANN001
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Predicted label ids and in-scope scores (higher = more in scope) per text."""
     logits, embedded = _forward(classifier, texts)
@@ -39,13 +58,37 @@ def _scores(classifier, texts: list[str], bank: np.ndarray, oos: int  # noqa: AN
     probs /= probs.sum(axis=1, keepdims=True)
     predicted = probs.argmax(axis=1)
     in_scope = np.delete(np.arange(logits.shape[1]), oos)
-    similarities = np.sort(embedded @ bank.T, axis=1)
+    similarities = np.sort(embedded @ training.bank.T, axis=1)
     return predicted, {
         "confidence": probs.max(axis=1),  # the served rule's score
+        "oos_class": 1 - probs[:, oos],
         "energy": np.log(np.exp(scaled[:, in_scope]).sum(axis=1)),
         "knn1": similarities[:, -1],
         "knn10": similarities[:, -10],
+        "mahalanobis": -training.mahalanobis(embedded),
     }
+
+
+def _learned(val: dict[str, np.ndarray], test: dict[str, np.ndarray],
+             val_is_oos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A logistic regression over the single scores, fitted on validation; its strength is
+    chosen by 5-fold AUROC there. Returns the out-of-fold validation scores (so that the
+    threshold is not chosen on scores the model was fitted to) and the test scores."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    names = [n for n in val if "+" not in n]
+    x_val = np.stack([val[n] for n in names], axis=1)
+    mean, std = x_val.mean(axis=0), x_val.std(axis=0) + 1e-12
+    x_val, x_test = (x_val - mean) / std, (np.stack([test[n] for n in names], 1) - mean) / std
+    best = None
+    for strength in (0.01, 0.1, 1.0):
+        model = LogisticRegression(C=strength, class_weight="balanced", max_iter=1000)
+        folds = cross_val_predict(model, x_val, ~val_is_oos, cv=5, method="decision_function")
+        auroc = roc_auc_score(~val_is_oos, folds)
+        if best is None or auroc > best[0]:
+            best = (auroc, folds, model.fit(x_val, ~val_is_oos))
+    return best[1], best[2].decision_function(x_test)
 
 
 def _fuse(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> None:
@@ -79,15 +122,19 @@ def study(classifier, train: list, val: list, test: list, oos_label: str,  # noq
     validation AUROC, thresholded so validation in-scope accuracy loses at most
     ``loss_budget``, and what that gives on test."""
     oos = classifier.labels.index(oos_label)
-    bank = _forward(classifier, [t for t, i in train if i != oos_label])[1]
+    in_scope = [(t, i) for t, i in train if i != oos_label]
+    training = _Training(_forward(classifier, [t for t, _ in in_scope])[1],
+                         np.array([classifier.labels.index(i) for _, i in in_scope]))
     splits = {}
     for name, rows in (("val", val), ("test", test)):
         truth = np.array([classifier.labels.index(i) for _, i in rows])
-        predicted, scores = _scores(classifier, [t for t, _ in rows], bank, oos)
+        predicted, scores = _scores(classifier, [t for t, _ in rows], training, oos)
         splits[name] = (predicted == truth, truth == oos, predicted == oos, scores)
     reference = {k: v[~splits["val"][1]] for k, v in splits["val"][3].items()}
     for _, _, _, scores in splits.values():
         _fuse(scores, reference)
+    splits["val"][3]["learned"], splits["test"][3]["learned"] = _learned(
+        splits["val"][3], splits["test"][3], splits["val"][1])
     figures: dict = {"scores": {}, "loss_budget": loss_budget}
     for name in splits["test"][3]:
         per_split = {}
