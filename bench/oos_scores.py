@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from nlu.evaluation import threshold_for_accuracy
+
 BATCH = 128
 
 
@@ -107,15 +109,6 @@ def _kept_right(score: np.ndarray, threshold: float, right: np.ndarray,
     return float((right & kept)[~is_oos].mean()), float((~kept)[is_oos].mean())
 
 
-def _threshold(score: np.ndarray, right: np.ndarray, is_oos: np.ndarray, floor: float) -> float:
-    """The highest threshold that keeps in-scope accuracy at ``floor`` or above."""
-    best = float(score.min())
-    for threshold in np.unique(score):
-        if _kept_right(score, threshold, right, is_oos)[0] >= floor:
-            best = float(threshold)
-    return best
-
-
 def study(classifier, train: list, val: list, test: list, oos_label: str,  # noqa: ANN001
           loss_budget: float, target: float = 0.96) -> dict:
     """Each score's test AUROC and oracle point at ``target``; the score with the best
@@ -137,20 +130,14 @@ def study(classifier, train: list, val: list, test: list, oos_label: str,  # noq
         splits["val"][3], splits["test"][3], splits["val"][1])
     figures: dict = {"scores": {}, "loss_budget": loss_budget}
     for name in splits["test"][3]:
-        per_split = {}
-        for split, (right, is_oos, says_oos, scores) in splits.items():
-            # The out-of-scope class still rejects on its own, as in the served rule.
-            score = np.where(says_oos, -np.inf, scores[name])
-            finite = np.where(np.isinf(score), np.nanmin(scores[name]) - 1, score)
-            per_split[split] = (finite, right, is_oos)
-        val_score, val_right, val_oos = per_split["val"]
-        test_score, test_right, test_oos = per_split["test"]
-        oracle = max((_kept_right(test_score, t, test_right, test_oos)[1]
-                      for t in np.unique(test_score)
-                      if _kept_right(test_score, t, test_right, test_oos)[0] >= target),
-                     default=0.0)
-        threshold = _threshold(val_score, val_right, val_oos,
-                               float(val_right[~val_oos].mean()) - loss_budget)
+        # The out-of-scope class still rejects on its own, as in the served rule.
+        (val_score, val_right, val_oos), (test_score, test_right, test_oos) = (
+            (np.where(says_oos, scores[name].min() - 1, scores[name]), right, is_oos)
+            for right, is_oos, says_oos, scores in (splits["val"], splits["test"]))
+        oracle = _kept_right(test_score, threshold_for_accuracy(
+            test_score, test_right, test_oos, target), test_right, test_oos)[1]
+        threshold = threshold_for_accuracy(val_score, val_right, val_oos,
+                                           float(val_right[~val_oos].mean()) - loss_budget)
         in_scope, recall = _kept_right(test_score, threshold, test_right, test_oos)
         figures["scores"][name] = {
             "val_auroc": float(roc_auc_score(~val_oos, val_score)),

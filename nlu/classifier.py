@@ -99,6 +99,8 @@ class IntentClassifier:
     def logits_and_embeddings(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """The head's raw logits and the pooled sentence embeddings (None where the backend
         has none): what out-of-scope scores other than the confidence are built from."""
+        if not texts:
+            raise ValueError("no texts to encode: give at least one")
         return self._forward(*self._encode(texts))
 
     def probabilities(self, texts: list[str]) -> np.ndarray:

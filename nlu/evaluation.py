@@ -62,13 +62,23 @@ def oos_metrics(predictions: Sequence[Prediction], truth: Sequence[str], oos_lab
         "oos_recall": float(rejected[is_oos].mean()),
         "in_scope_accuracy": float((right & ~rejected)[~is_oos].mean()),
     }
-    best_recall = 0.0
-    for threshold in np.unique(score):
-        kept = score >= threshold
-        if (right & kept)[~is_oos].mean() >= target_in_scope_accuracy:
-            best_recall = max(best_recall, float((~kept)[is_oos].mean()))
-    metrics[f"oos_recall_at_in_scope_accuracy_{target_in_scope_accuracy:g}"] = best_recall
+    threshold = threshold_for_accuracy(score, right, is_oos, target_in_scope_accuracy)
+    metrics[f"oos_recall_at_in_scope_accuracy_{target_in_scope_accuracy:g}"] = float(
+        (score < threshold)[is_oos].mean())
     return metrics
+
+
+def threshold_for_accuracy(score: np.ndarray, right: np.ndarray, is_oos: np.ndarray,
+                           floor: float) -> float:
+    """The highest threshold (a message is kept when its score reaches it) at which the kept,
+    right in-scope messages are still ``floor`` of all in-scope ones; the lowest score when
+    none is. Raising a threshold only drops messages, so in-scope accuracy only falls and
+    out-of-scope recall only rises: this threshold gives the best recall at that accuracy."""
+    candidates = np.unique(score)[::-1]
+    kept_right = np.sort(score[right & ~is_oos])
+    counts = len(kept_right) - np.searchsorted(kept_right, candidates, side="left")
+    reached = counts / max(int((~is_oos).sum()), 1) >= floor
+    return float(candidates[np.argmax(reached)] if reached.any() else candidates[-1])
 
 
 def latency_ms(classifier: IntentClassifier, texts: Sequence[str],

@@ -14,7 +14,7 @@ import yaml
 from bot import data_build
 from nlu import augment
 from nlu.classifier import Prediction
-from nlu.evaluation import intent_report, oos_metrics
+from nlu.evaluation import intent_report, oos_metrics, threshold_for_accuracy
 from nlu.tuning import SAMPLERS, read_params, run_study, write_params
 from tests.conftest import BIN_DIR, PROJECT_ROOT, banking_examples, helpdesk_env
 
@@ -73,6 +73,21 @@ def test_oos_metrics() -> None:
     metrics = oos_metrics(predictions, truth, "out_of_scope")
     assert metrics["oos_recall"] == 1.0 and metrics["in_scope_accuracy"] == 1.0
     assert metrics["oos_auroc"] == 1.0
+
+
+def test_threshold_for_accuracy_is_the_best_recall_at_that_accuracy() -> None:
+    rng = np.random.default_rng(0)
+    score = np.round(rng.random(400), 2)  # ties, as confidences have
+    is_oos = rng.random(400) < 0.3
+    right = ~is_oos & (rng.random(400) < 0.9 + 0.1 * score)
+    for floor in (0.5, 0.8, 0.88, 0.99):
+        # Every candidate threshold tried by brute force.
+        reachable = [t for t in np.unique(score)
+                     if (right & (score >= t))[~is_oos].mean() >= floor]
+        best = max(((score < t)[is_oos].mean() for t in reachable), default=0.0)
+        threshold = threshold_for_accuracy(score, right, is_oos, floor)
+        assert (score < threshold)[is_oos].mean() == best
+        assert threshold == (max(reachable) if reachable else score.min())
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

@@ -51,6 +51,8 @@ def test_logits_and_embeddings_are_what_the_probabilities_come_from(
     again = classifier.logits_and_embeddings([texts[0], texts[0], texts[1]])[1]
     np.testing.assert_allclose(again[0], again[1], atol=1e-5)
     assert not np.allclose(again[0], again[2], atol=1e-3)
+    with pytest.raises(ValueError, match="no texts"):
+        classifier.logits_and_embeddings([])
 
 
 def test_quantized_model_agrees_with_full_model(tiny_intent_model: Path) -> None:
