@@ -6,8 +6,9 @@ rewritten from the merged JSON):
   the fast ONNX model: accuracy delta, single-message latency) against Rasa's default DIET
   pipeline trained for the same wall time (its epochs set from the time ours took);
 - ``banking77_10shot``: 10 examples per intent, 3 seeds, with and without augmentation;
-- ``clinc150``: CLINC150 full with out-of-scope (as a class, and the learned threshold), and
-  out-of-scope scores beyond the confidence (``bench/oos_scores.py``).
+- ``clinc150``: CLINC150 full with out-of-scope: the served rule (the out-of-scope class and
+  the learned out-of-scope score of ``nlu/oos.py`` with its threshold), the class alone, and
+  each single score and fusion of ``bench/oos_scores.py``.
 
     .venv/bin/python bench/intent.py --only banking77_full [--epochs 5] [--no-diet]
 
@@ -114,7 +115,8 @@ def _write_markdown(r: dict) -> None:
         ours = clinc.get("ours", {})
         lines += ["## CLINC150 full with out-of-scope", "",
                   "| model | in-scope accuracy | OOS recall | OOS AUROC |", "|---|---|---|---|",
-                  f"| ours (OOS class + learned threshold) | {_pct(ours.get('in_scope_accuracy'))}"
+                  f"| ours, served (OOS class + {ours.get('oos_rule', 'confidence')} under its "
+                  f"learned threshold) | {_pct(ours.get('in_scope_accuracy'))}"
                   f" | {_pct(ours.get('oos_recall'))} | {ours.get('oos_auroc', 0):.4f} |",
                   f"| ours (OOS class only, same model) | "
                   f"{_pct(clinc.get('ours_class_only', {}).get('in_scope_accuracy'))} | "
@@ -131,9 +133,9 @@ def _oos_scores_table(study: dict | None) -> list[str]:
     if not study:
         return []
     lines = ["### Out-of-scope scores (`bench/oos_scores.py`)", "",
-             "Rank-sum fusions of a head score with the similarity to the nearest (or 10th "
-             "nearest) in-scope training example; `learned`: a logistic regression over the "
-             "single scores, fitted on validation (its threshold set on out-of-fold scores); "
+             "The single scores that the served regression combines (`nlu/oos.py`), and "
+             "rank-sum fusions of a head score with the similarity to the nearest (or 10th "
+             "nearest) in-scope training example; "
              "the out-of-scope class rejects in every row. "
              f"Thresholds keep validation in-scope accuracy within {100 * study['loss_budget']:g}"
              " points of its ceiling.", "",
@@ -370,7 +372,10 @@ def clinc150(args: argparse.Namespace) -> None:
         model_path = Path(args.clinc_model)
     else:
         work = Path(tempfile.mkdtemp(prefix="bench-clinc-"))
-        extra = dict(_parse_param(p) for p in args.train_param)
+        # The target fixes the operating point: in-scope accuracy >= 96 % where the class
+        # alone reaches about 96.4 %, so the threshold may reject few right answers.
+        extra = {"max_in_scope_rejection": args.oos_loss_budget,
+                 **dict(_parse_param(p) for p in args.train_param)}
         print(f"[clinc150] training ours ({args.clinc_epochs} epochs, {extra}) in {work}",
               flush=True)
         result, _ = _train_ours([t for t, _ in train_rows], [i for _, i in train_rows],
@@ -387,7 +392,9 @@ def clinc150(args: argparse.Namespace) -> None:
     meta = classifier.meta
     summary.update({"train_seconds": meta.metrics.get("train_seconds"),
                     "epochs": meta.train_params.get("epochs"),
-                    "oos_threshold": meta.calibration.oos_threshold})
+                    "oos_threshold": meta.calibration.oos_threshold,
+                    "oos_rule": "learned score" if meta.calibration.oos_scorer else "confidence",
+                    "max_in_scope_rejection": meta.train_params.get("max_in_scope_rejection")})
     print(f"[clinc150] model in {model_path} (re-score it with --clinc-model)", flush=True)
     # Larson et al. report both: out-of-scope as a class alone, and with a threshold.
     meta.calibration.oos_threshold = 0.0
@@ -427,8 +434,9 @@ def main() -> None:
     parser.add_argument("--fewshot-epochs", type=int, default=5)
     parser.add_argument("--clinc-epochs", type=int, default=5)
     parser.add_argument("--oos-loss-budget", type=float, default=0.005,
-                        help="in-scope accuracy (a fraction) the out-of-scope study's "
-                        "thresholds may lose on CLINC150's validation split")
+                        help="CLINC150's out-of-scope budget on its validation split: the "
+                        "trained model's threshold rejects at most this share of right "
+                        "in-scope answers, the study's lose at most this in-scope accuracy")
     parser.add_argument("--clinc-model", default="",
                         help="re-score this trained CLINC150 model folder instead of training")
     parser.add_argument("--banking77-model", default="",

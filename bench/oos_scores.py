@@ -1,13 +1,11 @@
-"""Out-of-scope scores beyond the classifier's confidence, studied on CLINC150.
+"""Out-of-scope scores one by one, and two-score fusions, studied on CLINC150.
 
-The served rule rejects a message when the out-of-scope class wins or the calibrated top
-confidence is below a learned threshold. With MiniLM-L6 that rule reaches CLINC150's target
-(in-scope >= 96 % with OOS recall >= 75 %) only in halves, so this study asks whether the
-distance of a message's sentence embedding to the training examples (k-nearest neighbours, as
-in the example memory) separates out-of-scope messages better than, or together with, the
-head's confidence (and whether a logistic regression over all the scores does better still).
-Every choice (which score, its threshold) is made on the validation split;
-the test split only reports, and its curve's point at the target is read off as an oracle.
+The served model decides out of scope by a logistic regression over the single scores of
+``nlu/oos.py`` (fitted on the validation split when training); this study shows what each of
+them, and rank-sum fusions of a head score with a distance score, would give on its own, to
+explain what the regression combines. Every choice (which score, its threshold) is made on the
+validation split; the test split only reports, and its curve's point at the target is read
+off as an oracle.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from nlu import oos
 from nlu.evaluation import threshold_for_accuracy
 
 BATCH = 128
@@ -33,64 +32,15 @@ def _forward(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # 
     return np.concatenate(logits), embedded / np.linalg.norm(embedded, axis=1, keepdims=True)
 
 
-class _Training:
-    """The in-scope training examples' embeddings, their class means and the whitening of
-    the shared covariance (for the Mahalanobis distance of Lee et al. 2018)."""
-
-    def __init__(self, embedded: np.ndarray, labels: np.ndarray) -> None:
-        self.bank = embedded
-        classes = np.unique(labels)
-        self.means = np.stack([embedded[labels == c].mean(axis=0) for c in classes])
-        centred = embedded - self.means[np.searchsorted(classes, labels)]
-        covariance = centred.T @ centred / len(centred) + 1e-4 * np.eye(embedded.shape[1])
-        self.whiten = np.linalg.cholesky(np.linalg.inv(covariance))
-
-    def mahalanobis(self, embedded: np.ndarray) -> np.ndarray:
-        """Squared distance to the nearest class mean."""
-        x, m = embedded @ self.whiten, self.means @ self.whiten
-        return ((x ** 2).sum(axis=1)[:, None] - 2 * x @ m.T + (m ** 2).sum(axis=1)).min(axis=1)
-
-
-def _scores(classifier, texts: list[str], training: _Training, oos: int  # noqa: ANN001
+def _scores(classifier, texts: list[str], reference: oos.Reference, oos_index: int  # noqa: ANN001
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Predicted label ids and in-scope scores (higher = more in scope) per text."""
+    """Predicted label ids and the single in-scope scores of ``nlu.oos`` per text."""
     logits, embedded = _forward(classifier, texts)
     scaled = logits / classifier.meta.calibration.temperature
     probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    predicted = probs.argmax(axis=1)
-    in_scope = np.delete(np.arange(logits.shape[1]), oos)
-    similarities = np.sort(embedded @ training.bank.T, axis=1)
-    return predicted, {
-        "confidence": probs.max(axis=1),  # the served rule's score
-        "oos_class": 1 - probs[:, oos],
-        "energy": np.log(np.exp(scaled[:, in_scope]).sum(axis=1)),
-        "knn1": similarities[:, -1],
-        "knn10": similarities[:, -10],
-        "mahalanobis": -training.mahalanobis(embedded),
-    }
-
-
-def _learned(val: dict[str, np.ndarray], test: dict[str, np.ndarray],
-             val_is_oos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A logistic regression over the single scores, fitted on validation; its strength is
-    chosen by 5-fold AUROC there. Returns the out-of-fold validation scores (so that the
-    threshold is not chosen on scores the model was fitted to) and the test scores."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-
-    names = [n for n in val if "+" not in n]
-    x_val = np.stack([val[n] for n in names], axis=1)
-    mean, std = x_val.mean(axis=0), x_val.std(axis=0) + 1e-12
-    x_val, x_test = (x_val - mean) / std, (np.stack([test[n] for n in names], 1) - mean) / std
-    best = None
-    for strength in (0.01, 0.1, 1.0):
-        model = LogisticRegression(C=strength, class_weight="balanced", max_iter=1000)
-        folds = cross_val_predict(model, x_val, ~val_is_oos, cv=5, method="decision_function")
-        auroc = roc_auc_score(~val_is_oos, folds)
-        if best is None or auroc > best[0]:
-            best = (auroc, folds, model.fit(x_val, ~val_is_oos))
-    return best[1], best[2].decision_function(x_test)
+    values = oos.features(probs, scaled, embedded, reference, oos_index)
+    return probs.argmax(axis=1), dict(zip(oos.FEATURES, values.T, strict=True))
 
 
 def _fuse(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> None:
@@ -114,20 +64,18 @@ def study(classifier, train: list, val: list, test: list, oos_label: str,  # noq
     """Each score's test AUROC and oracle point at ``target``; the score with the best
     validation AUROC, thresholded so validation in-scope accuracy loses at most
     ``loss_budget``, and what that gives on test."""
-    oos = classifier.labels.index(oos_label)
-    in_scope = [(t, i) for t, i in train if i != oos_label]
-    training = _Training(_forward(classifier, [t for t, _ in in_scope])[1],
-                         np.array([classifier.labels.index(i) for _, i in in_scope]))
+    oos_index = classifier.labels.index(oos_label)
+    reference = oos.Reference(_forward(classifier, [t for t, _ in train])[1],
+                              np.array([classifier.labels.index(i) for _, i in train]),
+                              oos_index)
     splits = {}
     for name, rows in (("val", val), ("test", test)):
         truth = np.array([classifier.labels.index(i) for _, i in rows])
-        predicted, scores = _scores(classifier, [t for t, _ in rows], training, oos)
-        splits[name] = (predicted == truth, truth == oos, predicted == oos, scores)
-    reference = {k: v[~splits["val"][1]] for k, v in splits["val"][3].items()}
+        predicted, scores = _scores(classifier, [t for t, _ in rows], reference, oos_index)
+        splits[name] = (predicted == truth, truth == oos_index, predicted == oos_index, scores)
+    val_in_scope = {k: v[~splits["val"][1]] for k, v in splits["val"][3].items()}
     for _, _, _, scores in splits.values():
-        _fuse(scores, reference)
-    splits["val"][3]["learned"], splits["test"][3]["learned"] = _learned(
-        splits["val"][3], splits["test"][3], splits["val"][1])
+        _fuse(scores, val_in_scope)
     figures: dict = {"scores": {}, "loss_budget": loss_budget}
     for name in splits["test"][3]:
         # The out-of-scope class still rejects on its own, as in the served rule.

@@ -194,7 +194,7 @@ def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
 
     pipeline = yaml.safe_load((ROOT / "bot" / "config.yml").read_text())["pipeline"]
     configured = next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier")
-    learned = classifier.meta.calibration.oos_threshold
+    learned = classifier.meta.calibration.confidence_threshold()
     return [[{"name": n, "confidence": rescale(c, learned, configured)} for n, c in p.ranking[:10]]
             for p in classifier.predict_batch(texts)]
 

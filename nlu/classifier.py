@@ -6,7 +6,8 @@ The same API serves the Rasa component, the benchmarks and the retriever, on eit
   points on validation data, else fp32), several times faster on a CPU.
 
 Both return the logits and the pooled embedding of a message; when the model keeps an example
-memory (``nlu/memory.py``), its vote is blended into the calibrated head probabilities.
+memory (``nlu/memory.py``), its vote is blended into the calibrated head probabilities, and
+when it learned an out-of-scope score (``nlu/oos.py``), that score decides what is out of scope.
 
 Any text gets a prediction: empty, huge (truncated at the model's maximum length), emoji,
 control characters or mixed scripts.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlu import oos
 from nlu.memory import ExampleMemory
 from nlu.model import ModelMeta
 
@@ -31,11 +33,16 @@ class Prediction:
     intent: str
     confidence: float  # calibrated probability of ``intent``
     ranking: list[tuple[str, float]]  # best first, calibrated
-    out_of_scope: bool  # predicted the OOS intent, or confidence under the learned threshold
+    out_of_scope: bool  # predicted the OOS intent, or in_scope under the learned threshold
+    # What the out-of-scope threshold reads (higher = more in scope): the confidence, or the
+    # learned out-of-scope score when the model has one.
+    in_scope: float
 
 
 class IntentClassifier:
     """A loaded intent model; thread-safe for prediction."""
+
+    _blend_memory = True  # False in ``head_only`` views
 
     def __init__(self, meta: ModelMeta, path: Path, forward_fn, tokenizer,  # noqa: ANN001
                  memory: ExampleMemory | None = None) -> None:
@@ -46,12 +53,19 @@ class IntentClassifier:
         self.labels = meta.labels
         self._forward = forward_fn
         self._tokenizer = tokenizer
+        calib = meta.calibration
         self._memory: ExampleMemory | None = None
-        if meta.calibration.blend().weight > 0:
+        self._scorer: oos.OosScorer | None = None
+        if calib.blend().weight > 0 or calib.oos_scorer:
             self._memory = (memory if memory is not None
                             else ExampleMemory.load(path, len(meta.labels)))
             if self._memory is None:
-                raise FileNotFoundError(f"{path} blends an example memory but has none")
+                raise FileNotFoundError(f"{path} uses an example memory but has none")
+        if calib.oos_scorer:
+            self._scorer = oos.OosScorer.from_dict(calib.oos_scorer)
+            self._oos_index = meta.labels.index(calib.oos_intent)
+            self._reference = oos.Reference(self._memory.embeddings, self._memory.label_ids,
+                                            self._oos_index)
 
     @classmethod
     def load(cls, path: Path | str, backend: str = "auto", threads: int | None = None,
@@ -84,9 +98,10 @@ class IntentClassifier:
         return cls(loaded.meta, path, forward_fn, loaded.tokenizer, loaded.memory)
 
     def head_only(self) -> IntentClassifier:
-        """The same model without its example memory: what the memory adds is measured so."""
+        """The same model without its example memory's vote: what the vote adds is measured
+        so (a learned out-of-scope score still reads the memory's distances)."""
         view = copy.copy(self)
-        view._memory = None
+        view._blend_memory = False
         return view
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -107,22 +122,31 @@ class IntentClassifier:
         """Calibrated probabilities, one row per text (columns follow ``self.labels``)."""
         if not texts:
             return np.zeros((0, len(self.labels)))
-        logits, embedded = self.logits_and_embeddings(texts)
-        logits = logits / self.meta.calibration.temperature
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        probs = exp / exp.sum(axis=1, keepdims=True)
-        if self._memory is None or embedded is None:
-            return probs
-        return self._memory.blend(probs, embedded, self.meta.calibration.blend())
+        return self._scored(texts)[0]
 
-    def _prediction(self, row: np.ndarray, top: int) -> Prediction:
+    def _scored(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the in-scope score that the out-of-scope threshold reads."""
+        logits, embedded = self.logits_and_embeddings(texts)
+        scaled = logits / self.meta.calibration.temperature
+        exp = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        if self._memory is not None and embedded is not None and self._blend_memory:
+            probs = self._memory.blend(probs, embedded, self.meta.calibration.blend())
+        if self._scorer is None:
+            return probs, probs.max(axis=1)
+        if embedded is None:
+            raise ValueError(f"{self.path}: this backend gives no embeddings, which the "
+                             "out-of-scope score needs")
+        values = oos.features(probs, scaled, embedded, self._reference, self._oos_index)
+        return probs, self._scorer.score(values)
+
+    def _prediction(self, row: np.ndarray, in_scope: float, top: int) -> Prediction:
         order = np.argsort(-row)[:top]
         ranking = [(self.labels[i], float(row[i])) for i in order]
         intent, confidence = ranking[0]
         calib = self.meta.calibration
-        oos = intent == calib.oos_intent or confidence < calib.oos_threshold
-        return Prediction(intent, confidence, ranking, oos)
+        rejected = intent == calib.oos_intent or in_scope < calib.oos_threshold
+        return Prediction(intent, confidence, ranking, rejected, float(in_scope))
 
     def predict(self, text: str, top: int = 10) -> Prediction:
         return self.predict_batch([text], top=top)[0]
@@ -135,7 +159,7 @@ class IntentClassifier:
         results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), batch_size):
             chunk = order[start: start + batch_size]
-            probs = self.probabilities([texts[i] for i in chunk])
-            for i, row in zip(chunk, probs, strict=True):
-                results[i] = self._prediction(row, top)
+            probs, in_scope = self._scored([texts[i] for i in chunk])
+            for i, row, score in zip(chunk, probs, in_scope, strict=True):
+                results[i] = self._prediction(row, score, top)
         return [r for r in results if r is not None]

@@ -53,8 +53,8 @@ def oos_metrics(predictions: Sequence[Prediction], truth: Sequence[str], oos_lab
     is_oos = np.array([t == oos_label for t in truth])
     if not is_oos.any() or is_oos.all():
         return {}
-    # In-scope score: the best in-scope intent's probability (0 when the OOS class wins).
-    score = np.array([0.0 if p.intent == oos_label else p.confidence for p in predictions])
+    # In-scope score: what the model's threshold reads (0 when the OOS class wins).
+    score = np.array([0.0 if p.intent == oos_label else p.in_scope for p in predictions])
     right = np.array([p.intent == t for p, t in zip(predictions, truth, strict=True)])
     rejected = np.array([p.out_of_scope for p in predictions])
     metrics = {

@@ -145,7 +145,8 @@ def _onnx_classifier(model_dir: Path, file_name: str,
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     outputs = [o.name for o in session.get_outputs()]
-    if "embedding" not in outputs and meta.calibration.knn_weight > 0:
+    if "embedding" not in outputs and (meta.calibration.knn_weight > 0
+                                       or meta.calibration.oos_scorer):
         raise ValueError(f"{path} has no embedding output for the example memory: export again")
 
     def forward_fn(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -8,8 +8,9 @@ On disk (``save`` / ``IntentModel.load``), sentence-transformers style, one fold
 - ``config.json``, ``model.safetensors``, tokenizer files: the encoder, ``save_pretrained`` layout;
 - ``head.safetensors``: the classification head;
 - ``intent_model.json``: labels, max length, calibration (temperature, out-of-scope threshold,
-  the example memory's blend) and the training parameters that produced it;
-- ``memory.safetensors``: the example memory (``nlu/memory.py``), when training kept one.
+  the example memory's blend, the learned out-of-scope score) and the training parameters;
+- ``memory.safetensors``: the example memory (``nlu/memory.py``), when the blend or the
+  out-of-scope score uses it.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Calibration:
-    """Temperature for the logits, the example memory's blend, and the confidence under which
-    a message is out of scope (chosen on the blended probabilities). Files written before the
-    memory existed load with weight 0: the head alone, as they were trained."""
+    """Temperature for the logits, the example memory's blend, and the out-of-scope rule: a
+    message is out of scope under ``oos_threshold`` of its in-scope score, which is the
+    blended top confidence, or the learned score of ``nlu/oos.py`` when ``oos_scorer`` holds
+    one. Files written before the memory or the scorer existed load with weight 0 and no
+    scorer: the head and the confidence rule alone, as they were trained."""
 
     temperature: float = 1.0
     oos_threshold: float = 0.0
@@ -50,9 +53,15 @@ class Calibration:
     knn_weight: float = 0.0
     knn_k: int = 10
     knn_temperature: float = 0.05
+    oos_scorer: dict[str, object] | None = None  # nlu.oos.OosScorer.to_dict()
 
     def blend(self) -> Blend:
         return Blend(self.knn_weight, self.knn_k, self.knn_temperature)
+
+    def confidence_threshold(self) -> float:
+        """Where the threshold stands on the confidence scale, which is what rescaling the
+        ranking for Rasa maps to its fallback threshold: nowhere (0) under a learned score."""
+        return 0.0 if self.oos_scorer else self.oos_threshold
 
 
 @dataclass

@@ -8,6 +8,9 @@ linearly so that the out-of-scope threshold learned on validation data lands exa
 ``fallback_threshold``, which must equal ``FallbackClassifier``'s ``threshold``. Order is
 unchanged. A message predicted as the out-of-scope intent reports confidence 0, so both
 out-of-scope paths (the trained class and the threshold) end in the same ``nlu_fallback``.
+When the model learned an out-of-scope score (``nlu/oos.py``), the threshold is on that score:
+``intent.confidence`` is then the score rescaled the same way, and ``intent_ranking`` keeps
+the calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -142,14 +145,14 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
         calib = self._classifier.meta.calibration
         configured = float(self._config["fallback_threshold"])
 
-        def scaled(value: float) -> float:
-            return float(rescale(value, calib.oos_threshold, configured))
-
-        ranking = [{"name": name, "confidence": scaled(value)}
+        learned = calib.confidence_threshold()
+        ranking = [{"name": name, "confidence": float(rescale(value, learned, configured))}
                    for name, value in prediction.ranking[: self._config["ranking_length"]]]
         top = dict(ranking[0])
-        if prediction.intent == calib.oos_intent:
-            top["confidence"] = 0.0  # same fallback as a message under the threshold
+        # What FallbackClassifier reads: the in-scope score (the confidence, or the learned
+        # out-of-scope score) with its threshold on the configured one; 0 for the OOS intent.
+        top["confidence"] = 0.0 if prediction.intent == calib.oos_intent else float(
+            rescale(prediction.in_scope, calib.oos_threshold, configured))
         return top, ranking
 
     def process(self, messages: List[Message]) -> List[Message]:

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from nlu import calibration, settings
+from nlu import calibration, oos, settings
 from nlu.memory import Blend, ExampleMemory, choose_blend
 from nlu.model import Calibration, IntentModel, ModelMeta, save
 
@@ -62,6 +62,10 @@ class TrainParams:
     # Blend the head with a vote of the nearest training examples (nlu.memory); its weight is
     # chosen on the validation split, 0 (the head alone) when that does not help.
     example_memory: bool = True
+    # Decide out of scope by a regression over the confidence and the distances to the
+    # training examples (nlu.oos) when the validation split holds enough out-of-scope
+    # examples and it beats the confidence there; else by the confidence alone.
+    oos_scorer: bool = True
     seed: int = 42
     oos_intent: str = "out_of_scope"
     max_in_scope_rejection: float = 0.02  # share of right answers the OOS threshold may lose
@@ -371,13 +375,13 @@ def train(
 
     val_features = _forward_all(model, batches, val_rows, device, embed=True)
     train_features, memory = None, None
-    if params.example_memory and val_rows:
+    if (params.example_memory or params.oos_scorer) and val_rows:
         # Before fine-tuning the probe's features are the encoder's; after, they are stale.
         train_features = (probe_features if params.epochs == 0 and probe_features is not None
                           else _forward_all(model, batches, train_rows, device, embed=True))
         memory = ExampleMemory(train_features.numpy(), targets[train_rows].numpy(),
                                len(label_names))
-    temperature, threshold, blend, val_metrics = _calibrate(
+    temperature, threshold, blend, scorer, val_metrics = _calibrate(
         model, val_features, targets[val_rows], label_names, params, memory)
     # A data set's own validation split stays held out; a share of the given examples joins
     # the head (probe only: the encoder is frozen, so its features are still valid) and the
@@ -387,8 +391,8 @@ def train(
     if refit:
         features = torch.cat([probe_features, val_features])
         _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
-    if blend.weight <= 0:
-        memory = None  # the head alone serves: no memory file
+    if blend.weight <= 0 and scorer is None:
+        memory = None  # nothing reads it: no memory file
     elif memory is not None and validation is None:
         memory = ExampleMemory(torch.cat([train_features, val_features]).numpy(),
                                targets[train_rows + val_rows].numpy(), len(label_names))
@@ -398,7 +402,8 @@ def train(
         calibration=Calibration(temperature=temperature, oos_threshold=threshold,
                                 oos_intent=params.oos_intent if params.oos_intent in
                                 label_index else None, knn_weight=blend.weight,
-                                knn_k=blend.k, knn_temperature=blend.temperature),
+                                knn_k=blend.k, knn_temperature=blend.temperature,
+                                oos_scorer=None if scorer is None else scorer.to_dict()),
         base_model=base,
         train_params={k: v for k, v in asdict(params).items() if k != "device"},
         metrics={**val_metrics, "train_seconds": round(time.monotonic() - started, 1),
@@ -416,11 +421,11 @@ def train(
 
 @torch.no_grad()
 def _calibrate(model: IntentModel, val_features: torch.Tensor, truth: torch.Tensor,
-               label_names: list[str], params: TrainParams,
-               memory: ExampleMemory | None) -> tuple[float, float, Blend, dict[str, float]]:
-    """Temperature, then the memory's blend, then the out-of-scope threshold on the blend."""
+               label_names: list[str], params: TrainParams, memory: ExampleMemory | None
+               ) -> tuple[float, float, Blend, oos.OosScorer | None, dict[str, float]]:
+    """Temperature, then the memory's blend, then the out-of-scope score and its threshold."""
     if len(truth) == 0:
-        return 1.0, 0.0, Blend(), {}
+        return 1.0, 0.0, Blend(), None, {}
     device = next(model.parameters()).device
     logits = model.head(val_features.to(device)).float().cpu()
     errors = int((logits.argmax(1) != truth).sum())
@@ -431,18 +436,26 @@ def _calibrate(model: IntentModel, val_features: torch.Tensor, truth: torch.Tens
     head = torch.softmax(logits / temperature, dim=1).numpy()
     truth_np = truth.numpy()
     blend, probs = Blend(), head
-    if memory is not None:
+    if memory is not None and params.example_memory:
         blend = choose_blend(memory, head, val_features.numpy(), truth_np)
         probs = memory.blend(head, val_features.numpy(), blend)
     predicted = probs.argmax(1)
     confidence = probs.max(1)
-    oos = label_names.index(params.oos_intent) if params.oos_intent in label_names else -1
-    in_scope = truth_np != oos
-    # An out-of-scope message predicted as out_of_scope is caught whatever its confidence.
-    oos_conf = np.where(predicted[~in_scope] == oos, 0.0, confidence[~in_scope])
+    oos_index = label_names.index(params.oos_intent) if params.oos_intent in label_names else -1
+    in_scope = truth_np != oos_index
+    # An out-of-scope message predicted as out_of_scope is caught whatever its score.
+    says_oos = predicted == oos_index
+    scorer, score = None, confidence
+    if params.oos_scorer and memory is not None and oos_index >= 0:
+        values = oos.features(probs, (logits / temperature).numpy(), val_features.numpy(),
+                              oos.Reference(memory.embeddings, memory.label_ids, oos_index),
+                              oos_index)
+        fitted = oos.fit(values, ~in_scope, says_oos, params.seed)
+        if fitted is not None:
+            scorer, score = fitted
     threshold = calibration.choose_oos_threshold(
-        confidence[in_scope], (predicted == truth_np)[in_scope], oos_conf,
-        params.max_in_scope_rejection)
+        score[in_scope], (predicted == truth_np)[in_scope],
+        np.where(says_oos, 0.0, score)[~in_scope], params.max_in_scope_rejection)
     metrics = {
         "val_accuracy": float((predicted == truth_np).mean()),
         "val_accuracy_head": float((head.argmax(1) == truth_np).mean()),
@@ -452,4 +465,6 @@ def _calibrate(model: IntentModel, val_features: torch.Tensor, truth: torch.Tens
         "oos_threshold": threshold,
         "knn_weight": blend.weight,
     }
-    return temperature, threshold, blend, metrics
+    if scorer is not None:
+        metrics["val_oos_auroc_learned"] = scorer.val_auroc
+    return temperature, threshold, blend, scorer, metrics

@@ -137,6 +137,44 @@ def banking_examples(split: str, per_intent: int, intents: list[str] = TINY_INTE
     return [e for intent in intents for e in by_intent[intent][:per_intent]]
 
 
+def scoped_banking_split() -> dict[str, list[tuple[str, str]]]:
+    """The tiny intents in scope and 70 other BANKING77 intents as ``out_of_scope``: train,
+    validation and held-out rows, with the held-out questions from intents never trained on
+    or validated with (so a score must generalise to new kinds of out-of-scope question)."""
+    from nlu import datasets
+
+    by_intent: dict[str, list[str]] = {}
+    for example in datasets.load_banking77("train"):
+        by_intent.setdefault(example.intent, []).append(example.text)
+    others = sorted(set(by_intent) - set(TINY_INTENTS))
+    seen, unseen = others[:35], others[35:70]
+    in_scope = [(intent, by_intent[intent]) for intent in TINY_INTENTS]
+    return {
+        "train": [(t, i) for i, texts in in_scope for t in texts[:10]]
+        + [(by_intent[i][k], "out_of_scope") for i in seen for k in (0, 1)],
+        "validation": [(t, i) for i, texts in in_scope for t in texts[10:25]]
+        + [(by_intent[i][2], "out_of_scope") for i in seen],
+        "held_out": [(t, i) for i, texts in in_scope for t in texts[25:45]]
+        + [(by_intent[i][k], "out_of_scope") for i in unseen for k in (0, 1)],
+    }
+
+
+@pytest.fixture(scope="session")
+def oos_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A probe-only model of ``scoped_banking_split`` with its given validation split (35
+    out-of-scope questions: enough to learn the out-of-scope score), with the ONNX export."""
+    from nlu import fast
+    from nlu.training import TrainParams, train
+
+    split = scoped_banking_split()
+    result = train([t for t, _ in split["train"]], [i for _, i in split["train"]],
+                   TrainParams(epochs=0), tmp_path_factory.mktemp("oos") / "model",
+                   progress=False, validation=([t for t, _ in split["validation"]],
+                                               [i for _, i in split["validation"]]))
+    fast.export(result.path, validation=result.validation)
+    return result.path
+
+
 @pytest.fixture(scope="session")
 def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 intents x 15 examples, probe plus one fine-tuning epoch, with the ONNX export."""

@@ -64,8 +64,10 @@ def test_intent_report_follows_rasa_layout() -> None:
 
 
 def test_oos_metrics() -> None:
-    def p(intent: str, confidence: float, oos: bool) -> Prediction:
-        return Prediction(intent, confidence, [(intent, confidence)], oos)
+    def p(intent: str, confidence: float, oos: bool, in_scope: float | None = None
+          ) -> Prediction:
+        score = confidence if in_scope is None else in_scope
+        return Prediction(intent, confidence, [(intent, confidence)], oos, score)
 
     predictions = [p("a", 0.9, False), p("b", 0.8, False), p("a", 0.3, True),
                    p("out_of_scope", 0.9, True)]
@@ -73,6 +75,13 @@ def test_oos_metrics() -> None:
     metrics = oos_metrics(predictions, truth, "out_of_scope")
     assert metrics["oos_recall"] == 1.0 and metrics["in_scope_accuracy"] == 1.0
     assert metrics["oos_auroc"] == 1.0
+    # The AUROC ranks by the score the model's threshold reads, not by the confidence: a
+    # confident out-of-scope message that a learned score places low is ranked low.
+    learned = [p("a", 0.6, False, 0.9), p("b", 0.5, False, 0.8), p("a", 0.95, True, 0.1),
+               p("out_of_scope", 0.9, True, 0.9)]
+    assert oos_metrics(learned, truth, "out_of_scope")["oos_auroc"] == 1.0
+    assert oos_metrics([p(x.intent, x.confidence, x.out_of_scope) for x in learned], truth,
+                       "out_of_scope")["oos_auroc"] == 0.5
 
 
 def test_threshold_for_accuracy_is_the_best_recall_at_that_accuracy() -> None:

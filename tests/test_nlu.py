@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
-from nlu import calibration, fast
+from nlu import calibration, fast, oos
 from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier
-from nlu.memory import MEMORY_FILE, MIN_VALIDATION, ExampleMemory, choose_blend
+from nlu.memory import MEMORY_FILE, MIN_VALIDATION, ExampleMemory, choose_blend, normalise
 from nlu.model import META_FILE, ModelMeta, load, save
 from nlu.training import Interrupted, TrainParams, train
 from tests.conftest import TINY_INTENTS as INTENTS
 from tests.conftest import banking_examples as _examples
+from tests.conftest import scoped_banking_split
 
 
 def test_learns_separable_intents(tiny_intent_model: Path) -> None:
@@ -264,3 +266,91 @@ def test_training_learns_the_blend_when_the_head_alone_is_weak(tmp_path: Path) -
     predicted = classifier.predict_batch(validation[0])
     assert np.mean([p.intent == t for p, t in zip(predicted, validation[1], strict=True)]) \
         == pytest.approx(result.metrics["val_accuracy"])
+
+
+def test_oos_reference_distances_match_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    embeddings, labels = rng.normal(size=(60, 8)), np.repeat(np.arange(4), 15)
+    reference = oos.Reference(embeddings, labels, oos_index=3)  # label 3 is out of scope
+    bank, kept = normalise(embeddings[:45]), labels[:45]
+    np.testing.assert_allclose(reference.bank, bank, atol=1e-6)
+    queries = normalise(rng.normal(size=(10, 8)))
+    similarity = np.sort(queries @ bank.T, axis=1)
+    nearest, tenth = reference.nearest(queries)
+    np.testing.assert_allclose(nearest, similarity[:, -1], atol=1e-6)
+    np.testing.assert_allclose(tenth, similarity[:, -10], atol=1e-6)
+    means = np.stack([bank[kept == c].mean(axis=0) for c in range(3)])
+    centred = bank - means[kept]
+    precision = np.linalg.inv(centred.T @ centred / len(bank) + oos.COVARIANCE_RIDGE * np.eye(8))
+    expected = [min((q - m) @ precision @ (q - m) for m in means) for q in queries]
+    np.testing.assert_allclose(reference.mahalanobis(queries), expected, rtol=1e-3)
+
+
+def test_the_oos_regression_is_kept_only_when_it_beats_the_confidence() -> None:
+    rng = np.random.default_rng(1)
+    is_oos = rng.random(400) < 0.2
+    nobody = np.zeros(400, dtype=bool)  # no message predicted as the out-of-scope intent
+    values = rng.normal(size=(400, len(oos.FEATURES)))
+    values[:, oos.FEATURES.index("knn1")] += 3.0 * ~is_oos  # the distance separates
+    scorer, out_of_fold = oos.fit(values, is_oos, nobody)
+    assert scorer.val_auroc > 0.95
+    assert roc_auc_score(~is_oos, out_of_fold) == pytest.approx(scorer.val_auroc)
+    assert np.argmax(scorer.coef) == oos.FEATURES.index("knn1")
+    assert roc_auc_score(~is_oos, scorer.score(values)) > 0.95
+    np.testing.assert_allclose(oos.OosScorer.from_dict(scorer.to_dict()).score(values),
+                               scorer.score(values))
+    few = np.flatnonzero(is_oos)[: oos.MIN_OOS - 1]
+    rows = np.concatenate([few, np.flatnonzero(~is_oos)])
+    assert oos.fit(values[rows], is_oos[rows], nobody[rows]) is None  # too few to learn from
+    perfect = values.copy()
+    perfect[:, 0] = ~is_oos + 0.01 * rng.random(400)  # the confidence alone separates
+    assert oos.fit(perfect, is_oos, nobody) is None
+
+
+def _ranked(predictions: list, use: str) -> np.ndarray:
+    return np.array([0.0 if p.intent == "out_of_scope" else getattr(p, use) for p in predictions])
+
+
+def test_the_learned_oos_score_catches_what_the_confidence_misses(
+        oos_intent_model: Path, tmp_path: Path) -> None:
+    calib = ModelMeta.from_json((oos_intent_model / META_FILE).read_text()).calibration
+    assert calib.oos_scorer is not None and (oos_intent_model / MEMORY_FILE).is_file()
+    held = scoped_banking_split()["held_out"]
+    texts, truth = [t for t, _ in held], [i for _, i in held]
+    is_oos = np.array([t == "out_of_scope" for t in truth])
+    predictions = IntentClassifier.load(oos_intent_model, backend="torch").predict_batch(texts)
+    learned, confidence = _ranked(predictions, "in_scope"), _ranked(predictions, "confidence")
+    # Held-out out-of-scope questions come from intents never seen in training.
+    assert roc_auc_score(~is_oos, learned) >= max(0.95, roc_auc_score(~is_oos, confidence))
+    rejected = np.array([p.out_of_scope for p in predictions])
+    right = np.array([p.intent == t for p, t in zip(predictions, truth, strict=True)])
+    assert rejected[is_oos].mean() >= 0.8 and (right & ~rejected)[~is_oos].mean() >= 0.9
+    assert all(p.out_of_scope == (p.intent == "out_of_scope" or p.in_scope < calib.oos_threshold)
+               for p in predictions)
+    served = IntentClassifier.load(oos_intent_model, backend="onnx").predict_batch(texts)
+    assert np.mean([a.out_of_scope == b.out_of_scope
+                    for a, b in zip(predictions, served, strict=True)]) >= 0.95
+    copy = tmp_path / "copy"
+    shutil.copytree(oos_intent_model, copy)
+    again = IntentClassifier.load(copy, backend="torch").predict_batch(texts)
+    np.testing.assert_allclose([p.in_scope for p in again], [p.in_scope for p in predictions],
+                               atol=1e-6)
+    (copy / MEMORY_FILE).unlink()  # the distances need it: refuse, never decide otherwise
+    with pytest.raises(FileNotFoundError, match="example memory"):
+        IntentClassifier.load(copy, backend="torch")
+
+
+def test_without_the_learned_score_the_confidence_decides(tmp_path: Path,
+                                                         tiny_intent_model: Path) -> None:
+    split = scoped_banking_split()
+    result = train([t for t, _ in split["train"]], [i for _, i in split["train"]],
+                   TrainParams(epochs=0, oos_scorer=False), tmp_path / "model", progress=False,
+                   validation=([t for t, _ in split["validation"]],
+                               [i for _, i in split["validation"]]))
+    assert result.meta.calibration.oos_scorer is None
+    predictions = IntentClassifier.load(result.path).predict_batch(
+        [t for t, _ in split["held_out"]])
+    assert all(p.in_scope == p.confidence for p in predictions)
+    # Nor is it learned without out-of-scope examples (the tiny model has none).
+    tiny = ModelMeta.from_json((tiny_intent_model / META_FILE).read_text()).calibration
+    assert tiny.oos_scorer is None and tiny.confidence_threshold() == tiny.oos_threshold

@@ -111,3 +111,34 @@ def test_cache_reused_until_the_base_checkpoint_changes(project: Path) -> None:
     tokenizer_config.write_text(tokenizer_config.read_text() + "\n")  # same model, new bytes
     _, retrained = _train(project, "changed")
     assert "Finished training component 'BertIntentClassifier'" in retrained
+
+
+def test_the_learned_oos_score_decides_rasas_fallback(oos_intent_model: Path) -> None:
+    from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+    from rasa.shared.nlu.training_data.message import Message
+
+    from nlu.classifier import IntentClassifier
+    from nlu.rasa_component import BertIntentClassifier
+    from tests.conftest import scoped_banking_split
+
+    classifier = IntentClassifier.load(oos_intent_model)
+    assert classifier.meta.calibration.oos_scorer is not None
+    # The bot's own FallbackClassifier settings (no ambiguity rule: the retriever clarifies).
+    bot_config = yaml.safe_load((Path(__file__).parents[1] / "bot" / "config.yml").read_text())
+    fallback_settings = next(c for c in bot_config["pipeline"] if c["name"] == "FallbackClassifier")
+    config = {**BertIntentClassifier.get_default_config(),
+              "fallback_threshold": fallback_settings["threshold"]}
+    component = BertIntentClassifier(config, None, None, classifier)  # type: ignore[arg-type]
+    fallback = FallbackClassifier({**FallbackClassifier.get_default_config(), **fallback_settings})
+    texts = [t for t, _ in scoped_banking_split()["held_out"]]
+    messages = fallback.process(component.process([Message(data={"text": t}) for t in texts]))
+    predictions = classifier.predict_batch(texts)
+    fell_back = [m.get("intent")["name"] == "nlu_fallback" for m in messages]
+    assert fell_back == [p.out_of_scope for p in predictions]
+    # The learned score, not the confidence, decided: some confident questions fell back.
+    assert any(f and p.confidence >= fallback_settings["threshold"] and p.intent != "out_of_scope"
+               for f, p in zip(fell_back, predictions, strict=True))
+    for message, prediction in zip(messages, predictions, strict=True):
+        ranking = message.get("intent_ranking")
+        top = next(r for r in ranking if r["name"] == prediction.intent)
+        assert top["confidence"] == pytest.approx(prediction.confidence)  # probabilities
