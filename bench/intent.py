@@ -144,7 +144,10 @@ def _oos_scores_table(study: dict | None) -> list[str]:
              " points of its ceiling.", "",
              "| score | val AUROC | test AUROC | test in-scope / OOS recall, val threshold | "
              "test OOS recall at in-scope 96 % (oracle) |", "|---|---|---|---|---|"]
-    for name, row in study["scores"].items():
+    # The single scores in the regression's order, then the fusions (the JSON sorts keys).
+    singles = [n for n in oos_scores.oos.FEATURES if n in study["scores"]]
+    for name in singles + sorted(set(study["scores"]) - set(singles)):
+        row = study["scores"][name]
         mark = " (chosen on val)" if name == study["chosen"] else ""
         lines.append(f"| {name}{mark} | {row['val_auroc']:.4f} | {row['test_auroc']:.4f} | "
                      f"{_pct(row['test_in_scope_accuracy'])} / {_pct(row['test_oos_recall'])} | "
