@@ -51,6 +51,12 @@ def _merge(part: str, figures: dict) -> None:
     _write_markdown(merged)
 
 
+def _recorded(part: str) -> dict:
+    """The figures of ``part`` as ``intent.json`` holds them now (empty when none)."""
+    path = RESULTS / "intent.json"
+    return json.loads(path.read_text()).get(part, {}) if path.is_file() else {}
+
+
 def _pct(value: object) -> str:
     return f"{100 * value:.2f} %" if isinstance(value, float) else "-"
 
@@ -215,16 +221,14 @@ def banking77_full(args: argparse.Namespace) -> None:
     }
     print(f"[banking77_full] ours: {json.dumps(ours)}", flush=True)
     if args.variant:  # an experiment: recorded beside the main figures, never over them
-        path = RESULTS / "intent.json"
-        current = json.loads(path.read_text()).get("banking77_full", {}) if path.is_file() else {}
+        current = _recorded("banking77_full")
         variants = dict(current.get("variants", {}))
         variants[args.variant] = {**ours, "train_params": extra}
         _merge("banking77_full", {**{k: v for k, v in current.items()
                                      if k not in ("date", "machine")}, "variants": variants})
         return
     figures: dict[str, object] = {"ours": ours, "train_examples": len(train_set)}
-    path = RESULTS / "intent.json"
-    current = json.loads(path.read_text()).get("banking77_full", {}) if path.is_file() else {}
+    current = _recorded("banking77_full")
     if "variants" in current:  # experiments stay until a run replaces them by name
         figures["variants"] = current["variants"]
     if args.no_diet and "diet" in current:  # DIET's figures stay, marked as an earlier run's
@@ -255,8 +259,7 @@ def _diet_at_budget(train_set: list, test_set: list, seconds: float, epochs: int
 def _diet_only(train_set: list, test_set: list, args: argparse.Namespace) -> None:
     """Re-run DIET alone against the training time recorded for our model (hours saved:
     ours is not trained again); our figures stay as they are."""
-    path = RESULTS / "intent.json"
-    current = json.loads(path.read_text()).get("banking77_full", {}) if path.is_file() else {}
+    current = _recorded("banking77_full")
     seconds = current.get("ours", {}).get("train_seconds")
     if not seconds:
         raise SystemExit("--diet-only needs our BANKING77 figures in bench/results/intent.json:"
