@@ -11,7 +11,8 @@ Parts (each merges into ``bench/results/retrieval.json``; ``retrieval.md`` is re
   support and boost weights and the decision thresholds are chosen on a validation split of
   the training questions plus CLINC150's out-of-scope validation queries, never on the test
   set; ``--write-thresholds`` saves them to ``retrieval/thresholds.json`` (the defaults the
-  product uses).
+  product uses), chosen for the encoder ``HELPDESK_RETRIEVER_MODEL`` names (the shipped one
+  when unset; the decision figures are that encoder's).
 - ``speed``: encode plus search, and search alone, at 1k, 100k and 1M vectors, exact against
   approximate (IVF), with build time, memory and recall@10 of approximate against exact.
 
@@ -24,7 +25,10 @@ skips are kept from the last run that made them, stamped with its date.
 ship), measured with the support and boost chosen for the fit-split encoder.
 ``--finetuned-classifier`` adds (d) with the fine-tuned intent classifier (its default epochs, on
 the fit split) instead of the probe the default bot uses, and (b), (c) and (d) with that
-classifier's own fine-tuned encoder as the retrieval encoder.
+classifier's own fine-tuned encoder as the retrieval encoder, and with the ensemble of both tuned
+encoders (``retrieval.encoder.EnsembleEncoder``), whose query encoding is also timed.
+The headline (c) figure (``quality.with_variants``) is the encoder with the best recall@1 on
+validation, never the best on the test set.
 
 CLINC150 (out-of-scope queries, and more real sentences for the speed part) is read from
 ../shared/datasets; without it the out-of-scope figures are skipped with a message.
@@ -95,6 +99,18 @@ def _write_markdown(r: dict) -> None:
                     f"| {name} | {_pct(d['answer_rate'])} | {_pct(d['answer_precision'])} | "
                     f"{_pct(d['clarify_rate'])} | {_pct(d['clarify_contains_gold'])} | "
                     f"{_pct(d['in_scope_fallback_rate'])} | {_pct(d.get('oos_fallback_rate'))} |")
+        headline = quality.get("with_variants", {})
+        if "chosen_on" in headline:
+            lines += ["", f"(c) headline (`quality.with_variants`): {headline['encoder']}, "
+                      f"recall@1 {_pct(headline['recall_at_1'])} (validation "
+                      f"{_pct(headline['validation_recall_at_1'])}), chosen on "
+                      f"{headline['chosen_on']}."]
+        encode = quality.get("with_finetuned_classifier", {}).get("query_encode_ms")
+        if encode:
+            lines += ["", "Encoding one question, p50 / p99 ms: one encoder "
+                      f"{_ms(encode['one_encoder']['p50'])} / {_ms(encode['one_encoder']['p99'])}"
+                      f", the ensemble {_ms(encode['ensemble']['p50'])} / "
+                      f"{_ms(encode['ensemble']['p99'])}."]
         lines += ["", f"Chosen on validation data: `{json.dumps(quality.get('calibration'))}`",
                   "", f"Hybrid by default: {quality.get('hybrid_default')} "
                   f"({quality.get('hybrid_reason')})", ""]
@@ -170,7 +186,7 @@ def _finetuned(path: Path, examples: list, epochs: int, again: bool, what: str) 
         print(f"[quality] fine-tuning the encoder on {what} ({len(examples)} questions, "
               f"{epochs} epochs) into {path}", flush=True)
         started = time.monotonic()
-        finetune(settings.encoder_model(), [e.text for e in examples],
+        finetune(settings.shipped_model(), [e.text for e in examples],
                  [e.intent for e in examples], path, FinetuneParams(epochs=epochs))
         print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
     return path
@@ -197,6 +213,18 @@ def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
     learned = classifier.meta.calibration.confidence_threshold()
     return [[{"name": n, "confidence": rescale(c, learned, configured)} for n, c in p.ranking[:10]]
             for p in classifier.predict_batch(texts)]
+
+
+def _encode_ms(encoder, queries: list[str]) -> dict[str, float]:  # noqa: ANN001
+    """Milliseconds to encode one customer question (no cache), p50 and p99."""
+    encoder.encode(queries[:5], cache=False)  # warm-up
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        encoder.encode([query], cache=False)
+        times.append(1000 * (time.perf_counter() - started))
+    p50, p99 = _percentiles(times)
+    return {"p50": p50, "p99": p99}
 
 
 def _run(retriever, queries: list[str], gold: list[int | None],  # noqa: ANN001
@@ -242,7 +270,7 @@ def quality(args: argparse.Namespace) -> None:
     from retrieval import settings
     from retrieval.answers import load_answers_dir
     from retrieval.decision import Calibration, choose_thresholds
-    from retrieval.encoder import Encoder
+    from retrieval.encoder import Encoder, EnsembleEncoder, load_encoder
     from retrieval.retriever import Retriever
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -264,7 +292,7 @@ def quality(args: argparse.Namespace) -> None:
         return extra
 
     bare = [a.copy(update={"questions": []}) for a in answers]
-    base = Encoder(settings.encoder_model(), cache_path=WORK / "embeddings.sqlite")
+    base = Encoder(settings.shipped_model(), cache_path=WORK / "embeddings.sqlite")
     tuned_path = Path(args.tuned_encoder) if args.tuned_encoder else WORK / "tuned-encoder-fit"
     _finetuned(tuned_path, fit, args.finetune_epochs, args.refinetune, "the fit split")
     tuned = Encoder(str(tuned_path), cache_path=WORK / "embeddings.sqlite")
@@ -290,6 +318,7 @@ def quality(args: argparse.Namespace) -> None:
     classifier_only = _classifier_recall(test_rank, test_set)
 
     table, keyed = [], {}
+    val_recall: dict[int, float] = {}  # encoder -> recall@1 on validation at its chosen support
 
     # Support is chosen with the fit split's questions as variants: the staff variants were
     # picked on this validation split, so on their own they would favour the best text alone.
@@ -306,6 +335,7 @@ def quality(args: argparse.Namespace) -> None:
         best = max(scores, key=lambda w: (scores[w], -w))
         print(f"[quality] support on validation ({encoder.model_id}): {scores} -> {best}",
               flush=True)
+        val_recall[id(encoder)] = scores[best]
         return best
 
     support = {id(base): choose_support(base), id(tuned): choose_support(tuned)}
@@ -330,6 +360,7 @@ def quality(args: argparse.Namespace) -> None:
         return figures
 
     all_variants = variants(train_set)
+    headline_candidates = {"with_variants": base, "with_variants_tuned": tuned}
     for hybrid, best_text_only in ((False, True), (False, False), (True, False)):
         suffix = "_hybrid" if hybrid else "_best_text" if best_text_only else ""
         for name, base_name, encoder, answer_set, extra in (
@@ -396,6 +427,25 @@ def quality(args: argparse.Namespace) -> None:
         measure("combined_classifier_encoder", "(c) + training questions, fine-tuned "
                 "classifier", clf_encoder, answers, all_variants, False, ft_test, clf_boost,
                 option="finetuned_classifier")
+        # Both tuned encoders as one (the mean of their cosines): they err on different questions.
+        ensemble = EnsembleEncoder([tuned, clf_encoder])
+        encoder_names[id(ensemble)] = "ensemble of both tuned encoders (fit split)"
+        support[id(ensemble)] = choose_support(ensemble)
+        measure("dense_ensemble", "(b) + staff variants", ensemble, answers, None, False,
+                option="finetuned_classifier")
+        for hybrid in (False, True):
+            measure("with_variants_ensemble" + ("_hybrid" if hybrid else ""),
+                    "(c) + training questions", ensemble, answers, all_variants, hybrid,
+                    option="finetuned_classifier")
+        ensemble_boost = choose_boost(ensemble, variants(fit), ft_val)
+        measure("combined_ensemble", "(c) + training questions, fine-tuned classifier",
+                ensemble, answers, all_variants, False, ft_test, ensemble_boost,
+                option="finetuned_classifier")
+        keyed["query_encode_ms"] = {
+            "one_encoder": _encode_ms(tuned, test_queries[:300]),
+            "ensemble": _encode_ms(ensemble, test_queries[:300])}
+        headline_candidates.update({"with_variants_classifier_encoder": clf_encoder,
+                                    "with_variants_ensemble": ensemble})
     if refit is not None:
         support[id(refit)] = support[id(tuned)]
         measure("dense_tuned_all", "(b) + staff variants", refit, answers, None, False,
@@ -412,8 +462,23 @@ def quality(args: argparse.Namespace) -> None:
                       "search": "-", "encoder": "-", "option": "finetune_all",
                       **keyed["classifier_only_all"]})
 
-    # Decision thresholds for the product's configuration: staff variants, base encoder, dense.
-    product = Retriever(base, Calibration(boost=staff_boost, support=support[id(base)]),
+    headline = max(headline_candidates, key=lambda k: val_recall[id(headline_candidates[k])])
+
+    # Decision thresholds for the product's configuration: staff variants, dense, and the
+    # encoder HELPDESK_RETRIEVER_MODEL names (the shipped one by default), so that
+    # --write-thresholds calibrates what will be served.
+    served = settings.encoder_models()
+    product_encoder = base
+    product_boost = staff_boost
+    if served != [settings.shipped_model()]:
+        product_encoder = load_encoder(served, cache_path=WORK / "embeddings.sqlite")
+        encoder_names[id(product_encoder)] = f"configured ({product_encoder.model_id})"
+        print(f"[quality] encoding queries with {product_encoder.model_id}", flush=True)
+        product_encoder.encode(val_queries + test_queries, progress=True)
+        support[id(product_encoder)] = choose_support(product_encoder)
+        product_boost = choose_boost(product_encoder, None)
+    product = Retriever(product_encoder,
+                        Calibration(boost=product_boost, support=support[id(product_encoder)]),
                         device="cpu", cache_queries=True, hybrid=False)
     product.replace_all(answers)
     _, val_plain = _run(product, val_queries, val_gold)
@@ -421,11 +486,11 @@ def quality(args: argparse.Namespace) -> None:
     without, worth_without = choose_thresholds(val_plain)
     with_ranking, worth_with = choose_thresholds(val_ranked)
     calibration = Calibration(
-        boost=staff_boost, support=support[id(base)], without_ranking=without,
+        boost=product_boost, support=support[id(product_encoder)], without_ranking=without,
         with_ranking=with_ranking,
         chosen_on=f"bench/retrieval.py {time.strftime('%Y-%m-%d')}: {len(val)} BANKING77 "
                   f"validation questions + {len(oos['val'])} out-of-scope queries, "
-                  f"encoder {base.model_id}",
+                  f"encoder {product_encoder.model_id}",
     )
     _, test_plain = _run(product, test_queries, test_gold)
     _, test_ranked = _run(product, test_queries, test_gold, test_rank)
@@ -443,25 +508,29 @@ def quality(args: argparse.Namespace) -> None:
         "dense_tuned": keyed["dense_tuned"],
         "best_text_only": {k.removesuffix("_best_text"): v for k, v in keyed.items()
                            if k.endswith("_best_text")},
-        "with_variants": max((keyed[k] for k in ("with_variants", "with_variants_tuned",
-                                                 "with_variants_tuned_all",
-                                                 "with_variants_classifier_encoder")
-                              if k in keyed),
-                             key=lambda f: f["recall_at_1"]),
+        "with_variants": {**keyed[headline], "key": headline,
+                          "encoder": encoder_names[id(headline_candidates[headline])],
+                          "validation_recall_at_1": val_recall[id(headline_candidates[headline])],
+                          "chosen_on": "validation recall@1 (training questions of the fit "
+                                       "split as variants), among "
+                                       + ", ".join(headline_candidates)},
         "refit_on_all": {k: keyed[k] for k in ("dense_tuned_all", "with_variants_tuned_all",
                                                "combined_all", "classifier_only_all")
                          if k in keyed},
         "with_finetuned_classifier": {k: keyed[k] for k in (
             "combined_finetuned_classifier", "finetuned_classifier_only",
             "dense_classifier_encoder", "with_variants_classifier_encoder",
-            "combined_classifier_encoder") if k in keyed},
+            "combined_classifier_encoder", "dense_ensemble", "with_variants_ensemble",
+            "with_variants_ensemble_hybrid", "combined_ensemble", "query_encode_ms")
+            if k in keyed},
         "with_variants_base": keyed["with_variants"],
         "with_variants_tuned": keyed["with_variants_tuned"],
         "with_variants_hybrid": keyed["with_variants_tuned_hybrid"],
         "combined": keyed["combined"], "combined_staff": keyed["combined_staff"],
         "classifier_only": classifier_only,
-        "calibration": {"boost": staff_boost, "boost_with_training_questions": tuned_boost,
-                        "support": support[id(base)],
+        "calibration": {"encoder": product_encoder.model_id, "boost": product_boost,
+                        "boost_with_training_questions": tuned_boost,
+                        "support": support[id(product_encoder)],
                         "support_fine_tuned": support[id(tuned)],
                         "without_ranking": without.__dict__,
                         "with_ranking": with_ranking.__dict__,
@@ -523,7 +592,7 @@ def speed(args: argparse.Namespace) -> None:
     from retrieval.index import VectorIndex, choose_device, recall_at_k
 
     WORK.mkdir(parents=True, exist_ok=True)
-    cached = Encoder(settings.encoder_model(), cache_path=WORK / "embeddings.sqlite")
+    cached = Encoder(settings.shipped_model(), cache_path=WORK / "embeddings.sqlite")
     corpus = [e.text for e in datasets.load_banking77("train")]
     if CLINC.is_file():
         data = json.loads(CLINC.read_text())
@@ -535,7 +604,7 @@ def speed(args: argparse.Namespace) -> None:
     query_texts = [e.text for e in datasets.load_banking77("test")][: args.queries]
     queries = cached.encode(query_texts)
     # Timing encode+search needs the model itself, not the cache.
-    uncached = Encoder(settings.encoder_model())
+    uncached = Encoder(settings.shipped_model())
     for text in query_texts[:10]:
         uncached.encode([text])
     encode_ms = []

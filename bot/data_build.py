@@ -161,6 +161,14 @@ def collect_examples(
     return by_intent, dropped
 
 
+def labelled_examples(data_dir: Path, limit_per_intent: int | None = None
+                      ) -> tuple[list[str], list[str]]:
+    """``collect_examples`` as parallel lists of texts and intents, intents in sorted order."""
+    examples, _ = collect_examples(data_dir, limit_per_intent)
+    texts = [t for intent in sorted(examples) for t in examples[intent]]
+    return texts, [intent for intent in sorted(examples) for _ in examples[intent]]
+
+
 def _merge_approved(examples: dict[str, list[str]],
                     extra: dict[str, list[str]]) -> dict[str, list[str]]:
     """Approved examples, cleaned and de-duplicated; seed copies of their texts are removed."""

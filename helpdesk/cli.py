@@ -147,9 +147,7 @@ def tune(
 
     if sampler not in SAMPLERS:
         raise _fail(f"--sampler must be one of {', '.join(SAMPLERS)}", 2)
-    examples, _ = data_build.collect_examples(_data_dir(), limit_per_intent)
-    texts = [t for intent in sorted(examples) for t in examples[intent]]
-    labels = [intent for intent in sorted(examples) for _ in examples[intent]]
+    texts, labels = data_build.labelled_examples(_data_dir(), limit_per_intent)
     url = storage or settings.tuning_storage_url()
     typer.echo(f"Study {study!r} in {url}: {trials} {sampler} trials on {len(texts)} examples")
     try:

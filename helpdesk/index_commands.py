@@ -14,18 +14,18 @@ import typer
 index_app = typer.Typer(help="The answer retriever's FAISS index.", no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
     from retrieval import settings
-    from retrieval.encoder import Encoder
+    from retrieval.encoder import load_encoder
     from retrieval.retriever import Retriever
 
-    encoder = Encoder(settings.encoder_model(),
-                      cache_path=settings.index_dir() / "embeddings.sqlite")
+    encoder = load_encoder(settings.encoder_models(),
+                           cache_path=settings.index_dir() / "embeddings.sqlite")
     return Retriever(encoder)
 
 
@@ -58,6 +58,47 @@ def build() -> None:
     typer.echo(f"Indexed {stats['answers']} answers through {stats['vectors']} texts "
                f"({stats['index']} index on the {stats['device']}, answers version {version}); "
                f"snapshot {folder}")
+
+
+@index_app.command("finetune")
+def finetune(
+    out: Path = typer.Option(None, help="Folder for the encoder (default "
+                                        "var/encoders/retriever-<date>)."),
+    epochs: int = typer.Option(3, min=1, help="Passes over the examples (3: the benchmark's)."),
+    limit_per_intent: int = typer.Option(None, min=2, help="At most N examples per intent "
+                                                           "(quick trials)."),
+) -> None:
+    """Fine-tune the retriever's encoder on the bot's training examples (contrastive).
+
+    Questions of one intent are pulled together and others pushed apart, so an answer's
+    variants reach the customers who word it differently. Point HELPDESK_RETRIEVER_MODEL at
+    the folder (alone, or beside another encoder, separated by ':', for an ensemble).
+    """
+    import time
+
+    from bot import data_build
+    from bot import settings as bot_settings
+    from nlu import settings as nlu_settings
+    from nlu.datasets import DataError
+    from retrieval import settings
+    from retrieval.finetune import FinetuneParams
+    from retrieval.finetune import finetune as run_finetune
+
+    out = out or bot_settings.var_dir() / "encoders" / f"retriever-{time.strftime('%Y%m%d-%H%M')}"
+    # finetune() replaces its output folder: never let it wipe a folder it did not make.
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / "FINETUNED.txt").is_file())):
+        raise _fail(f"{out} exists and is not an encoder made by this command; "
+                    "choose another --out", 2)
+    try:
+        texts, labels = data_build.labelled_examples(nlu_settings.data_dir(), limit_per_intent)
+    except DataError as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(f"Fine-tuning {settings.shipped_model()} on {len(texts)} examples of "
+               f"{len(set(labels))} intents, {epochs} epochs...")
+    run_finetune(settings.shipped_model(), texts, labels, out, FinetuneParams(epochs=epochs))
+    typer.echo(f"Saved {out}\nUse it: HELPDESK_RETRIEVER_MODEL={out.resolve()} (or beside "
+               "another encoder, separated by ':'), then `helpdesk index build`.")
 
 
 @index_app.command("stats")

@@ -1,6 +1,9 @@
 """The sentence encoder: normalised sentence-transformers embeddings, batched and cached.
 
-Vectors are L2-normalised so that FAISS's inner product is the cosine similarity.
+Vectors are L2-normalised so that FAISS's inner product is the cosine similarity. Several
+models can serve as one (``EnsembleEncoder``): two encoders tuned differently make different
+mistakes, and the mean of their cosines finds more right answers than either (see
+``bench/results/retrieval.md``), at the price of encoding each question once per model.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -37,6 +41,20 @@ def clean_text(text: str) -> str:
     """What the model sees: control characters as spaces, squeezed, at most ``MAX_CHARS``."""
     text = "".join(ch if ch.isprintable() else " " for ch in text[: MAX_CHARS * 2])
     return " ".join(text.split())[:MAX_CHARS]
+
+
+class TextEncoder(Protocol):
+    """What the retriever needs from an encoder: one model or several as one."""
+
+    model_name: str
+    model_id: str  # changes with the weights: snapshots and cache keys are checked against it
+    dim: int
+
+    @property
+    def encoded(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
+               ) -> np.ndarray: ...
 
 
 class Encoder:
@@ -90,3 +108,45 @@ class Encoder:
         for i in wanted:
             out[i] = cached[keys[i]]
         return out
+
+
+class EnsembleEncoder:
+    """Several encoders as one: a text's vector is its members' unit vectors side by side,
+    scaled by ``1 / sqrt(n)``.
+
+    The inner product of two such vectors is the mean of the members' cosines, and the vector
+    is still a unit vector (or zero for an empty text), so the index, the support weight and
+    the thresholds work unchanged. Each member keeps its own cache keys: an ensemble that
+    gains or loses a member re-encodes only for the new one.
+    """
+
+    def __init__(self, members: Sequence[Encoder]) -> None:
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two encoders")
+        self.members = list(members)
+        self.model_name = " + ".join(m.model_name for m in self.members)
+        self.model_id = "+".join(m.model_id for m in self.members)
+        self.dim = sum(m.dim for m in self.members)
+        self._scale = np.float32(1 / np.sqrt(len(self.members)))
+
+    @property
+    def encoded(self) -> int:
+        return sum(m.encoded for m in self.members)
+
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
+               ) -> np.ndarray:
+        parts = [m.encode(texts, progress=progress, cache=cache) for m in self.members]
+        return np.hstack(parts) * self._scale
+
+
+def load_encoder(models: Sequence[str], cache_path: Path | None = None,
+                 device: str | None = None) -> TextEncoder:
+    """One encoder per model, as an ensemble when there are several."""
+    if not models:
+        raise ValueError("no encoder model given")
+    members = [Encoder(m, cache_path=cache_path, device=device) for m in models]
+    if len(members) == 1:
+        return members[0]
+    logger.info("retriever encoder: an ensemble of %d models (%s)", len(members),
+                ", ".join(m.model_id for m in members))
+    return EnsembleEncoder(members)

@@ -26,7 +26,7 @@ import numpy as np
 from retrieval import settings
 from retrieval.answers import AnswerData, AnswerStatus
 from retrieval.decision import ANSWER, FALLBACK, Calibration, decide
-from retrieval.encoder import Encoder
+from retrieval.encoder import TextEncoder
 from retrieval.index import (
     MAX_TEXTS_PER_ANSWER,
     RWLock,
@@ -140,7 +140,7 @@ class Retriever:
     """Published answers in a FAISS index, searched by meaning (and optionally by words)."""
 
     def __init__(
-        self, encoder: Encoder, calibration: Calibration | None = None,
+        self, encoder: TextEncoder, calibration: Calibration | None = None,
         device: str | None = None, exact_max: int | None = None, hybrid: bool | None = None,
         mirror: Callable[[faiss.Index], faiss.Index] | None = None, cache_queries: bool = False,
     ) -> None:

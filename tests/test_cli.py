@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -123,6 +125,41 @@ def test_index_build_stats_and_search(tmp_path: Path) -> None:
     lines = found.stdout.splitlines()
     assert lines[0].startswith("Decision: ") and lines[1].startswith("1. [101] ")
     assert sum(line[:3] in {"1. ", "2. "} for line in lines) == 2
+
+
+def test_index_finetune_makes_an_encoder_an_ensemble_can_serve(tmp_path: Path) -> None:
+    from retrieval import settings
+
+    env = helpdesk_env(tmp_path)
+    quick = ["--epochs", "1", "--limit-per-intent", "3"]
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("not a model")
+    refused = _run(["index", "finetune", "--out", str(mine), *quick], env)
+    assert refused.returncode == 2 and "not an encoder made by this command" in refused.stderr
+    assert (mine / "keep.txt").read_text() == "not a model"  # never wiped
+
+    tuned = tmp_path / "encoder"
+    made = _run(["index", "finetune", "--out", str(tuned), *quick], env, timeout=600)
+    assert made.returncode == 0, made.stderr
+    assert (tuned / "FINETUNED.txt").is_file()
+    assert f"HELPDESK_RETRIEVER_MODEL={tuned.resolve()}" in made.stdout
+    again = _run(["index", "finetune", "--out", str(tuned), *quick], env, timeout=600)
+    assert again.returncode == 0, again.stderr  # its own folder may be replaced
+
+    ensemble = {**env, "HELPDESK_RETRIEVER_MODEL": f"{settings.shipped_model()}{os.pathsep}{tuned}"}
+    assert _run(["db", "upgrade"], ensemble).returncode == 0
+    built = _run(["index", "build"], ensemble, timeout=300)
+    assert built.returncode == 0, built.stderr
+    assert "Indexed 80 answers" in built.stdout
+    stats = json.loads(_run(["index", "stats"], ensemble).stdout)
+    assert stats["dim"] == 2 * 384 and stats["model_id"].count("+") == 1
+    found = _run(["index", "search", "I still have not received my new card", "--k", "2"],
+                 ensemble)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[1].startswith("1. [101] ")
+    single = _run(["index", "search", "card"], env)  # the snapshot is the ensemble's
+    assert single.returncode == 1 and "made with model" in single.stderr
 
 
 def test_users_create_prints_a_working_token_once(tmp_path: Path,

@@ -16,7 +16,7 @@ import httpx
 from bot import settings
 from retrieval import settings as retrieval_settings
 from retrieval.answers import AnswerData
-from retrieval.encoder import Encoder
+from retrieval.encoder import load_encoder
 from retrieval.retriever import Retriever
 from retrieval.sync import AnswerSync, Changes
 
@@ -49,8 +49,8 @@ def _start() -> None:
     global _sync
     try:
         index_dir = retrieval_settings.index_dir()
-        encoder = Encoder(retrieval_settings.encoder_model(),
-                          cache_path=index_dir / "embeddings.sqlite")
+        encoder = load_encoder(retrieval_settings.encoder_models(),
+                               cache_path=index_dir / "embeddings.sqlite")
         sync = AnswerSync(
             Retriever(encoder),
             AdminApiFeed(settings.admin_api_url(), settings.admin_api_timeout()),
