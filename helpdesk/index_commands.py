@@ -24,8 +24,11 @@ def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
     from retrieval.encoder import load_encoder
     from retrieval.retriever import Retriever
 
-    encoder = load_encoder(settings.encoder_models(),
-                           cache_path=settings.index_dir() / "embeddings.sqlite")
+    try:
+        encoder = load_encoder(settings.encoder_models(),
+                               cache_path=settings.index_dir() / "embeddings.sqlite")
+    except ValueError as error:
+        raise _fail(f"HELPDESK_RETRIEVER_MODEL: {error}", 2) from None
     return Retriever(encoder)
 
 

@@ -141,10 +141,16 @@ class EnsembleEncoder:
 
 def load_encoder(models: Sequence[str], cache_path: Path | None = None,
                  device: str | None = None) -> TextEncoder:
-    """One encoder per model, as an ensemble when there are several."""
+    """One encoder per model, as an ensemble when there are several; ``ValueError`` names a
+    model that cannot be loaded."""
     if not models:
         raise ValueError("no encoder model given")
-    members = [Encoder(m, cache_path=cache_path, device=device) for m in models]
+    members = []
+    for model in models:
+        try:
+            members.append(Encoder(model, cache_path=cache_path, device=device))
+        except OSError as error:  # a missing folder, or a hub name with no hub to reach
+            raise ValueError(f"cannot load the encoder model {model!r}: {error}") from error
     if len(members) == 1:
         return members[0]
     logger.info("retriever encoder: an ensemble of %d models (%s)", len(members),

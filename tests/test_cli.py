@@ -160,6 +160,10 @@ def test_index_finetune_makes_an_encoder_an_ensemble_can_serve(tmp_path: Path) -
     assert found.stdout.splitlines()[1].startswith("1. [101] ")
     single = _run(["index", "search", "card"], env)  # the snapshot is the ensemble's
     assert single.returncode == 1 and "made with model" in single.stderr
+    missing = _run(["index", "search", "card"],
+                   {**env, "HELPDESK_RETRIEVER_MODEL": f"{tuned}{os.pathsep}{tmp_path / 'gone'}"})
+    assert missing.returncode == 2 and "cannot load the encoder model" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_users_create_prints_a_working_token_once(tmp_path: Path,
