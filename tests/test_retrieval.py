@@ -320,3 +320,19 @@ def test_body_opening_is_the_first_paragraph_without_markdown() -> None:
     body = "**Cards** arrive in _5 to 7_ days.\n\nIf not, [call us](tel:1).\n"
     assert body_opening(body) == "Cards arrive in 5 to 7 days."
     assert len(body_opening("word " * 200)) <= 300
+
+
+def test_a_doubtful_best_answer_is_offered_beside_the_others(encoder) -> None:  # noqa: ANN001
+    """Between the fallback and the answer thresholds the customer is asked, even when the
+    runner-up is far behind (a question between two intents scores middling on both)."""
+    def retriever(answer_at: float) -> Retriever:
+        band = Thresholds(fallback=0.1, margin=0.0, answer=answer_at)
+        made = Retriever(encoder, Calibration(0.3, band, band), device="cpu")
+        made.replace_all(bank_answers())
+        return made
+
+    query = "my card still has not shown up, how long does delivery take?"
+    score = retriever(0.0).search(query, k=3).top.score
+    assert retriever(score - 0.01).search(query, k=3).decision == ANSWER
+    doubtful = retriever(score + 0.01).search(query, k=3)
+    assert doubtful.decision == CLARIFY and doubtful.top.answer_id == 1 and len(doubtful.hits) > 1
