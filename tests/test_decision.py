@@ -90,3 +90,14 @@ def test_thresholds_saved_before_the_band_load_without_one(tmp_path: Path) -> No
     banded.save(path)
     assert Calibration.load(path).without_ranking == Thresholds(0.6, 0.04, 0.7)
     assert decide((0.65, 0.5), Calibration.load(path).without_ranking) == CLARIFY
+
+
+def test_a_margin_asks_only_below_it() -> None:
+    """A gap equal to a margin is answered, as ``decide`` does (exact in binary: 0.125)."""
+    close = [Case((0.5, 0.375, 0.2), 1, True) for _ in range(30)]  # right answer second
+    clear = [Case((0.5, 0.25, 0.2), 0, True) for _ in range(100)]
+    thresholds, chosen_worth = choose_thresholds(close + clear)
+    assert thresholds.margin == 0.13  # the smallest margin of the grid above the gap
+    assert decide((0.5, 0.375), Thresholds(0.5, 0.125)) == ANSWER
+    assert decide((0.5, 0.375, 0.2), thresholds) == CLARIFY
+    assert chosen_worth == _mean_worth(close + clear, thresholds)
