@@ -2,7 +2,7 @@
 
 ``decide`` looks at the best score and its margin over the runner-up: below ``fallback`` nothing
 is good enough; between ``fallback`` and ``answer`` something is, but not surely enough to answer
-alone (a question that straddles two intents lands here), so the customer is offered the top
+alone (a question that straddles two intents can land here), so the customer is offered the top
 answers as buttons; above ``answer`` a close runner-up still asks. ``choose_thresholds`` picks
 all three on labelled queries (in-scope queries with their gold answer, and out-of-scope ones)
 by maximising the expected worth of the decisions to a customer:
@@ -67,10 +67,15 @@ class Calibration:
         return cls(
             boost=float(raw["boost"]),
             support=float(raw.get("support", 0.0)),
-            without_ranking=Thresholds(**raw["without_ranking"]),
-            with_ranking=Thresholds(**raw["with_ranking"]),
+            without_ranking=_thresholds(raw["without_ranking"]),
+            with_ranking=_thresholds(raw["with_ranking"]),
             chosen_on=str(raw.get("chosen_on", "")),
         )
+
+
+def _thresholds(raw: dict) -> Thresholds:
+    """Numbers, whatever a hand-edited file holds: a bad value fails at load, not per search."""
+    return Thresholds(**{key: float(value) for key, value in raw.items()})
 
 
 def decide(scores: Sequence[float], thresholds: Thresholds) -> str:
@@ -117,7 +122,9 @@ def choose_thresholds(cases: Sequence[Case]) -> tuple[Thresholds, float]:
     # For each fallback and answer threshold, every margin at once: among the queries left to
     # answer, a margin m turns those with a gap under m into clarifications, so the worth over
     # margins is a cumulative sum in gap order (about 5,000 threshold pairs, not 200,000 points).
-    change = worth_of[CLARIFY] - worth_of[ANSWER]
+    order = np.argsort(gap, kind="stable")
+    below = np.searchsorted(gap[order], margins, side="left")  # how many gaps under each margin
+    change = (worth_of[CLARIFY] - worth_of[ANSWER])[order]
     best, best_worth = Thresholds(), -np.inf
     n = len(cases)
     for fallback in candidates:
@@ -126,10 +133,9 @@ def choose_thresholds(cases: Sequence[Case]) -> tuple[Thresholds, float]:
         for answer in (fallback, *candidates[candidates > fallback]):
             doubt = ~falls & (top < answer)
             rest = ~falls & ~doubt
-            order = np.argsort(gap[rest], kind="stable")
-            gaps, gains = gap[rest][order], np.concatenate(([0.0], np.cumsum(change[rest][order])))
             kept = float(worth_of[CLARIFY][doubt].sum() + worth_of[ANSWER][rest].sum())
-            means = (fallen + kept + gains[np.searchsorted(gaps, margins, side="left")]) / n
+            gains = np.concatenate(([0.0], np.cumsum(np.where(rest[order], change, 0.0))))
+            means = (fallen + kept + gains[below]) / n
             i = int(np.argmax(means))  # the first of equals: the smallest margin
             if means[i] > best_worth + 1e-12:
                 best = Thresholds(float(fallback), float(margins[i]), float(answer))

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from retrieval.decision import (
     ANSWER,
@@ -101,3 +102,14 @@ def test_a_margin_asks_only_below_it() -> None:
     assert decide((0.5, 0.375), Thresholds(0.5, 0.125)) == ANSWER
     assert decide((0.5, 0.375, 0.2), thresholds) == CLARIFY
     assert chosen_worth == _mean_worth(close + clear, thresholds)
+
+
+def test_a_hand_edited_threshold_that_is_no_number_fails_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"boost": 0.5, "without_ranking": {"fallback": "0.6", "margin": 0},
+                                "with_ranking": {"fallback": 1.2, "margin": 0.0,
+                                                 "answer": "high"}}))
+    with pytest.raises(ValueError):
+        Calibration.load(path)
+    path.write_text(path.read_text().replace('"high"', "1.3"))
+    assert Calibration.load(path).without_ranking == Thresholds(0.6, 0.0, 0.0)
