@@ -29,7 +29,10 @@ def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
                                cache_path=settings.index_dir() / "embeddings.sqlite")
     except ValueError as error:
         raise _fail(f"HELPDESK_RETRIEVER_MODEL: {error}", 2) from None
-    return Retriever(encoder)
+    try:
+        return Retriever(encoder)
+    except ValueError as error:  # a hand-edited thresholds file that does not parse
+        raise _fail(f"HELPDESK_RETRIEVER_THRESHOLDS: {error}", 2) from None
 
 
 @index_app.command("build")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -63,18 +63,32 @@ class Calibration:
         if not path.is_file():
             logger.warning("no retriever calibration at %s: using built-in defaults", path)
             return cls()
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(
-            boost=float(raw["boost"]),
-            support=float(raw.get("support", 0.0)),
-            without_ranking=_thresholds(raw["without_ranking"]),
-            with_ranking=_thresholds(raw["with_ranking"]),
-            chosen_on=str(raw.get("chosen_on", "")),
-        )
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("expected a JSON object")
+            return cls(
+                boost=float(raw["boost"]),
+                support=float(raw.get("support", 0.0)),
+                without_ranking=_thresholds(raw["without_ranking"]),
+                with_ranking=_thresholds(raw["with_ranking"]),
+                chosen_on=str(raw.get("chosen_on", "")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            # One error type for every way a hand-edited file can be wrong, naming the file.
+            what = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"bad retriever thresholds file {path}: {what}") from None
 
 
 def _thresholds(raw: dict) -> Thresholds:
-    """Numbers, whatever a hand-edited file holds: a bad value fails at load, not per search."""
+    """Numbers, whatever a hand-edited file holds: a bad value or an unknown key (a typo that
+    would silently leave a default in force) fails at load, not per search."""
+    if not isinstance(raw, dict):
+        raise ValueError("thresholds must be a JSON object")
+    known = {f.name for f in fields(Thresholds)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown threshold keys {unknown}; known: {sorted(known)}")
     return Thresholds(**{key: float(value) for key, value in raw.items()})
 
 

@@ -125,6 +125,14 @@ def test_index_build_stats_and_search(tmp_path: Path) -> None:
     lines = found.stdout.splitlines()
     assert lines[0].startswith("Decision: ") and lines[1].startswith("1. [101] ")
     assert sum(line[:3] in {"1. ", "2. "} for line in lines) == 2
+    for broken in ('{"boost": 0.3', '{"boost": 0.3, "with_ranking": {}}', '[1]'):
+        thresholds = tmp_path / "thresholds.json"
+        thresholds.write_text(broken)
+        refused = _run(["index", "search", "card"],
+                       {**env, "HELPDESK_RETRIEVER_THRESHOLDS": str(thresholds)})
+        assert refused.returncode == 2, refused.stderr
+        assert "HELPDESK_RETRIEVER_THRESHOLDS: bad retriever thresholds file" in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_index_finetune_makes_an_encoder_an_ensemble_can_serve(tmp_path: Path) -> None:

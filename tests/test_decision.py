@@ -113,3 +113,11 @@ def test_a_hand_edited_threshold_that_is_no_number_fails_at_load(tmp_path: Path)
         Calibration.load(path)
     path.write_text(path.read_text().replace('"high"', "1.3"))
     assert Calibration.load(path).without_ranking == Thresholds(0.6, 0.0, 0.0)
+
+
+def test_a_misspelt_threshold_key_fails_at_load_and_names_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"boost": 0.5, "without_ranking": {"fallback": 0.6, "margin": 0},
+                                "with_ranking": {"fallback": 1.2, "margn": 0.1}}))
+    with pytest.raises(ValueError, match=r"unknown threshold keys \['margn'\].*'margin'"):
+        Calibration.load(path)
