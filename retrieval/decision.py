@@ -74,8 +74,9 @@ class Calibration:
                 with_ranking=_thresholds(raw["with_ranking"]),
                 chosen_on=str(raw.get("chosen_on", "")),
             )
-        except (KeyError, TypeError, ValueError) as error:
-            # One error type for every way a hand-edited file can be wrong, naming the file.
+        except (OSError, KeyError, TypeError, ValueError) as error:
+            # One error type for every way a hand-edited (or unreadable) file can be wrong,
+            # naming the file, as a snapshot's manifest does.
             what = f"missing {error}" if isinstance(error, KeyError) else str(error)
             raise ValueError(f"bad retriever thresholds file {path}: {what}") from None
 
