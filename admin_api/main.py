@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from admin_api import retention
-from admin_api.api.deps import document_auth
+from admin_api.api import openapi
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
     answers,
@@ -29,6 +29,7 @@ from admin_api.api.routes import (
     users,
     widget,
 )
+from admin_api.api.unicode import UnicodeGuard
 from admin_api.core.config import get_settings
 
 ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
@@ -83,12 +84,13 @@ def create_app() -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Content-Type", "Authorization"],
     )
+    app.add_middleware(UnicodeGuard)  # inside the size limit: it reads whole bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={"/api/v1/answers/import": settings.max_import_bytes})
     app.middleware("http")(count_requests)
     for module in ROUTERS:
         app.include_router(module.router)
-    document_auth(app.routes)
+    openapi.install(app)
     return app
 
 

@@ -10,11 +10,12 @@ import enum
 from datetime import datetime, timezone
 from typing import Optional
 
-from pydantic import BaseModel, StrictStr, conint, validator
 from pydantic import Field as PField
+from pydantic import StrictStr, conint, validator
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from admin_api.core.schema import ApiModel, not_null
 from nlu.privacy import mask_sensitive
 from retrieval.answers import INTENT_PATTERN, MAX_ANSWER_ID, AnswerData, AnswerStatus
 
@@ -53,7 +54,7 @@ class Answer(SQLModel, table=True):
         )
 
 
-class AnswerRead(AnswerData):
+class AnswerRead(AnswerData, ApiModel):
     id: int
     created_at: datetime
     updated_at: datetime
@@ -64,7 +65,7 @@ class AnswerRead(AnswerData):
         orm_mode = True
 
 
-class AnswerUpdate(BaseModel):
+class AnswerUpdate(ApiModel):
     """A partial edit. ``base_revision`` is the revision the editor started from: if someone
     saved in between, the edit is refused with 409 rather than overwriting their work."""
 
@@ -74,12 +75,14 @@ class AnswerUpdate(BaseModel):
     body: StrictStr | None = None
     questions: list[StrictStr] | None = None
     tags: list[StrictStr] | None = None
+    __not_null__ = ("title", "body", "questions", "tags")
+    _not_null = not_null(*__not_null__)
 
     class Config:
         extra = "forbid"
 
 
-class ImportReport(BaseModel):
+class ImportReport(ApiModel):
     created: list[int]
     updated: list[int]
     unchanged: list[int]
@@ -106,7 +109,7 @@ class AnswerTombstone(SQLModel, table=True):
     deleted_at: datetime = Field(default_factory=utcnow)
 
 
-class AnswerChanges(BaseModel):
+class AnswerChanges(ApiModel):
     """The answers feed read by the retriever: what changed after ``since``, oldest first."""
 
     version: int
@@ -152,7 +155,7 @@ class Feedback(SQLModel, table=True):
 _ID_PATTERN = r"^[\w\-.:@]+$"
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(ApiModel):
     """What the widget may send to the public intake; strict, so junk is refused with a 422."""
 
     session_id: str = PField(..., min_length=1, max_length=128, regex=_ID_PATTERN)
@@ -173,7 +176,7 @@ class FeedbackCreate(BaseModel):
         return mask_sensitive(value.strip()) or None
 
 
-class FeedbackRead(BaseModel):
+class FeedbackRead(ApiModel):
     id: int
     created_at: datetime
     session_id: str
@@ -239,7 +242,7 @@ class ApiToken(SQLModel, table=True):
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 
 
-class UserCreate(BaseModel):
+class UserCreate(ApiModel):
     name: str = PField(..., min_length=1, max_length=64, regex=_NAME_PATTERN)
     role: Role
 
@@ -247,15 +250,17 @@ class UserCreate(BaseModel):
         extra = "forbid"
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(ApiModel):
     role: Role | None = None
     active: bool | None = None
+    __not_null__ = ("role", "active")
+    _not_null = not_null(*__not_null__)
 
     class Config:
         extra = "forbid"
 
 
-class UserRead(BaseModel):
+class UserRead(ApiModel):
     id: int
     name: str
     role: Role
@@ -266,7 +271,7 @@ class UserRead(BaseModel):
         orm_mode = True
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(ApiModel):
     name: str = PField("api", min_length=1, max_length=64, regex=_NAME_PATTERN)
     expires_in_days: int | None = PField(
         90, ge=1, le=3650, description="Days until the token stops working; null: never.")
@@ -275,7 +280,7 @@ class TokenCreate(BaseModel):
         extra = "forbid"
 
 
-class TokenRead(BaseModel):
+class TokenRead(ApiModel):
     id: int
     user_id: int
     name: str
@@ -315,7 +320,7 @@ class AnswerRevision(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("answer_id", "revision", name="uq_answer_revision"),)
 
 
-class AnswerRevisionRead(BaseModel):
+class AnswerRevisionRead(ApiModel):
     answer_id: int
     revision: int
     action: str
@@ -365,7 +370,7 @@ class ReviewItem(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_review_message"),)
 
 
-class ReviewItemRead(BaseModel):
+class ReviewItemRead(ApiModel):
     id: int
     session_id: str
     message_id: str
@@ -385,14 +390,14 @@ class ReviewItemRead(BaseModel):
         orm_mode = True
 
 
-class AssignIntent(BaseModel):
+class AssignIntent(ApiModel):
     intent: str = PField(..., min_length=1, max_length=100, regex=INTENT_PATTERN)
 
     class Config:
         extra = "forbid"
 
 
-class LinkAnswer(BaseModel):
+class LinkAnswer(ApiModel):
     """Link the customer's text to an existing answer (as a question variant) or a new one."""
 
     answer_id: int | None = PField(None, ge=1, le=MAX_ANSWER_ID)
@@ -431,7 +436,7 @@ class TrainingExample(SQLModel, table=True):
     approved_at: Optional[datetime] = None  # noqa: UP045
 
 
-class TrainingExampleCreate(BaseModel):
+class TrainingExampleCreate(ApiModel):
     text: str = PField(..., min_length=1, max_length=500)
     intent: str = PField(..., min_length=1, max_length=100, regex=INTENT_PATTERN)
 
@@ -448,7 +453,7 @@ class TrainingExampleCreate(BaseModel):
         return mask_sensitive(value)
 
 
-class TrainingExampleRead(BaseModel):
+class TrainingExampleRead(ApiModel):
     id: int
     text: str
     intent: str
@@ -468,7 +473,7 @@ class TrainingExampleRead(BaseModel):
 BULK_MAX = 500
 
 
-class ExampleBulkReview(BaseModel):
+class ExampleBulkReview(ApiModel):
     """Staff approve or reject many pending examples at once (the confirmed-by-customers queue
     grows with traffic; one click per example does not scale)."""
 
@@ -486,7 +491,7 @@ class ExampleBulkReview(BaseModel):
         return value
 
 
-class ExampleBulkResult(BaseModel):
+class ExampleBulkResult(ApiModel):
     changed: list[int]  # ids now in the requested status
     skipped: dict[int, str]  # id -> why it was left as it was (unknown, already reviewed)
 
@@ -508,7 +513,7 @@ class AuditEntry(SQLModel, table=True):
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class AuditEntryRead(BaseModel):
+class AuditEntryRead(ApiModel):
     id: int
     created_at: datetime
     actor: str
@@ -560,7 +565,7 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
 
 
-class JobCreate(BaseModel):
+class JobCreate(ApiModel):
     """What an admin may ask of one retraining run."""
 
     tune_trials: int = PField(0, ge=0, le=200, description="Hyperparameter search trials "
@@ -574,7 +579,7 @@ class JobCreate(BaseModel):
         extra = "forbid"
 
 
-class JobRead(BaseModel):
+class JobRead(ApiModel):
     id: int
     kind: str
     status: JobStatus
@@ -630,7 +635,7 @@ class ModelVersion(SQLModel, table=True):
     promoted_at: Optional[datetime] = None  # noqa: UP045
 
 
-class ModelRead(BaseModel):
+class ModelRead(ApiModel):
     id: int
     model_id: str
     file_name: str

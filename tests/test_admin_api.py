@@ -143,3 +143,57 @@ def test_widget_script_is_served_or_its_absence_explained(
     assert served.status_code == 200 and "javascript" in served.headers["content-type"]
     assert served.text == "console.log('lepton');"
 
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        ("/api/v1/feedback",
+         b'{"session_id": "s", "message_id": "m", "rating": "up", "comment": "a\\ud800b"}',
+         ["body", "comment"]),
+        ("/api/v1/feedback",
+         b'{"session_id": "s", "message_id": "m", "rating": "up", "\\udfff": 1}',
+         ["body", "\udfff"]),
+        ("/api/v1/answers", b'{"title": "t", "body": "b", "questions": ["ok", "\\udc00"]}',
+         ["body", "questions", 1]),
+    ],
+)
+def test_a_lone_surrogate_in_a_json_body_is_a_422_naming_the_field(
+        client: TestClient, auth: dict, path: str, body: bytes, location: list) -> None:
+    reply = client.post(path, content=body, headers={**auth["staff"],
+                                                     "Content-Type": "application/json"})
+    assert reply.status_code == 422, reply.text
+    [error] = reply.json()["detail"]
+    assert error["loc"] == location and "Unicode" in error["msg"]
+    assert _stored(client) == []
+    # A surrogate pair (an emoji) is ordinary text and goes through.
+    fine = client.post("/api/v1/feedback", content=b'{"session_id": "s", "message_id": "m", '
+                       b'"rating": "up", "comment": "\\ud83d\\ude00"}',
+                       headers={"Content-Type": "application/json"})
+    assert fine.status_code == 201 and fine.json()["comment"] == "\U0001F600"
+
+
+def test_the_openapi_document_marks_nullable_fields_and_every_error(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    feedback = spec["components"]["schemas"]["FeedbackRead"]["properties"]
+    assert {"type": "null"} in feedback["answer_id"]["anyOf"]
+    assert {"type": "null"} in feedback["comment"]["anyOf"]
+    assert "anyOf" not in feedback["session_id"]  # required text stays plain
+    # A partial update's fields may be left out but not nulled: documented without null.
+    assert "anyOf" not in spec["components"]["schemas"]["UserUpdate"]["properties"]["active"]
+    patch_user = spec["paths"]["/api/v1/users/{user_id}"]["patch"]["responses"]
+    assert set(patch_user) == {"200", "400", "401", "403", "404", "409", "413", "422"}
+    error = {"$ref": "#/components/schemas/Error"}
+    assert all(patch_user[code]["content"]["application/json"]["schema"] == error
+               for code in patch_user if code != "200")
+    assert set(spec["paths"]["/api/v1/feedback"]["post"]["responses"]) >= {"413", "422", "429"}
+
+
+def test_datetimes_are_rfc3339_with_an_offset(client: TestClient) -> None:
+    from datetime import datetime
+
+    reply = client.post("/api/v1/feedback", json={"session_id": "s", "message_id": "m",
+                                                  "rating": "up"})
+    created = reply.json()["created_at"]
+    assert created.endswith("+00:00"), created
+    assert datetime.fromisoformat(created).utcoffset().total_seconds() == 0

@@ -126,6 +126,16 @@ def test_roles_change_and_the_last_admin_stays(client: TestClient, auth: dict) -
                        json={"name": "x y", "role": "root"}).status_code == 422
 
 
+@pytest.mark.parametrize("body", [{"role": None}, {"active": None}, {"role": None, "active": True}])
+def test_a_null_role_or_active_flag_is_refused_and_changes_nothing(
+        client: TestClient, auth: dict, body: dict) -> None:
+    staff = client.get("/api/v1/users/me", headers=auth["staff"]).json()
+    reply = client.patch(f"/api/v1/users/{staff['id']}", headers=auth["admin"], json=body)
+    assert reply.status_code == 422, reply.text
+    assert "not null" in reply.text
+    assert client.get("/api/v1/users/me", headers=auth["staff"]).json() == staff
+
+
 @pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "https://evil.example"])
 def test_cors_admits_only_configured_origins(client: TestClient, origin: str) -> None:
     reply = client.options("/api/v1/feedback", headers={

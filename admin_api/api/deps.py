@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from sqlmodel import Session
-from starlette.routing import BaseRoute
 
 from admin_api.core import security
 from admin_api.core.config import get_settings
@@ -88,16 +85,3 @@ def get_user(session: Session, user_id: int) -> User:
 
 def get_tracker() -> TrackerStore:
     return TrackerStore(get_settings().resolved_tracker_store_url)
-
-
-def _needs(dependant: Dependant, call: Callable[..., object]) -> bool:
-    return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
-
-
-def document_auth(routes: list[BaseRoute]) -> None:
-    """Add the 401 and 403 answers to the OpenAPI entry of every route that needs a token."""
-    for route in routes:
-        if isinstance(route, APIRoute) and _needs(route.dependant, current_caller):
-            route.responses.setdefault(401, {"description": "Missing, invalid, expired or "
-                                                            "revoked bearer token"})
-            route.responses.setdefault(403, {"description": "The caller's role may not do this"})

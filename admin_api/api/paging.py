@@ -11,6 +11,8 @@ from pydantic.generics import GenericModel
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from admin_api.core.schema import ApiConfig
+
 # Ids are 32-bit integers in the database; a larger one in a URL is a 4xx, not a 500.
 from admin_api.models import DB_ID_MAX  # noqa: F401 - re-exported for the routes
 
@@ -22,6 +24,9 @@ class Page(GenericModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+    class Config(ApiConfig):
+        pass
 
 
 class Paging:

@@ -38,6 +38,7 @@ from retrieval.answers import (
 
 router = APIRouter(prefix="/api/v1/answers", tags=["answers"])
 _FORMATS = {"yaml": "application/yaml", "csv": "text/csv"}
+STALE = {409: {"description": "Someone saved the answer after `base_revision`: reload it"}}
 
 
 @router.get("/published", response_model=list[AnswerRead])
@@ -152,7 +153,8 @@ async def import_answers(
     return report
 
 
-@router.post("", response_model=AnswerRead, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=AnswerRead, status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "An answer with this id already exists"}})
 def create_answer(data: AnswerData, session: Session = Depends(get_session),
                   caller: Caller = Depends(require_staff)) -> Answer:
     """A new answer (a draft unless ``status`` says published); an id is optional."""
@@ -187,7 +189,7 @@ def read_answer(answer_id: int = AnswerId, session: Session = Depends(get_sessio
     return _answer(session, answer_id)
 
 
-@router.patch("/{answer_id}", response_model=AnswerRead)
+@router.patch("/{answer_id}", response_model=AnswerRead, responses=STALE)
 def update_answer(edit: AnswerUpdate, answer_id: int = AnswerId,
                   session: Session = Depends(get_session),
                   caller: Caller = Depends(require_staff)) -> Answer:
@@ -208,7 +210,7 @@ def update_answer(edit: AnswerUpdate, answer_id: int = AnswerId,
     return row
 
 
-@router.delete("/{answer_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{answer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=STALE)
 def delete_answer(answer_id: int = AnswerId,
                   base_revision: int | None = Query(None, ge=1, le=2**62),
                   session: Session = Depends(get_session),

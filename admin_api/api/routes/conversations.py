@@ -6,20 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
 from pydantic import Field as PField
 from sqlmodel import Session
 
 from admin_api import audit, retention
 from admin_api.api.deps import Caller, get_session, get_tracker, require_admin, require_staff
 from admin_api.api.paging import Page, Paging, Window, not_found, sort_param
+from admin_api.core.schema import ApiModel
 from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 SessionId = Path(..., min_length=1, max_length=255)
 
 
-class ConversationSummary(BaseModel):
+class ConversationSummary(ApiModel):
     session_id: str
     first_at: datetime
     last_at: datetime
@@ -27,7 +27,7 @@ class ConversationSummary(BaseModel):
     paused: bool
 
 
-class TranscriptEntry(BaseModel):
+class TranscriptEntry(ApiModel):
     kind: str = PField(..., description="customer, bot, staff, handoff or resumed")
     at: datetime
     text: str | None = None
@@ -40,13 +40,13 @@ class TranscriptEntry(BaseModel):
     buttons: list[dict] = []
 
 
-class Transcript(BaseModel):
+class Transcript(ApiModel):
     session_id: str
     paused: bool
     entries: list[TranscriptEntry]
 
 
-class Retention(BaseModel):
+class Retention(ApiModel):
     days: int | None = PField(..., ge=1, le=36500,
                               description="Erase conversations older than this; null: keep.")
 

@@ -10,27 +10,29 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Path
-from pydantic import BaseModel, validator
 from pydantic import Field as PField
+from pydantic import validator
 from sqlmodel import Session
 
 from admin_api import audit, rasa_client
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
+from admin_api.core.schema import ApiModel
 from admin_api.tracker import TrackerStore
 
 router = APIRouter(prefix="/api/v1/handoff", tags=["hand-off"])
+UPSTREAM = {502: {"description": "Rasa is unreachable: nothing was sent; try again"}}
 SessionId = Path(..., min_length=1, max_length=255)
 REPLY_CHANNEL = "socketio"
 
 
-class Waiting(BaseModel):
+class Waiting(ApiModel):
     session_id: str
     paused_at: datetime
     last_message: str | None
     intent: str | None
 
 
-class StaffReply(BaseModel):
+class StaffReply(ApiModel):
     text: str = PField(..., min_length=1, max_length=4000)
 
     class Config:
@@ -65,7 +67,7 @@ def _paused(store: TrackerStore, session_id: str) -> None:
         raise HTTPException(404, f"conversation {session_id} is not waiting for a person")
 
 
-@router.post("/{session_id}/reply", status_code=202)
+@router.post("/{session_id}/reply", status_code=202, responses=UPSTREAM)
 def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depends(get_session),
           store: TrackerStore = Depends(get_tracker),
           caller: Caller = Depends(require_staff)) -> dict:
@@ -85,7 +87,7 @@ def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depe
     return {"status": "sent"}
 
 
-@router.post("/{session_id}/resume", status_code=202)
+@router.post("/{session_id}/resume", status_code=202, responses=UPSTREAM)
 def resume(session_id: str = SessionId, session: Session = Depends(get_session),
            store: TrackerStore = Depends(get_tracker),
            caller: Caller = Depends(require_staff)) -> dict:

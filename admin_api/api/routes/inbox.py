@@ -29,6 +29,7 @@ from admin_api.tracker import TrackerStore
 from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
+SETTLED = {409: {"description": "The review item is already used or ignored"}}
 ItemId = Path(..., ge=1, le=DB_ID_MAX)
 
 
@@ -70,7 +71,8 @@ def read_item(item_id: int = ItemId, session: Session = Depends(get_session),
     return _item(session, item_id)
 
 
-@router.post("/{item_id}/assign-intent", response_model=TrainingExampleRead, status_code=201)
+@router.post("/{item_id}/assign-intent", response_model=TrainingExampleRead, status_code=201,
+             responses=SETTLED)
 def assign_intent(body: AssignIntent, item_id: int = ItemId,
                   session: Session = Depends(get_session),
                   caller: Caller = Depends(require_staff)) -> object:
@@ -83,7 +85,7 @@ def assign_intent(body: AssignIntent, item_id: int = ItemId,
     return example
 
 
-@router.post("/{item_id}/link-answer", response_model=AnswerRead)
+@router.post("/{item_id}/link-answer", response_model=AnswerRead, responses=SETTLED)
 def link_answer(body: LinkAnswer, item_id: int = ItemId, session: Session = Depends(get_session),
                 caller: Caller = Depends(require_staff)) -> object:
     """Add the customer's words to an answer (``answer_id``) or to a new one (``answer``)."""
@@ -96,7 +98,7 @@ def link_answer(body: LinkAnswer, item_id: int = ItemId, session: Session = Depe
     return answer
 
 
-@router.post("/{item_id}/ignore", response_model=ReviewItemRead)
+@router.post("/{item_id}/ignore", response_model=ReviewItemRead, responses=SETTLED)
 def ignore_item(item_id: int = ItemId, session: Session = Depends(get_session),
                 caller: Caller = Depends(require_staff)) -> ReviewItem:
     item = _item(session, item_id)

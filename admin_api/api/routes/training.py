@@ -23,6 +23,7 @@ from admin_api.models import (
 from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/training-examples", tags=["training data"])
+DECIDED = {409: {"description": "The example was already approved or rejected"}}
 ExampleId = Path(..., ge=1, le=DB_ID_MAX)
 
 
@@ -78,7 +79,8 @@ _LiteralDumper.add_representer(str, lambda dumper, value: dumper.represent_scala
     "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
 
 
-@router.post("", response_model=TrainingExampleRead, status_code=201)
+@router.post("", response_model=TrainingExampleRead, status_code=201,
+             responses={409: {"description": "The same example already exists"}})
 def add_example(body: TrainingExampleCreate, session: Session = Depends(get_session),
                 caller: Caller = Depends(require_staff)) -> TrainingExample:
     duplicate = session.exec(select(TrainingExample).where(
@@ -143,14 +145,14 @@ def review_examples(body: ExampleBulkReview, session: Session = Depends(get_sess
     return ExampleBulkResult(changed=changed, skipped=skipped)
 
 
-@router.post("/{example_id}/approve", response_model=TrainingExampleRead)
+@router.post("/{example_id}/approve", response_model=TrainingExampleRead, responses=DECIDED)
 def approve_example(example_id: int = ExampleId, session: Session = Depends(get_session),
                     caller: Caller = Depends(require_staff)) -> TrainingExample:
     """Approved examples go into the next retraining (``/export``)."""
     return _review(example_id, ExampleStatus.approved, session, caller)
 
 
-@router.post("/{example_id}/reject", response_model=TrainingExampleRead)
+@router.post("/{example_id}/reject", response_model=TrainingExampleRead, responses=DECIDED)
 def reject_example(example_id: int = ExampleId, session: Session = Depends(get_session),
                    caller: Caller = Depends(require_staff)) -> TrainingExample:
     return _review(example_id, ExampleStatus.rejected, session, caller)

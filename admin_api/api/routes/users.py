@@ -38,7 +38,8 @@ def list_users(sort: str = sort_param("id", ("id", "name", "created_at")),
     return paginate(session, select(User), paging, User, sort)
 
 
-@router.post("/users", response_model=UserRead, status_code=201)
+@router.post("/users", response_model=UserRead, status_code=201,
+             responses={409: {"description": "A user of that name already exists"}})
 def create_user(body: UserCreate, session: Session = Depends(get_session),
                 caller: Caller = Depends(require_admin)) -> User:
     if session.exec(select(User).where(User.name == body.name)).first() is not None:
@@ -56,7 +57,8 @@ def _admins_left(session: Session, without: int) -> int:
                                                   User.id != without)).all())
 
 
-@router.patch("/users/{user_id}", response_model=UserRead)
+@router.patch("/users/{user_id}", response_model=UserRead,
+              responses={409: {"description": "This would leave no active admin"}})
 def update_user(body: UserUpdate, user_id: int = UserId, session: Session = Depends(get_session),
                 caller: Caller = Depends(require_admin)) -> User:
     """Change a role or (de)activate someone; the last active admin cannot be removed."""

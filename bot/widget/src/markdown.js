@@ -1,48 +1,54 @@
-// Safe markdown for chat bubbles: everything is HTML-escaped first, then a small subset of
-// markdown (paragraphs, lists, **bold**, *italic*, `code`, links) becomes our own tags.
-// Links are kept only for http and https URLs, so `javascript:` can never become a link.
+// Markdown for untrusted text (answer bodies, staff replies): the one renderer of the product.
+// The chat widget uses it for every bot and staff bubble, and the staff console's answer
+// preview loads the same code (dist/markdown.js, `window.LeptonMarkdown.renderMarkdown`), so
+// what staff preview is what customers see.
+//
+// Two well-kept libraries, each doing what it is made for: markdown-it parses (raw HTML off,
+// bare URLs linked by linkify-it, only http(s) and mailto links), and DOMPurify sanitises what
+// markdown-it produced against a short allow-list, so a parser quirk can never become markup.
+// The result is a DOM fragment, never an HTML string to assign.
+import DOMPurify from "dompurify";
+import MarkdownIt from "markdown-it";
 
-export function escapeHtml(text) {
-  return String(text)
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
+const LINK_SCHEMES = /^(?:https?:|mailto:)/i;
 
-function safeUrl(url) {
-  return /^https?:\/\/[^\s]+$/i.test(url) ? url : null;
-}
+const parser = new MarkdownIt("default", { html: false, linkify: true, breaks: true, typographer: false });
+// Images and tables are not part of a chat bubble (an image would also load a third party).
+parser.disable(["image", "table"]);
+parser.validateLink = (url) => LINK_SCHEMES.test(url.trim());
+parser.linkify.set({ fuzzyLink: false, fuzzyEmail: true });
 
-function link(label, url) {
-  return `<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${label}</a>`;
-}
+const PURIFY = {
+  ALLOWED_TAGS: ["p", "br", "strong", "em", "s", "code", "pre", "ul", "ol", "li", "a",
+    "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr"],
+  ALLOWED_ATTR: ["href", "start"],
+  ALLOWED_URI_REGEXP: LINK_SCHEMES,
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: false,
+  RETURN_DOM_FRAGMENT: true,
+};
 
-function inline(escaped) {
-  // Input is already escaped; URLs cannot contain a raw quote or angle bracket any more.
-  let out = escaped.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, (whole, label, url) => {
-    const safe = safeUrl(url);
-    return safe ? link(label, safe) : label;
+let hooked = false;
+
+function hook() {
+  if (hooked) return;
+  hooked = true;
+  // Every surviving link opens apart from the page and passes it nothing.
+  DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.nodeName !== "A") return;
+    if (!LINK_SCHEMES.test(node.getAttribute("href") || "")) node.removeAttribute("href");
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer nofollow");
   });
-  out = out.replace(/(^|[\s(])(https?:\/\/[^\s<)]+)/g, (whole, before, url) =>
-    `${before}${link(url, url)}`);
-  out = out.replace(/`([^`]+)`/g, "<code>$1</code>");
-  out = out.replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
-  out = out.replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>");
-  return out;
 }
 
+/** The HTML markdown-it makes of ``text``, before sanitising (for tests of the parser). */
+export function markdownHtml(text) {
+  return parser.render(String(text == null ? "" : text));
+}
+
+/** ``text`` rendered as a sanitised DocumentFragment, ready to append. */
 export function renderMarkdown(text) {
-  const blocks = escapeHtml(String(text).trim()).split(/\n\s*\n/);
-  return blocks.map((block) => {
-    const lines = block.split("\n");
-    if (lines.every((l) => /^\s*[-*] /.test(l))) {
-      return `<ul>${lines.map((l) => `<li>${inline(l.replace(/^\s*[-*] /, ""))}</li>`).join("")}</ul>`;
-    }
-    if (lines.every((l) => /^\s*\d+[.)] /.test(l))) {
-      return `<ol>${lines.map((l) => `<li>${inline(l.replace(/^\s*\d+[.)] /, ""))}</li>`).join("")}</ol>`;
-    }
-    return `<p>${lines.map(inline).join("<br>")}</p>`;
-  }).join("");
+  hook();
+  return DOMPurify.sanitize(markdownHtml(text), PURIFY);
 }

@@ -33,9 +33,12 @@ function save(name, value) {
   }
 }
 
+// Session ids are unguessable (128 random bits, more than a UUID4's 122): the channel refuses
+// shorter ones, since whoever knows an id can read that conversation's replies.
 function newId() {
-  if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID().replace(/-/g, "");
-  return Array.from({ length: 32 }, () => Math.floor(Math.random() * 16).toString(16)).join("");
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function element(tag, attributes = {}, text = null) {
@@ -43,6 +46,15 @@ function element(tag, attributes = {}, text = null) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== null) node.textContent = text; // text, never HTML
   return node;
+}
+
+// The styles are a constructed stylesheet, not a <style> element: a host page's strict
+// Content-Security-Policy (style-src 'self', no 'unsafe-inline') governs <style> elements, even
+// inside a shadow root, but not stylesheets built through the CSSOM.
+function adoptStyles(root) {
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(STYLE);
+  root.adoptedStyleSheets = [sheet];
 }
 
 class ChatWidget {
@@ -62,8 +74,6 @@ class ChatWidget {
   build() {
     this.host = element("div", { id: "lepton-helpdesk" });
     const root = this.host.attachShadow({ mode: "open" });
-    const style = element("style");
-    style.textContent = STYLE;
     this.launcher = element("button", { class: "launcher", "aria-expanded": "false", "aria-controls": "lh-panel", "aria-label": "Open the chat" }, CONFIG.title);
     this.panel = element("section", { id: "lh-panel", class: "panel", role: "dialog", "aria-label": "Chat with the bank's assistant", hidden: "" });
     const header = element("header");
@@ -81,7 +91,8 @@ class ChatWidget {
     this.sendButton = element("button", { type: "submit", "aria-label": "Send" }, "Send");
     this.form.append(this.input, this.sendButton);
     this.panel.append(header, this.log, this.typing, this.status, this.form);
-    root.append(style, this.launcher, this.panel);
+    adoptStyles(root);
+    root.append(this.launcher, this.panel);
     document.body.appendChild(this.host);
 
     this.launcher.addEventListener("click", () => this.toggle());
@@ -108,7 +119,9 @@ class ChatWidget {
   }
 
   connect() {
-    this.socket = io(CONFIG.socketUrl, { path: "/socket.io", transports: ["websocket"], reconnectionDelayMax: 5000 });
+    // socket.io's default transports: long-polling first, then the upgrade to a websocket, so the
+    // chat also works where proxies or networks block websockets.
+    this.socket = io(CONFIG.socketUrl, { path: "/socket.io", reconnectionDelayMax: 5000 });
     this.socket.on("connect", () => {
       this.confirmed = false;
       this.socket.emit("session_request", { session_id: this.sessionId });
@@ -211,7 +224,7 @@ class ChatWidget {
     } else {
       if (entry.who === "staff") bubble.append(element("span", { class: "label" }, "Support team"));
       const body = element("div", { class: "markdown" });
-      body.innerHTML = renderMarkdown(entry.text); // escaped first: see markdown.js
+      body.append(renderMarkdown(entry.text)); // a sanitised fragment: see markdown.js
       bubble.append(body);
     }
     this.log.append(bubble);

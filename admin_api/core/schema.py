@@ -1,0 +1,67 @@
+"""The base of every schema the admin API reads or writes, so that its OpenAPI document tells
+the truth to a client generated from it: a field that can be ``null`` says so, and every
+datetime is RFC 3339 with its offset.
+
+The database keeps naive UTC datetimes (SQLite has no time zones); without this a client
+would get ``2026-12-04T10:00:00`` and could not know it is UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, validator
+
+NON_SCHEMA_KEYS = ("title", "description", "default", "examples")
+
+
+def rfc3339(moment: datetime) -> str:
+    """A datetime as RFC 3339 with an offset; naive ones are UTC (how the database keeps them)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def document_nullable(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """pydantic 1 documents ``X | None`` as plain ``X``; make it ``anyOf: [X, null]``."""
+    properties = schema.get("properties", {})
+    never_null = getattr(model, "__not_null__", ())
+    for field in model.__fields__.values():
+        prop = properties.get(field.alias)
+        if not field.allow_none or field.name in never_null or prop is None or _allows_null(prop):
+            continue
+        inner = {k: v for k, v in prop.items() if k not in NON_SCHEMA_KEYS}
+        outer = {k: v for k, v in prop.items() if k in NON_SCHEMA_KEYS}
+        properties[field.alias] = {**outer, "anyOf": [inner, {"type": "null"}]}
+
+
+def _allows_null(prop: dict[str, Any]) -> bool:
+    kinds = prop.get("type")
+    return kinds == "null" or (isinstance(kinds, list) and "null" in kinds) or any(
+        option.get("type") == "null" for option in prop.get("anyOf", []))
+
+
+class ApiConfig:
+    """Mixed into a schema's ``Config`` (generic models cannot inherit ``ApiModel``)."""
+
+    json_encoders = {datetime: rfc3339}
+    schema_extra = staticmethod(document_nullable)
+
+
+class ApiModel(BaseModel):
+    class Config(ApiConfig):
+        pass
+
+
+def not_null(*names: str) -> Any:
+    """A validator for optional fields of a partial update that may be left out but not set to
+    ``null`` (the column cannot hold it): a 422 naming the field, and documented as such.
+    Assign it to ``__not_null__``'s companion: ``_not_null = not_null("role")``."""
+
+    def check(cls: type, value: object) -> object:  # noqa: ARG001 - pydantic's signature
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+    return validator(*names, pre=True, allow_reuse=True)(check)
