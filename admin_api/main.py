@@ -31,6 +31,7 @@ from admin_api.api.routes import (
 )
 from admin_api.api.unicode import UnicodeGuard
 from admin_api.core.config import get_settings
+from nlu.privacy import redact_secrets_in_logs
 
 ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
            audit, jobs, models, widget)
@@ -47,6 +48,7 @@ class QuietModelPolls(logging.Filter):
 
 
 logging.getLogger("uvicorn.access").addFilter(QuietModelPolls())
+redact_secrets_in_logs()
 
 
 @asynccontextmanager

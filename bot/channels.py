@@ -105,6 +105,11 @@ class GuardedSocketIOInput(SocketIOInput):
         origins = settings.cors_origins()
         if origins and self.sio is not None:
             # Rasa creates its server with origin checks off; browsers from other sites must
-            # not be able to open a customer's conversation.
+            # not be able to open a customer's conversation, so engine.io refuses their
+            # handshakes (polling and websocket alike).
             self.sio.eio.cors_allowed_origins = origins
+            # But the CORS headers themselves are Sanic-CORS's (``rasa run --cors``, the same
+            # origins): were engine.io to add its own, every polling response would carry
+            # Access-Control-Allow-Origin twice, and browsers refuse such a response.
+            self.sio.eio._cors_headers = lambda environ: []
         return blueprint

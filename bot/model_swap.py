@@ -8,6 +8,11 @@ that one step: the pulled archive is moved aside and loaded on a thread while th
 keeps answering; the switch is Rasa's own attribute assignment at the end of ``load_model``.
 Conversations live in the tracker store, so they carry on across the swap. The very first
 load, at startup, stays synchronous: there is no model to keep answering with.
+
+Every model pulled is also kept as a local copy (``var/rasa/production.tar.gz`` and its ETag),
+written to a temporary path and renamed, so a Rasa that restarts while the admin API is down
+serves the last production model it had instead of no model at all; its first pull once the
+API is back answers 304 (the same ETag) or brings the newer model.
 """
 
 from __future__ import annotations
@@ -23,12 +28,48 @@ from typing import Any
 
 import rasa.core.agent as rasa_agent
 
+from bot import settings
+
 logger = logging.getLogger(__name__)
 _rasa_load = rasa_agent._load_and_set_updated_model
+_rasa_load_from_server = rasa_agent.load_from_server
 _one_at_a_time = threading.Lock()
 
 
+def keep_local_copy(model_directory: str, fingerprint: str) -> None:
+    """Copy the pulled archive (and its ETag) next to Rasa's state, atomically."""
+    archives = sorted(Path(model_directory).glob("*.tar.gz"))
+    if not archives:
+        return
+    copy = settings.served_model_copy()
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    partial = copy.with_name(copy.name + ".partial")
+    etag = copy.with_name(copy.name + ".etag")
+    try:
+        shutil.copyfile(archives[0], partial)
+        etag.with_name(etag.name + ".partial").write_text(fingerprint, encoding="utf-8")
+        os.replace(partial, copy)
+        os.replace(etag.with_name(etag.name + ".partial"), etag)
+    except OSError:
+        logger.exception("Could not keep a local copy of the pulled model in %s", copy)
+
+
+async def _load_from_server_or_copy(agent: Any, model_server: Any) -> Any:
+    """Rasa's start: pull from the model server; when that gives no model (the admin API is
+    down), load the local copy of the last production model."""
+    agent = await _rasa_load_from_server(agent, model_server)
+    copy = settings.served_model_copy()
+    etag = copy.with_name(copy.name + ".etag")
+    if not agent.is_ready() and copy.is_file():
+        fingerprint = etag.read_text(encoding="utf-8").strip() if etag.is_file() else None
+        agent.load_model(str(copy), fingerprint)
+        logger.warning("The model server gave no model; serving the local copy of the last "
+                       "production model (%s) until it is back.", copy)
+    return agent
+
+
 def _load_on_a_thread(agent: Any, model_directory: str, fingerprint: str) -> None:
+    keep_local_copy(model_directory, fingerprint)
     if agent.processor is None:
         _rasa_load(agent, model_directory, fingerprint)
         return
@@ -55,7 +96,15 @@ def _load_on_a_thread(agent: Any, model_directory: str, fingerprint: str) -> Non
     threading.Thread(target=load, name="model-swap", daemon=True).start()
 
 
+def _keep_then_load(agent: Any, model_directory: str, fingerprint: str) -> None:
+    keep_local_copy(model_directory, fingerprint)
+    _rasa_load(agent, model_directory, fingerprint)
+
+
 def install() -> None:
     """``HELPDESK_SWAP_IN_THREAD=0`` keeps Rasa's own blocking load (benchmarks compare)."""
+    rasa_agent.load_from_server = _load_from_server_or_copy  # type: ignore[assignment]
     if os.environ.get("HELPDESK_SWAP_IN_THREAD", "1") != "0":
         rasa_agent._load_and_set_updated_model = _load_on_a_thread  # type: ignore[assignment]
+    else:
+        rasa_agent._load_and_set_updated_model = _keep_then_load  # type: ignore[assignment]

@@ -22,6 +22,11 @@ def models_dir() -> Path:
     return var_dir() / "models"
 
 
+def served_model_copy() -> Path:
+    """Rasa's local copy of the last production model it pulled (with ``.etag`` beside it)."""
+    return var_dir() / "rasa" / "production.tar.gz"
+
+
 def admin_api_url() -> str:
     """How the action server reaches the admin API (over HTTP only, never by import)."""
     return os.environ.get("HELPDESK_ADMIN_API_URL", "http://127.0.0.1:8000").rstrip("/")

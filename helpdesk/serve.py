@@ -1,10 +1,12 @@
 """``helpdesk serve``: run the admin API, the action server and Rasa as one supervised unit.
 
 Each service is a child process in its own process group with its own log under
-``var/logs``. Startup waits for every health check. The action server, which holds no state,
-is restarted when it dies (up to 5 times in 5 minutes); any other death is reported with the
-end of its log and takes the others down with it. Ctrl-C (or SIGTERM) stops all of them, so
-nothing is left running behind the operator's back.
+``var/logs``. Startup waits for every health check. After that, a service that dies is
+restarted, with a backoff that grows while it keeps dying (1 s, 2 s, 4 s ... up to 30 s) and
+starts again from 1 s once it has run for a minute; each death and each recovery is reported.
+No death takes the others down: customers chat with Rasa and the action server, so a crash of
+the back office (the admin API, the retraining worker) must never silence them. Ctrl-C (or
+SIGTERM) stops all of them, so nothing is left running behind the operator's back.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from bot.processes import die_with_parent
 from helpdesk.settings import ServeSettings
 
 LOG_TAIL_LINES = 40
-RESTART_WINDOW = 300.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0  # a service that ran this long starts its backoff again from the first
 
 
 class ServeError(RuntimeError):
@@ -40,18 +44,21 @@ class Service:
     log_path: Path
     env: dict[str, str]
     healthy: Callable[[httpx.Response], bool] = lambda reply: reply.status_code == 200
-    # Restarts allowed within RESTART_WINDOW seconds before a death stops everything.
-    max_restarts: int = 0
+    health_headers: Callable[[], dict[str, str]] = dict
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    restarted_at: list[float] = field(default_factory=list, repr=False)
+    started_at: float = field(default=0.0, repr=False)
+    backoff: float = field(default=0.0, repr=False)  # the delay before the next restart
+    restart_at: float | None = field(default=None, repr=False)  # a restart is due then
+    recovering_since: float | None = field(default=None, repr=False)  # died, not healthy yet
 
-    def may_restart(self) -> bool:
-        now = time.monotonic()
-        self.restarted_at = [t for t in self.restarted_at if now - t < RESTART_WINDOW]
-        if len(self.restarted_at) >= self.max_restarts:
-            return False
-        self.restarted_at.append(now)
-        return True
+    def next_delay(self, now: float) -> float:
+        """The wait before restarting a service that just died: doubling while it keeps
+        dying, back to the first step once it had run for ``STABLE_AFTER`` seconds."""
+        if now - self.started_at >= STABLE_AFTER or self.backoff == 0:
+            self.backoff = BACKOFF_FIRST
+        else:
+            self.backoff = min(BACKOFF_MAX, self.backoff * 2)
+        return self.backoff
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +69,7 @@ class Service:
             self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.env, start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )
+        self.started_at = time.monotonic()
         log.close()
 
     def exit_code(self) -> int | None:
@@ -78,7 +86,8 @@ class Service:
         if self.health_url is None:
             return self.exit_code() is None
         try:
-            return self.healthy(httpx.get(self.health_url, timeout=2))
+            return self.healthy(httpx.get(self.health_url, headers=self.health_headers(),
+                                          timeout=2))
         except httpx.HTTPError:
             return False
 
@@ -134,6 +143,7 @@ def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
     Rasa loads no model file itself: it pulls the registry's production model from the admin
     API (``models:`` in its endpoints) and swaps in a newly promoted one by itself.
     """
+    from admin_api.rasa_client import auth_header
     from bot import runtime
 
     api_url = settings.url(settings.api_port)
@@ -172,28 +182,28 @@ def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
             "action server",
             [python, "-m", "bot.action_server", "--actions", "bot.actions",
              "--port", str(settings.actions_port)],
-            f"{actions_url}/health", logs / "actions.log", env,
             # Stateless: Rasa keeps the conversations, and customers get an apology (see
             # bot/channels.py) for the seconds it is away.
-            max_restarts=5,
+            f"{actions_url}/health", logs / "actions.log", env,
         ),
         Service(
             "Rasa server",
-            # "=": a random token may start with "-", which argparse would take for an option.
-            [python, "-m", "rasa", "run", "--enable-api", f"--auth-token={token}",
+            # The token is read from the secrets file by bot.rasa_server, never passed on
+            # the command line (which every local user can read).
+            [python, "-m", "bot.rasa_server", "run", "--enable-api",
              "--endpoints", str(endpoints),
              "--credentials", str(credentials), "--interface", settings.host,
              "--port", str(settings.rasa_port), "--cors", *cors.split(",")],
-            f"{rasa_url}/status?token={token}", logs / "rasa.log", env,
+            f"{rasa_url}/status", logs / "rasa.log", env,
             healthy=lambda reply: reply.status_code == 200
             and bool(reply.json().get("model_file")),
+            health_headers=lambda: auth_header(token),
         ),
         Service(
-            "retraining worker", [python, "-m", "helpdesk.cli", "worker"], None,
-            logs / "worker.log", env,
             # Its jobs live in the database: a restarted worker fails the job it lost (no
             # heartbeat) and goes on with the queue.
-            max_restarts=5,
+            "retraining worker", [python, "-m", "helpdesk.cli", "worker"], None,
+            logs / "worker.log", env,
         ),
     ]
 
@@ -220,6 +230,26 @@ def wait_until_healthy(services: list[Service], timeout: float) -> None:
             tails = "\n".join(f"--- {s.log_path}:\n{s.log_tail(15)}" for s in pending)
             raise ServeError(f"not healthy after {timeout:.0f}s: {names}\n{tails}")
         time.sleep(0.5)
+
+
+def supervise(services: list[Service], now: float) -> None:
+    """One round: restart the dead after their backoff, report those that are back."""
+    for service in services:
+        code = service.exit_code()
+        if code is not None and service.restart_at is None:
+            delay = service.next_delay(now)
+            service.restart_at = now + delay
+            service.recovering_since = service.recovering_since or now
+            print(f"  {service.name} exited with code {code}; restarting it in {delay:g}s "
+                  f"(log: {service.log_path})", flush=True)
+        elif service.restart_at is not None and now >= service.restart_at:
+            service.restart_at = None
+            service.start()
+        elif (code is None and service.recovering_since is not None
+              and service.restart_at is None and service.is_healthy()):
+            print(f"  {service.name} is back, {now - service.recovering_since:.1f}s after it "
+                  "died", flush=True)
+            service.recovering_since = None
 
 
 class _Stop(Exception):
@@ -261,16 +291,8 @@ def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
             flush=True,
         )
         while True:
-            for service in services:
-                code = service.exit_code()
-                if code is None:
-                    continue
-                if not service.may_restart():
-                    raise _died(service)
-                print(f"  {service.name} exited with code {code}; restarting it "
-                      f"(log: {service.log_path})", flush=True)
-                service.start()
-            time.sleep(1)
+            supervise(services, time.monotonic())
+            time.sleep(0.5)
     except _Stop:
         print("\nStopping...", flush=True)
         return 0

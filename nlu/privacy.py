@@ -4,10 +4,14 @@ Applied where customer text enters the system (Rasa's input channels, the feedba
 training examples), so the tracker store, feedback and training exports only ever see the
 masked text. A card number keeps its last four digits: staff (and the lost-card flow) can
 still tell which card is meant.
+
+Secrets get the same care in logs: ``redact_secrets_in_logs`` blanks any ``token=...`` that a
+request line or an error message would otherwise write into a log file.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 # 13 to 19 digits, optionally grouped by single spaces or dashes (as people type card numbers).
@@ -43,3 +47,33 @@ def mask_sensitive(text: str) -> str:
     hidden."""
     masked = _CARD.sub(_mask_card, text)
     return _CODE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK * len(m.group(3))}", masked)
+
+
+_TOKEN_IN_URL = re.compile(r"(?i)\b((?:auth_)?token=)[^&\s\"']+")
+REDACTED = "[redacted]"
+
+
+def redact_token(text: str) -> str:
+    return _TOKEN_IN_URL.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def redact_secrets_in_logs() -> None:
+    """Every log record this process makes has ``token=...`` redacted in its message and
+    arguments, whichever library logs it (uvicorn's access log, httpx's and aiohttp's request
+    lines and errors) and however logging is set up later: the record factory is global,
+    handlers and formatters are not."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts_tokens", False):
+        return
+
+    def redacting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = redact_token(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_token(a) if isinstance(a, str) else a
+                                for a in record.args)
+        return record
+
+    redacting.redacts_tokens = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting)

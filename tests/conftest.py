@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "HELPDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
+WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
 
 
 def free_port() -> int:
@@ -341,3 +344,18 @@ def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
                 served.process.kill()
         for pid in processes_of(served.var_dir):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright (the widget must be built)."""
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (scripts/install_browser.sh installs it)")
+    if not WIDGET.is_file():
+        pytest.skip(f"the widget is not built ({WIDGET}); `make setup` builds it with npm")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()

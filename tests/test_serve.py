@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,14 +145,9 @@ def test_postgres_a_restarted_action_server_and_a_dying_service(
             "SELECT data FROM events WHERE sender_id='pg-1' AND type_name='user'"))
         assert [json.loads(r[0])["text"] for r in texts] == ["hello"]
 
-    def pid_of(marker: bytes) -> int:
-        [pid] = [p for p in processes_of(served.var_dir)
-                 if marker in Path(f"/proc/{p}/cmdline").read_bytes()]
-        return pid
-
     # The action server dies: the customer gets an apology at once, not silence; serve
     # restarts it, and the same conversation goes on.
-    os.kill(pid_of(b"bot.action_server"), signal.SIGKILL)
+    os.kill(_pid_of(served, b"bot.action_server"), signal.SIGKILL)
     asked = time.monotonic()
     assert "something went wrong on my side" in _texts(served.say("pg-2", FAQ))
     assert time.monotonic() - asked < 10
@@ -158,12 +156,121 @@ def test_postgres_a_restarted_action_server_and_a_dying_service(
     _wait(lambda: "working days" in _texts(served.say("pg-2", FAQ)),
           "the conversation did not continue after the restart", timeout=180)
 
-    # A service that is not restarted (the admin API) takes everything down, reported.
-    os.kill(pid_of(b"admin_api.main:app"), signal.SIGKILL)
-    assert served.process.wait(60) == 1
-    output = served.text()
-    assert "admin API exited with code -9" in output and "admin_api.log" in output
-    assert processes_of(served.var_dir) == []
+    # The admin API dies too: it is restarted like any other service, nothing else stops.
+    os.kill(_pid_of(served, b"admin_api.main:app"), signal.SIGKILL)
+    _wait(lambda: "admin API is back" in served.text(), "the admin API was not restarted",
+          timeout=120)
+    assert served.process.poll() is None
+    assert httpx.get(served.api + "/health").json()["database"] == "ok"
+
+
+def _pid_of(served: Served, marker: bytes) -> int:
+    [pid] = [p for p in processes_of(served.var_dir)
+             if marker in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return pid
+
+
+def _recovered_in(served: Served, name: str) -> float:
+    """The seconds serve reported between a service's death and its health again."""
+    found = re.findall(rf"{re.escape(name)} is back, ([\d.]+)s after it died", served.text())
+    assert found, f"serve never reported {name} back"
+    return float(found[-1])
+
+
+def test_a_crashed_back_office_never_silences_customers(serve: Callable[..., Served]) -> None:
+    served = serve(HELPDESK_JOB_HEARTBEAT_SECONDS="1", HELPDESK_JOB_STALE_SECONDS="3",
+                   HELPDESK_WORKER_POLL_SECONDS="0.5")
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    assert "working days" in _texts(served.say("crash-1", FAQ))
+    # Rasa kept a local copy of the production model it pulled.
+    copy = served.var_dir / "rasa" / "production.tar.gz"
+    assert copy.is_file() and copy.with_name(copy.name + ".etag").read_text().strip()
+    # The Rasa token is nowhere on a command line.
+    token = (served.var_dir / "secrets" / "rasa_token").read_text().strip()
+    for pid in processes_of(served.var_dir):
+        assert token.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+    # kill -9 the admin API in the middle of a conversation: the customer is answered at once
+    # (Rasa and the action server keep their model and answers), and the API comes back.
+    os.kill(_pid_of(served, b"admin_api.main:app"), signal.SIGKILL)
+    assert "working days" in _texts(served.say("crash-1", FAQ))
+    _wait(lambda: "admin API is back" in served.text(), "the admin API did not come back",
+          timeout=120)
+    assert httpx.get(served.api + "/").status_code == 200  # the demo page is back
+
+    # An answer edited after it is back goes live: the action server reconnected by itself.
+    answer = httpx.get(f"{served.api}/api/v1/answers/101", headers=admin).json()
+    edited = httpx.patch(f"{served.api}/api/v1/answers/101", headers=admin, json={
+        "base_revision": answer["revision"], "body": "Edited after the crash: 3 days."})
+    assert edited.status_code == 200, edited.text
+    _wait(lambda: "Edited after the crash" in _texts(served.say("crash-2", FAQ)),
+          "the edited answer never reached the bot", timeout=60)
+
+    # The worker dies in the middle of a retraining job: the job ends failed, not running.
+    job = httpx.post(f"{served.api}/api/v1/retrain", headers=admin,
+                     json={"limit_per_intent": 12, "promote": False})
+    assert job.status_code == 202, job.text
+    job_url = f"{served.api}/api/v1/jobs/{job.json()['id']}"
+    _wait(lambda: httpx.get(job_url, headers=admin).json()["status"] == "running",
+          "the job never started", timeout=120)
+    os.kill(_pid_of(served, b"helpdesk.cli"), signal.SIGKILL)
+    _wait(lambda: httpx.get(job_url, headers=admin).json()["status"] == "failed",
+          "the killed worker's job was left running", timeout=120)
+    assert "stopped its heartbeat" in httpx.get(job_url, headers=admin).json()["error"]
+    _wait(lambda: "retraining worker is back" in served.text(), "the worker was not restarted")
+    assert "Edited after the crash" in _texts(served.say("crash-3", FAQ))
+    print(f"recovery: admin API {_recovered_in(served, 'admin API'):.1f}s, worker "
+          f"{_recovered_in(served, 'retraining worker'):.1f}s")
+
+
+def test_rasa_restarted_while_the_admin_api_is_down_serves_its_local_copy(
+        tmp_path: Path, tiny_model: Path) -> None:
+    from admin_api.rasa_client import auth_header
+    from bot import runtime
+    from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
+
+    var_dir = tmp_path / "var"
+    copy = var_dir / "rasa" / "production.tar.gz"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_model, copy)
+    copy.with_name(copy.name + ".etag").write_text("etag-of-the-last-pull")
+    env = helpdesk_env(var_dir)
+    os.environ.update({"HELPDESK_VAR_DIR": str(var_dir)})  # where runtime renders and reads
+    try:
+        token = runtime.rasa_token()
+        dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: the API is down
+        endpoints, credentials = runtime.write_run_config(
+            var_dir / "run", f"http://127.0.0.1:{free_port()}",
+            f"{dead_api}/api/v1/models/production/file", token)
+    finally:
+        del os.environ["HELPDESK_VAR_DIR"]
+    port = free_port()
+    log = (tmp_path / "rasa.log").open("w")
+    rasa = subprocess.Popen(
+        [str(BIN_DIR / "python"), "-m", "bot.rasa_server", "run", "--enable-api",
+         "--endpoints", str(endpoints), "--credentials", str(credentials),
+         "--port", str(port)], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def loaded() -> bool:
+            assert rasa.poll() is None, (tmp_path / "rasa.log").read_text()[-3000:]
+            try:
+                reply = httpx.get(f"{url}/status", headers=auth_header(token), timeout=5)
+            except httpx.HTTPError:
+                return False
+            return reply.status_code == 200 and bool(reply.json().get("model_file"))
+
+        _wait(loaded, "Rasa did not serve its local copy", timeout=240)
+        assert token.encode() not in Path(f"/proc/{rasa.pid}/cmdline").read_bytes()
+        parsed = httpx.post(f"{url}/model/parse", headers=auth_header(token),
+                            json={"text": FAQ}, timeout=30)
+        assert parsed.status_code == 200 and parsed.json()["intent"]["name"] == "card_arrival"
+        # Without the JWT (or the token) Rasa's HTTP API refuses.
+        assert httpx.post(f"{url}/model/parse", json={"text": FAQ}).status_code == 401
+        assert "serving the local copy" in (tmp_path / "rasa.log").read_text()
+    finally:
+        rasa.terminate()
+        rasa.wait(30)
 
 
 class Customer:

@@ -4,34 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_ROOT, Served
+from tests.conftest import Served
 
 pytestmark = pytest.mark.slow
-CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
-WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
 FAQ = "I am still waiting on my card?"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not CHROMIUM:
-        pytest.skip("Chromium is not installed (scripts/install_browser.sh installs it)")
-    if not WIDGET.is_file():
-        pytest.skip(f"the widget is not built ({WIDGET}); `make setup` builds it with npm")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def _user_texts(served: Served) -> list[str]:
