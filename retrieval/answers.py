@@ -20,6 +20,7 @@ BODY_MAX = 20_000
 QUESTION_MAX = 500
 MAX_QUESTIONS = 50
 TAG_MAX = 50
+MAX_ANSWERS_PER_FILE = 5_000  # an import or seed file; more is a mistake or an attack
 MAX_ANSWER_ID = 2**31 - 1  # the database's integer key; the FAISS id scheme allows up to 2**53
 INTENT_PATTERN = r"^[a-z][a-z0-9_]*$"  # a Rasa intent name as this project writes them
 
@@ -123,20 +124,51 @@ def _validated(entries: list, source: str, what: str) -> list[AnswerData]:
     return answers
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: answer files never need them, and an alias expands
+    in memory (a megabyte of ``- *a`` is hundreds of thousands of answers)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed in answer files",
+                event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+def _too_many(count: int, source: str) -> AnswerFileError:
+    return AnswerFileError(f"{source}: {count} answers; at most {MAX_ANSWERS_PER_FILE} per file "
+                           "(split it)")
+
+
 def parse_answers_yaml(content: str, source: str = "<yaml>") -> list[AnswerData]:
     """Answers from the YAML format (a list of mappings); ids are optional here."""
     try:
-        entries = yaml.safe_load(content)
+        entries = yaml.load(content, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         raise AnswerFileError(f"{source}: not valid YAML: {error}") from error
     if entries is None:
         return []
     if not isinstance(entries, list):
         raise AnswerFileError(f"{source}: expected a list of answers")
+    if len(entries) > MAX_ANSWERS_PER_FILE:
+        raise _too_many(len(entries), source)
     return _validated(entries, source, "entry")
 
 
 CSV_COLUMNS = ("id", "intent", "title", "status", "tags", "questions", "body")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): the
+# export prefixes such a cell with an apostrophe, and the import takes it off again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralised(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _restored(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
 def parse_answers_csv(content: str, source: str = "<csv>") -> list[AnswerData]:
@@ -155,9 +187,13 @@ def parse_answers_csv(content: str, source: str = "<csv>") -> list[AnswerData]:
     for row in reader:
         if None in row:
             raise AnswerFileError(f"{source}: row {reader.line_num}: more cells than columns")
+        if len(entries) == MAX_ANSWERS_PER_FILE:
+            raise _too_many(len(entries) + 1 + sum(1 for _ in reader), source)
+        row = {k: _restored(v) if isinstance(v, str) else v for k, v in row.items()}
         entry: dict = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("questions", "tags"):
-            entry[key] = [line for line in (row.get(key) or "").splitlines() if line.strip()]
+            entry[key] = [_restored(line) for line in (row.get(key) or "").splitlines()
+                          if line.strip()]
         entries.append(entry)
     return _validated(entries, source, "row")
 
@@ -167,9 +203,14 @@ def dump_answers_csv(answers: list[AnswerData]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for answer in answers:
-        writer.writerow({"id": answer.id, "intent": answer.intent or "", "title": answer.title,
-                         "status": answer.status.value, "tags": "\n".join(answer.tags),
-                         "questions": "\n".join(answer.questions), "body": answer.body})
+        # List cells hold one entry a line, and the import splits them again: each line is
+        # neutralised on its own.
+        writer.writerow({
+            "id": answer.id, "intent": answer.intent or "", "title": _neutralised(answer.title),
+            "status": answer.status.value,
+            "tags": "\n".join(_neutralised(t) for t in answer.tags),
+            "questions": "\n".join(_neutralised(q) for q in answer.questions),
+            "body": _neutralised(answer.body)})
     return out.getvalue()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 
@@ -146,6 +147,49 @@ def test_export_then_import_round_trips_yaml_and_csv(client: TestClient, auth: d
     new = client.get(f"/api/v1/answers/{report['created'][0]}", headers=staff).json()
     assert new["questions"] == ["first question", "second question"]
     assert new["body"] == "Line one,\n\"quoted\" line two." and new["tags"] == ["a", "b"]
+
+
+def test_csv_export_neutralises_formulas_and_the_import_restores_them(
+        client: TestClient, auth: dict) -> None:
+    staff = auth["staff"]
+    created = client.post("/api/v1/answers", headers=staff, json={
+        "title": "=HYPERLINK(\"https://evil.example\",\"click\")", "body": "- in shops\n- online",
+        "questions": ["+1 charge on my card?", "@home top-up", "plain question"],
+        "tags": ["-x"]})
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    exported = client.get("/api/v1/answers/export", headers=staff, params={"format": "csv"})
+    [row] = [r for r in csv.DictReader(io.StringIO(exported.text)) if r["id"] == str(answer["id"])]
+    assert row["title"].startswith("'=") and row["body"].startswith("'- in shops")
+    assert row["questions"].splitlines() == ["'+1 charge on my card?", "'@home top-up",
+                                             "plain question"]
+    # Nothing a spreadsheet would evaluate: no cell of the file starts with a formula sign.
+    for cells in csv.reader(io.StringIO(exported.text)):
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in cells), cells
+    again = client.post("/api/v1/answers/import", headers=staff, params={"format": "csv"},
+                        content=exported.content)
+    assert again.status_code == 200, again.text
+    assert answer["id"] in again.json()["unchanged"]  # the round trip changed nothing
+    stored = client.get(f"/api/v1/answers/{answer['id']}", headers=staff).json()
+    assert stored["title"] == answer["title"] and stored["questions"] == answer["questions"]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"- &a {title: t, body: b}\n" + b"- *a\n" * 2000, "anchors and aliases"),
+        (b"- {title: t, body: b}\n- *a\n", "anchors and aliases"),
+        ("".join(f"- {{title: t{i}, body: b}}\n" for i in range(5001)).encode(), "at most 5000"),
+    ],
+)
+def test_an_import_with_aliases_or_too_many_answers_is_refused_and_writes_nothing(
+        client: TestClient, auth: dict, content: bytes, fragment: str) -> None:
+    before = client.get("/api/v1/answers", headers=auth["staff"]).json()["total"]
+    reply = client.post("/api/v1/answers/import", headers=auth["staff"],
+                        params={"format": "yaml"}, content=content)
+    assert reply.status_code == 422, reply.text
+    assert fragment in reply.json()["detail"]
+    assert client.get("/api/v1/answers", headers=auth["staff"]).json()["total"] == before
 
 
 def test_a_bad_import_names_the_row_and_changes_nothing(client: TestClient, auth: dict) -> None:

@@ -8,6 +8,7 @@ write here reaches the running bot within a second, with no retraining and no re
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sqlalchemy import String, cast, or_
 from sqlmodel import Session, select
@@ -126,6 +127,12 @@ async def import_answers(
     created. Any invalid row refuses the whole file, naming the row.
     """
     raw = await request.body()
+    # Parsing, validating and writing a large file takes a while: on a worker thread, so the
+    # event loop goes on serving the answers feed, the model server and everyone else.
+    return await run_in_threadpool(_import, raw, format_, session, caller)
+
+
+def _import(raw: bytes, format_: str, session: Session, caller: Caller) -> dict:
     try:
         content = raw.decode("utf-8-sig")
         parse = parse_answers_yaml if format_ == "yaml" else parse_answers_csv
