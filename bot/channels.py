@@ -1,7 +1,10 @@
 """Rasa's REST and socket.io input channels, guarded: customer text is masked before Rasa sees
 (and stores) it, an oversize message is refused with a polite reply instead of being
-processed, and a turn that produced no reply at all (the action server down: Rasa logs the
-failure and says nothing) gets an apology instead of silence.
+processed, a turn that produced no reply at all (the action server down: Rasa logs the
+failure and says nothing) gets an apology instead of silence, a malformed request (a message
+that is not text, a body over the size limit) is a 400 or 413 with a message instead of an
+exception inside Rasa, and client metadata is cut to a short allow-list (never ``model_id``,
+which per-model figures read) before Rasa stores it.
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
@@ -17,6 +20,8 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
+from sanic import response
+from sanic.request import Request
 
 from bot import model_swap, settings
 from nlu.privacy import mask_sensitive
@@ -31,8 +36,32 @@ TOO_LONG_REPLY = (
     "Sorry, that message is too long for me ({length} characters; the limit is {limit}). "
     "Could you say it in fewer words?"
 )
+UNREADABLE_REPLY = "Sorry, I could not read that message. Please type your question as text."
+METADATA_VALUE_MAX = 200
 Handler = Callable[[UserMessage], Awaitable[Any]]
 logger = logging.getLogger(__name__)
+
+
+def allowed_metadata(metadata: object) -> dict[str, str]:
+    """The client's metadata cut to the configured keys with short string values."""
+    if not isinstance(metadata, dict):
+        return {}
+    return {key: value for key in settings.channel_metadata_keys()
+            if isinstance(value := metadata.get(key), str) and len(value) <= METADATA_VALUE_MAX}
+
+
+def malformed(body: object) -> str | None:
+    """Why a REST webhook body cannot be a customer message, or None when it can."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object with 'sender' and 'message'"
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
+        return "'sender' must be a non-empty string of at most 128 characters"
+    if not isinstance(body.get("message"), str):
+        return "'message' must be a string"
+    if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
+        return "'metadata' must be a JSON object"
+    return None
 
 
 def guard(on_new_message: Handler) -> Handler:
@@ -45,6 +74,7 @@ def guard(on_new_message: Handler) -> Handler:
                 message.sender_id, TOO_LONG_REPLY.format(length=len(text), limit=limit))
             return None
         message.text = mask_sensitive(text)
+        message.metadata = allowed_metadata(message.metadata)
         sent = 0
         send_response = output.send_response
 
@@ -90,10 +120,27 @@ async def _paused(agent: Any, sender_id: str) -> bool:
 
 
 class GuardedRestInput(RestInput):
-    """``POST /webhooks/rest/webhook``, with masking and the length limit."""
+    """``POST /webhooks/rest/webhook``, with masking, the length limit and checked bodies."""
 
     def blueprint(self, on_new_message: Handler) -> Any:
-        return super().blueprint(guard(on_new_message))
+        blueprint = super().blueprint(guard(on_new_message))
+
+        @blueprint.middleware("request")
+        async def check_body(request: Request) -> Any:
+            if request.method != "POST":
+                return None
+            limit = settings.max_request_bytes()
+            if len(request.body or b"") > limit:
+                return response.json({"error": f"the body is larger than {limit} bytes"},
+                                     status=413)
+            try:
+                body = request.json
+            except Exception:  # noqa: BLE001 - Sanic raises its own InvalidUsage
+                body = None
+            reason = malformed(body)
+            return response.json({"error": reason}, status=400) if reason else None
+
+        return blueprint
 
 
 class GuardedSocketIOInput(SocketIOInput):
@@ -102,6 +149,8 @@ class GuardedSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Handler) -> Any:
         blueprint = super().blueprint(guard(on_new_message))
+        if self.sio is not None:
+            self._check_messages(self.sio)
         origins = settings.cors_origins()
         if origins and self.sio is not None:
             # Rasa creates its server with origin checks off; browsers from other sites must
@@ -113,3 +162,22 @@ class GuardedSocketIOInput(SocketIOInput):
             # Access-Control-Allow-Origin twice, and browsers refuse such a response.
             self.sio.eio._cors_headers = lambda environ: []
         return blueprint
+
+    def _check_messages(self, sio: Any) -> None:
+        """Rasa's ``user_uttered`` handler, behind a check: a frame whose message is not text
+        gets a polite reply instead of an exception inside Rasa (and no reply at all)."""
+        namespace = self.namespace or "/"
+        handlers = sio.handlers.get(namespace, {})
+        rasa_handler = handlers.get(self.user_message_evt)
+        if rasa_handler is None:
+            return
+
+        async def checked(sid: str, data: Any) -> None:
+            if not isinstance(data, dict) or not isinstance(data.get("message", ""), str) or (
+                    data.get("session_id") is not None
+                    and not isinstance(data.get("session_id"), str)):
+                await sio.emit(self.bot_message_evt, {"text": UNREADABLE_REPLY}, room=sid)
+                return
+            await rasa_handler(sid, data)
+
+        handlers[self.user_message_evt] = checked

@@ -65,6 +65,18 @@ def max_message_chars() -> int:
     return int(os.environ.get("HELPDESK_MAX_MESSAGE_CHARS", "1000"))
 
 
+def max_request_bytes() -> int:
+    """Larger REST channel bodies are refused with a 413 before Rasa sees them."""
+    return int(os.environ.get("HELPDESK_MAX_REQUEST_BYTES", str(64 * 1024)))
+
+
+def channel_metadata_keys() -> list[str]:
+    """The message metadata keys a client may send (short strings); everything else is
+    dropped before Rasa stores it. ``model_id`` is never accepted from a client."""
+    keys = os.environ.get("HELPDESK_CHANNEL_METADATA_KEYS", "language,page")
+    return [k.strip() for k in keys.split(",") if k.strip() and k.strip() != "model_id"]
+
+
 def cors_origins() -> list[str]:
     """Origins whose pages may open the socket.io channel (the pages embedding the widget)."""
     return [o.strip() for o in os.environ.get("HELPDESK_CORS_ORIGINS", "").split(",") if o.strip()]

@@ -119,6 +119,27 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
         "SELECT group_concat(data) FROM events WHERE sender_id='smoke-4'").fetchone()[0]
     assert "4111" not in raw.replace("**** 1111", "")
 
+    # Malformed bodies are a 400 or 413 with a message, never an exception inside Rasa.
+    webhook = f"{served.rasa}/webhooks/rest/webhook"
+    for body, fragment in (({"sender": "smoke-6", "message": 42}, "'message'"),
+                           ({"sender": ["x"], "message": "hi"}, "'sender'"),
+                           ({"sender": "smoke-6", "message": "hi", "metadata": [1]},
+                            "'metadata'"), ([1, 2], "JSON object")):
+        refused = httpx.post(webhook, json=body)
+        assert refused.status_code == 400 and fragment in refused.json()["error"], refused.text
+    big = httpx.post(webhook, json={"sender": "smoke-6", "message": "hi", "metadata": {
+        "junk": "x" * 70_000}})
+    assert big.status_code == 413
+    # Client metadata is cut to the allow-list: a forged model_id never reaches the store.
+    httpx.post(webhook, json={
+        "sender": "smoke-7", "message": "hi",
+        "metadata": {"model_id": "forged", "language": "en", "junk": "x"}}).raise_for_status()
+    [meta] = [json.loads(r[0]).get("metadata") for r in sqlite3.connect(
+        served.var_dir / "tracker.db").execute(
+        "SELECT data FROM events WHERE sender_id='smoke-7' AND type_name='user'").fetchall()]
+    assert meta.get("model_id") != "forged" and meta.get("language") == "en"
+    assert "junk" not in meta
+
     assert len(processes_of(served.var_dir)) >= 3
     served.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert served.process.wait(60) == 0
@@ -311,6 +332,10 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         Customer(served.rasa, "intruder", origin="https://evil.example")
     customer = Customer(served.rasa, "widget-7", origin=served.api)
     try:
+        # A frame whose message is not text gets a polite reply, not silence or a traceback.
+        customer.client.emit("user_uttered", {"message": {"x": 1}, "session_id": "widget-7"})
+        _wait(lambda: any("could not read that message" in t for t in customer.texts()),
+              "a malformed socket.io frame got no reply")
         # An FAQ over socket.io: the text, then our payload with the answer and the message id.
         customer.say("I am still waiting on my card?")
         _wait(lambda: any(m.get("answer_id") == 101 for m in customer.received),
