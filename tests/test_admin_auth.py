@@ -16,7 +16,7 @@ from admin_api.core.db import get_engine
 from admin_api.models import ApiToken, Role, User, utcnow
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/"),
-          ("GET", "/widget.js"),
+          ("GET", "/widget.js"), ("GET", "/markdown.js"), ("GET", "/demo.css"),
           ("GET", "/api/v1/answers/published"), ("GET", "/api/v1/answers/changes"),
           ("POST", "/api/v1/feedback")}
 ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
