@@ -1,37 +1,179 @@
 """Erasing conversations: on a customer's request, and after the retention period.
 
-A conversation lives in Rasa's tracker store; feedback and review items copy a little of it,
-so erasing removes those too, in one place.
+A conversation lives in Rasa's tracker store, and its words travel from there: into feedback
+and review items, into training examples (a correction, a confirmed thumbs-up), into answers
+as question variants (and so into the retriever's index and snapshots), into answer revisions,
+and into retraining jobs' data (``var/retrain/job-N/``). Erasing removes all of it, in one
+place: the examples go, the variants are taken out of their answers (the retriever drops them
+at its next poll and its next snapshot no longer holds them), revisions keep their entry (who,
+when, which fields) with the words replaced by a marker, and job files are rewritten with the
+marker. Models already trained on the words keep them in their example memory until the next
+retraining: the erasure names them.
+
+"The same words" means the same text up to case and spacing, so an example a staff member
+typed with identical words is erased too: for an erasure, the safe side.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import threading
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from admin_api import crud
 from admin_api.core.config import get_settings
 from admin_api.core.db import get_engine
-from admin_api.models import Feedback, Meta, ReviewItem, utcnow
+from admin_api.models import (
+    Answer,
+    AnswerRevision,
+    Feedback,
+    Meta,
+    ModelVersion,
+    ReviewItem,
+    TrainingExample,
+    utcnow,
+)
 from admin_api.tracker import TrackerStore
 
 logger = logging.getLogger(__name__)
 RETENTION_KEY = "retention_days"
+ERASED = "[erased at the customer's request]"
+JOB_TEXT_FILES = (".json", ".yml", ".yaml", ".md", ".csv", ".log", ".txt")
 
 
-def erase(session: Session, store: TrackerStore, session_id: str) -> dict[str, int]:
-    """Remove one conversation and what was copied from it; the caller commits."""
-    counts = {
+def same_text(text: str) -> str:
+    """The form two texts are compared in: case and runs of spaces do not count."""
+    return " ".join(text.split()).casefold()
+
+
+def customer_words(session: Session, store: TrackerStore, session_id: str) -> set[str]:
+    """Everything the customer wrote in a conversation, as the tracker and the copies hold it."""
+    texts = [e.get("text") for e in store.events(session_id) if e.get("type") == "user"]
+    texts += [f.text for f in session.exec(select(Feedback)
+                                           .where(Feedback.session_id == session_id)).all()]
+    texts += [i.text for i in session.exec(select(ReviewItem)
+                                           .where(ReviewItem.session_id == session_id)).all()]
+    return {same_text(t) for t in texts if isinstance(t, str) and t.strip()}
+
+
+def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[int]:
+    feedback_ids = session.exec(select(Feedback.id).where(Feedback.session_id == session_id)).all()
+    item_ids = session.exec(select(ReviewItem.id).where(ReviewItem.session_id == session_id)).all()
+    linked = or_(TrainingExample.feedback_id.in_(feedback_ids),  # type: ignore[union-attr]
+                 TrainingExample.review_item_id.in_(item_ids))  # type: ignore[union-attr]
+    doomed = [e for e in session.exec(select(TrainingExample)).all()
+              if same_text(e.text) in words] + list(session.exec(select(TrainingExample)
+                                                             .where(linked)).all())
+    ids = sorted({e.id for e in doomed if e.id is not None})
+    if ids:
+        session.execute(delete(TrainingExample).where(
+            TrainingExample.id.in_(ids)))  # type: ignore[union-attr]
+    return ids
+
+
+def _erase_variants(session: Session, words: set[str], author: str) -> tuple[int, int]:
+    """Take the words out of answers' question variants, and out of every revision."""
+    variants = 0
+    for answer in session.exec(select(Answer)).all():
+        kept = [q for q in answer.questions if same_text(q) not in words]
+        if len(kept) != len(answer.questions):
+            variants += len(answer.questions) - len(kept)
+            crud.update_answer(session, answer, {"questions": kept}, author, action="erase")
+    revisions = 0
+    for revision in session.exec(select(AnswerRevision)).all():
+        questions = list((revision.data or {}).get("questions") or [])
+        scrubbed = [ERASED if isinstance(q, str) and same_text(q) in words else q
+                    for q in questions]
+        if scrubbed != questions:
+            revision.data = {**revision.data, "questions": scrubbed}
+            session.add(revision)
+            revisions += 1
+    return variants, revisions
+
+
+def _scrub_jobs(retrain_dir: Path, words: set[str],
+                example_ids: list[int]) -> tuple[list[int], int]:
+    """Rewrite each job's text files with the marker (temporary file, then rename); returns
+    the jobs whose training data held the words and the number of files rewritten."""
+    jobs, files = [], 0
+    if not retrain_dir.is_dir() or not words:
+        return jobs, files
+    for job_dir in sorted(retrain_dir.glob("job-*")):
+        touched = False
+        snapshot = job_dir / "snapshot.json"
+        try:
+            approved = json.loads(snapshot.read_text(encoding="utf-8")).get(
+                "approved_example_ids", []) if snapshot.is_file() else []
+        except (OSError, ValueError):
+            approved = []
+        touched = bool(set(approved) & set(example_ids))
+        for path in job_dir.rglob("*"):
+            if not path.is_file() or path.suffix not in JOB_TEXT_FILES:
+                continue
+            try:
+                content = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            scrubbed = _replace_words(content, words)
+            if scrubbed != content:
+                partial = path.with_name(path.name + ".erasing")
+                partial.write_text(scrubbed, encoding="utf-8")
+                os.replace(partial, path)
+                files += 1
+                touched = True
+        if touched and job_dir.name[4:].isdigit():
+            jobs.append(int(job_dir.name[4:]))
+    return jobs, files
+
+
+def _replace_words(content: str, words: set[str]) -> str:
+    """Each line that holds one of the words (up to case and spacing) has it replaced."""
+    lines = content.splitlines(keepends=True)
+    out = []
+    for line in lines:
+        folded = same_text(line)
+        if any(word in folded for word in words):
+            for word in words:
+                line = _replace_casefolded(line, word)
+        out.append(line)
+    return "".join(out)
+
+
+def _replace_casefolded(line: str, word: str) -> str:
+    """Replace ``word`` in ``line`` ignoring case and runs of spaces."""
+    pattern = r"\s+".join(re.escape(part) for part in word.split())
+    return re.sub(pattern, ERASED, line, flags=re.IGNORECASE)
+
+
+def erase(session: Session, store: TrackerStore, session_id: str,
+          author: str = "retention") -> dict:
+    """Remove one conversation and everything derived from its words; the caller commits."""
+    words = customer_words(session, store, session_id)
+    example_ids = _erase_examples(session, session_id, words)
+    variants, revisions = _erase_variants(session, words, author)
+    jobs, files = _scrub_jobs(get_settings().var_dir / "retrain", words, example_ids)
+    models = sorted(session.exec(select(ModelVersion.model_id).where(
+        ModelVersion.job_id.in_(jobs))).all()) if jobs else []  # type: ignore[union-attr]
+    counts: dict = {
         "feedback": session.execute(delete(Feedback).where(Feedback.session_id == session_id)
                                     ).rowcount,
         "review_items": session.execute(delete(ReviewItem)
                                         .where(ReviewItem.session_id == session_id)).rowcount,
+        "training_examples": len(example_ids),
+        "question_variants": variants,
+        "revisions_scrubbed": revisions,
+        "job_files_scrubbed": files,
     }
     counts["events"] = store.erase(session_id)
+    counts["models_trained_on_it"] = models
     return counts
 
 

@@ -3,6 +3,8 @@ Rasa's own SQLTrackerStore wrote (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -213,3 +215,73 @@ def test_erase_and_retention(client: TestClient, seeded: dict) -> None:
                client.get("/api/v1/audit", headers=admin).json()["items"]]
     assert actions[:3] == ["conversation.purge", "conversation.retention",
                            "conversation.erase"]
+
+
+def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
+        client: TestClient, seeded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sqlmodel import Session
+
+    from admin_api import jobs
+    from admin_api.core.config import get_settings
+    from admin_api.core.db import get_engine
+    from admin_api.models import ModelVersion
+
+    monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path / "var"))  # where jobs keep their data
+    get_settings.cache_clear()
+    admin, staff = seeded["admin"], seeded["staff"]
+    words = "problem with my card"  # c-clarify's customer turn (u-4)
+    items = {i["message_id"]: i["id"]
+             for i in client.get("/api/v1/inbox", headers=staff).json()["items"]}
+    # Its words become a training example (approved) and a question variant of answer 105.
+    example = client.post(f"/api/v1/inbox/{items['u-4']}/assign-intent", headers=staff,
+                          json={"intent": "card_not_working"}).json()
+    assert client.post(f"/api/v1/training-examples/{example['id']}/approve",
+                       headers=staff).status_code == 200
+    current = client.get("/api/v1/answers/105", headers=staff).json()
+    assert client.patch("/api/v1/answers/105", headers=staff, json={
+        "base_revision": current["revision"],
+        "questions": [*current["questions"], "Problem with my card"]}).status_code == 200
+    # A retraining job trained on it: its data snapshot and build hold the words.
+    with Session(get_engine()) as session:
+        job = jobs.enqueue(session, "ada", {})
+        session.commit()
+        job_id = job.id
+        session.add(ModelVersion(model_id="m-trained-on-it", path="/nowhere.tar.gz",
+                                 file_name="nowhere.tar.gz", sha256="0" * 64, size_bytes=1,
+                                 job_id=job_id, status="candidate"))
+        session.commit()
+    job_dir = get_settings().var_dir / "retrain" / f"job-{job_id}"
+    (job_dir / "build" / "data").mkdir(parents=True)
+    (job_dir / "snapshot.json").write_text(json.dumps({"approved_example_ids": [example["id"]]}))
+    (job_dir / "build" / "data" / "nlu.yml").write_text(
+        "nlu:\n- intent: card_not_working\n  examples: |\n    - Problem  with my CARD\n"
+        "    - my card is broken\n")
+
+    # The customer's side of the right first: everything kept about them, as JSON.
+    export = client.get("/api/v1/conversations/c-clarify/export", headers=admin)
+    assert export.status_code == 200, export.text
+    assert [e["text"] for e in export.json()["entries"] if e["kind"] == "customer"] == [words]
+    assert [e["id"] for e in export.json()["training_examples"]] == [example["id"]]
+    assert client.get("/api/v1/conversations/c-clarify/export",
+                      headers=staff).status_code == 403
+
+    erased = client.delete("/api/v1/conversations/c-clarify", headers=admin)
+    assert erased.status_code == 200, erased.text
+    counts = erased.json()
+    assert counts["training_examples"] == 1 and counts["question_variants"] == 1
+    assert counts["revisions_scrubbed"] >= 1 and counts["job_files_scrubbed"] == 1
+    assert counts["models_trained_on_it"] == ["m-trained-on-it"]
+    assert client.get(f"/api/v1/training-examples/{example['id']}",
+                      headers=staff).status_code == 404
+    answer = client.get("/api/v1/answers/105", headers=staff).json()
+    assert words not in [q.lower() for q in answer["questions"]]
+    history = client.get("/api/v1/answers/105/revisions", headers=staff).json()["items"]
+    assert history[0]["action"] == "erase"
+    assert "[erased at the customer's request]" in json.dumps(history)
+    assert words not in json.dumps(history).lower()  # history whole, words gone
+    scrubbed = (job_dir / "build" / "data" / "nlu.yml").read_text()
+    assert "with my card" not in scrubbed.lower() and "my card is broken" in scrubbed
+    assert client.get("/api/v1/conversations/c-clarify/export",
+                      headers=admin).status_code == 404

@@ -1,5 +1,7 @@
 """Conversations, read from Rasa's tracker store: list and search, transcripts with what the
-bot understood and answered per turn, erasure on request, and the retention period."""
+bot understood and answered per turn, erasure on request (with everything derived from the
+customer's words) and its counterpart, the export of what is kept about one customer, and the
+retention period."""
 
 from __future__ import annotations
 
@@ -7,12 +9,21 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field as PField
-from sqlmodel import Session
+from sqlalchemy import or_
+from sqlmodel import Session, select
 
 from admin_api import audit, retention
 from admin_api.api.deps import Caller, get_session, get_tracker, require_admin, require_staff
 from admin_api.api.paging import Page, Paging, Window, not_found, sort_param
 from admin_api.core.schema import ApiModel
+from admin_api.models import (
+    Feedback,
+    FeedbackRead,
+    ReviewItem,
+    ReviewItemRead,
+    TrainingExample,
+    TrainingExampleRead,
+)
 from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -44,6 +55,31 @@ class Transcript(ApiModel):
     session_id: str
     paused: bool
     entries: list[TranscriptEntry]
+
+
+class Erasure(ApiModel):
+    """What an erasure removed, and the models that still hold the words until retrained."""
+
+    events: int
+    feedback: int
+    review_items: int
+    training_examples: int
+    question_variants: int
+    revisions_scrubbed: int = PField(..., description="Answer revisions whose variants were "
+                                                      "replaced by a marker")
+    job_files_scrubbed: int
+    models_trained_on_it: list[str] = PField(..., description="Registry models trained on the "
+                                                              "erased words (example memory)")
+
+
+class CustomerExport(ApiModel):
+    """What the product keeps about one conversation: the customer's right of access."""
+
+    session_id: str
+    entries: list[TranscriptEntry]
+    feedback: list[FeedbackRead]
+    review_items: list[ReviewItemRead]
+    training_examples: list[TrainingExampleRead]
 
 
 class Retention(ApiModel):
@@ -137,12 +173,35 @@ def read_transcript(session_id: str = SessionId, store: TrackerStore = Depends(g
             "entries": transcript_entries(events)}
 
 
-@router.delete("/{session_id}")
+@router.get("/{session_id}/export", response_model=CustomerExport)
+def export_conversation(session_id: str = SessionId, session: Session = Depends(get_session),
+                        store: TrackerStore = Depends(get_tracker),
+                        _: Caller = Depends(require_admin)) -> dict:
+    """One customer's conversation, feedback, review items and the training examples made
+    from them, as JSON (to hand over on request, before or instead of an erasure)."""
+    events = store.events(session_id)
+    feedback = session.exec(select(Feedback).where(Feedback.session_id == session_id)).all()
+    items = session.exec(select(ReviewItem).where(ReviewItem.session_id == session_id)).all()
+    if not events and not feedback and not items:
+        raise not_found("conversation", session_id)
+    words = retention.customer_words(session, store, session_id)
+    linked = or_(TrainingExample.feedback_id.in_([f.id for f in feedback]),  # type: ignore[union-attr]
+                 TrainingExample.review_item_id.in_([i.id for i in items]))  # type: ignore[union-attr]
+    examples = {e.id: e for e in session.exec(select(TrainingExample).where(linked)).all()}
+    examples.update({e.id: e for e in session.exec(select(TrainingExample)).all()
+                     if retention.same_text(e.text) in words})
+    return {"session_id": session_id, "entries": transcript_entries(events),
+            "feedback": feedback, "review_items": items,
+            "training_examples": [examples[k] for k in sorted(examples)]}
+
+
+@router.delete("/{session_id}", response_model=Erasure)
 def erase_conversation(session_id: str = SessionId, session: Session = Depends(get_session),
                        store: TrackerStore = Depends(get_tracker),
                        caller: Caller = Depends(require_admin)) -> dict:
-    """Erase a conversation on the customer's request, with its feedback and review items."""
-    counts = retention.erase(session, store, session_id)
+    """Erase a conversation on the customer's request, with everything derived from their
+    words (see ``admin_api/retention.py``); the reply names the models still holding them."""
+    counts = retention.erase(session, store, session_id, author=caller.name)
     if not any(counts.values()):
         raise not_found("conversation", session_id)
     audit.record(session, caller.name, "conversation.erase", "conversation", session_id,
