@@ -284,7 +284,10 @@ def main() -> None:
                 "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
                 "HELPDESK_API_PORT": str(free_port()), "HELPDESK_RASA_PORT": str(free_port()),
                 "HELPDESK_ACTIONS_PORT": str(free_port()),
-                "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0"})
+                "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0",
+                # It replays thousands of turns as fast as the bot answers: no person does.
+                "HELPDESK_SENDER_MESSAGES_PER_MINUTE": "0",
+                "HELPDESK_ADDRESS_MESSAGES_PER_MINUTE": "0"})
     figures: dict[str, object] = {"shots": args.shots, "seed": args.seed,
                                   "thumbs_up_rate": args.thumbs_up_rate}
     loop_started = time.monotonic()

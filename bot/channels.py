@@ -3,8 +3,10 @@
 processed, a turn that produced no reply at all (the action server down: Rasa logs the
 failure and says nothing) gets an apology instead of silence, a malformed request (a message
 that is not text, a body over the size limit) is a 400 or 413 with a message instead of an
-exception inside Rasa, and client metadata is cut to a short allow-list (never ``model_id``,
-which per-model figures read) before Rasa stores it.
+exception inside Rasa, client metadata is cut to a short allow-list (never ``model_id``,
+which per-model figures read) before Rasa stores it, and a conversation or an address that
+sends faster than a person types gets a polite "slow down" instead of an answer
+(``common.ratelimit``; a 429 with Retry-After on REST).
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
@@ -24,6 +26,7 @@ from sanic import response
 from sanic.request import Request
 
 from bot import model_swap, settings
+from common.ratelimit import TokenBuckets
 from nlu.privacy import mask_sensitive
 
 model_swap.install()
@@ -37,6 +40,8 @@ TOO_LONG_REPLY = (
     "Could you say it in fewer words?"
 )
 UNREADABLE_REPLY = "Sorry, I could not read that message. Please type your question as text."
+SLOW_DOWN_REPLY = ("You're sending messages faster than I can read them. Please wait a few "
+                   "seconds and try again.")
 METADATA_VALUE_MAX = 200
 Handler = Callable[[UserMessage], Awaitable[Any]]
 logger = logging.getLogger(__name__)
@@ -48,6 +53,20 @@ def allowed_metadata(metadata: object) -> dict[str, str]:
         return {}
     return {key: value for key in settings.channel_metadata_keys()
             if isinstance(value := metadata.get(key), str) and len(value) <= METADATA_VALUE_MAX}
+
+
+class ChannelLimits:
+    """Per conversation and per address, in this Rasa process (``common.ratelimit``)."""
+
+    def __init__(self) -> None:
+        sender_rate, address_rate = (settings.sender_messages_per_minute(),
+                                     settings.address_messages_per_minute())
+        self.by_sender = TokenBuckets(sender_rate, burst=max(1.0, sender_rate / 3))
+        self.by_address = TokenBuckets(address_rate, burst=max(1.0, address_rate / 5))
+
+    def wait(self, sender: str, address: str) -> float:
+        """0 when the message may go on, else the seconds to wait."""
+        return max(self.by_sender.take(sender), self.by_address.take(address))
 
 
 def malformed(body: object) -> str | None:
@@ -124,6 +143,7 @@ class GuardedRestInput(RestInput):
 
     def blueprint(self, on_new_message: Handler) -> Any:
         blueprint = super().blueprint(guard(on_new_message))
+        limits = ChannelLimits()
 
         @blueprint.middleware("request")
         async def check_body(request: Request) -> Any:
@@ -138,7 +158,14 @@ class GuardedRestInput(RestInput):
             except Exception:  # noqa: BLE001 - Sanic raises its own InvalidUsage
                 body = None
             reason = malformed(body)
-            return response.json({"error": reason}, status=400) if reason else None
+            if reason:
+                return response.json({"error": reason}, status=400)
+            assert isinstance(body, dict)
+            wait = limits.wait(body["sender"], request.ip or "unknown")
+            if wait > 0:
+                return response.json([{"recipient_id": body["sender"], "text": SLOW_DOWN_REPLY}],
+                                     status=429, headers={"Retry-After": str(max(1, round(wait)))})
+            return None
 
         return blueprint
 
@@ -171,12 +198,19 @@ class GuardedSocketIOInput(SocketIOInput):
         rasa_handler = handlers.get(self.user_message_evt)
         if rasa_handler is None:
             return
+        limits = ChannelLimits()
 
         async def checked(sid: str, data: Any) -> None:
             if not isinstance(data, dict) or not isinstance(data.get("message", ""), str) or (
                     data.get("session_id") is not None
                     and not isinstance(data.get("session_id"), str)):
                 await sio.emit(self.bot_message_evt, {"text": UNREADABLE_REPLY}, room=sid)
+                return
+            # engine.io's Sanic environ says 127.0.0.1 for everyone; the request knows better.
+            environ = sio.get_environ(sid, namespace=namespace) or {}
+            address = getattr(environ.get("sanic.request"), "ip", None) or "unknown"
+            if limits.wait(data.get("session_id") or sid, address):
+                await sio.emit(self.bot_message_evt, {"text": SLOW_DOWN_REPLY}, room=sid)
                 return
             await rasa_handler(sid, data)
 

@@ -70,6 +70,19 @@ def max_request_bytes() -> int:
     return int(os.environ.get("HELPDESK_MAX_REQUEST_BYTES", str(64 * 1024)))
 
 
+def sender_messages_per_minute() -> float:
+    """Customer messages one conversation may send a minute (a burst of a third at once);
+    0 switches the limit off (load benchmarks replay traffic faster than any person)."""
+    return float(os.environ.get("HELPDESK_SENDER_MESSAGES_PER_MINUTE", "30"))
+
+
+def address_messages_per_minute() -> float:
+    """Customer messages one network address may send a minute, over all its conversations
+    (a burst of a fifth at once); 0 switches it off. Behind a proxy every customer shares
+    the proxy's address: raise it, or switch it off there."""
+    return float(os.environ.get("HELPDESK_ADDRESS_MESSAGES_PER_MINUTE", "300"))
+
+
 def channel_metadata_keys() -> list[str]:
     """The message metadata keys a client may send (short strings); everything else is
     dropped before Rasa stores it. ``model_id`` is never accepted from a client."""

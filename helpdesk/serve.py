@@ -175,7 +175,9 @@ def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
         Service(
             "admin API",
             [python, "-m", "uvicorn", "admin_api.main:app", "--ws", "none", "--host", settings.host,
-             "--port", str(settings.api_port)],
+             "--port", str(settings.api_port),
+             *(["--forwarded-allow-ips", settings.trusted_proxies] if settings.trusted_proxies
+               else ["--no-proxy-headers"])],
             f"{api_url}/health", logs / "admin_api.log", env,
         ),
         Service(

@@ -24,6 +24,9 @@ class ServeSettings:
     actions_port: int
     api_port: int
     startup_timeout: float
+    # Proxies whose X-Forwarded-For the admin API believes (comma-separated addresses);
+    # none by default, so a client cannot choose the address its rate limit counts.
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls) -> ServeSettings:
@@ -33,6 +36,7 @@ class ServeSettings:
             actions_port=_port("HELPDESK_ACTIONS_PORT", 5055),
             api_port=_port("HELPDESK_API_PORT", 8000),
             startup_timeout=float(os.environ.get("HELPDESK_STARTUP_TIMEOUT", "180")),
+            trusted_proxies=os.environ.get("HELPDESK_TRUSTED_PROXIES", "").strip(),
         )
 
     def url(self, port: int) -> str:

@@ -202,14 +202,27 @@ def test_users_create_prints_a_working_token_once(tmp_path: Path,
     get_settings.cache_clear()
 
 
-def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact(
+def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact_and_no_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sys
+
+    import rasa.__main__
+
+    from bot import rasa_server
     from helpdesk.serve import build_services
     from helpdesk.settings import ServeSettings
 
     monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("HELPDESK_RASA_TOKEN", "-Ab3_dash-first")
     services = build_services(ServeSettings.from_env(), tmp_path)
-    [rasa] = [s for s in services if s.name == "Rasa server"]
-    assert "--auth-token=-Ab3_dash-first" in rasa.command
+    [service] = [s for s in services if s.name == "Rasa server"]
+    assert not any("Ab3_dash-first" in part for part in service.command)  # ps shows no secret
+    # bot.rasa_server hands it to Rasa's own parser, which reads it whole.
+    parsed = {}
+    monkeypatch.setattr(rasa.__main__, "main", lambda: parsed.update(vars(
+        rasa.__main__.create_argument_parser().parse_args(sys.argv[1:]))))
+    monkeypatch.setattr(sys, "argv", ["bot.rasa_server", *service.command[3:]])
+    rasa_server.main()
+    assert parsed["auth_token"] == "-Ab3_dash-first" == parsed["jwt_secret"]
+    assert parsed["enable_api"] is True

@@ -140,6 +140,24 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     assert meta.get("model_id") != "forged" and meta.get("language") == "en"
     assert "junk" not in meta
 
+    # A conversation sending faster than a person types gets a polite "slow down" (429 with
+    # Retry-After), and only that conversation does.
+    codes = []
+    for _ in range(15):
+        reply = httpx.post(webhook, json={"sender": "smoke-flood", "message": "hi"})
+        codes.append(reply.status_code)
+    assert codes[:5] == [200] * 5 and codes[-1] == 429, codes
+    assert "faster than I can read" in reply.json()[0]["text"]
+    assert int(reply.headers["retry-after"]) >= 1
+    assert "virtual assistant" in _texts(served.say("smoke-calm", "hi"))
+    # The feedback intake counts the TCP peer: a made-up X-Forwarded-For does not escape it
+    # (no proxy is trusted unless HELPDESK_TRUSTED_PROXIES names it).
+    intake = [httpx.post(served.api + "/api/v1/feedback", headers={
+        "X-Forwarded-For": f"203.0.113.{i}"}, json={
+        "session_id": "smoke-1", "message_id": f"xff-{i}", "rating": "up"}).status_code
+        for i in range(12)]
+    assert 429 in intake, intake
+
     assert len(processes_of(served.var_dir)) >= 3
     served.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert served.process.wait(60) == 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.ratelimit import TokenBuckets
 
 
 class BodyTooLarge(Exception):
@@ -75,35 +76,32 @@ class BodySizeLimit:
 
 
 class RateLimit:
-    """Requests per minute per client address, as a token bucket (a burst of a quarter of
-    the minute's allowance, refilled continuously). Buckets live on the app, in-process: with
-    several API workers each enforces the limit on its own."""
+    """Requests per minute per client address (``common.ratelimit``: a burst of a quarter of
+    the minute's allowance, refilled continuously, bounded memory). The address is the TCP
+    peer's: uvicorn trusts ``X-Forwarded-For`` only from ``HELPDESK_TRUSTED_PROXIES`` (serve
+    passes it as ``--forwarded-allow-ips``), so a client cannot pick its own address. Buckets
+    live in this process: with several API workers each enforces the limit on its own."""
 
     def __init__(self, name: str, per_minute: Callable[[], int]) -> None:
         self.name = name
         self.per_minute = per_minute
         self.lock = threading.Lock()
 
+    def _buckets(self, request: Request, rate: int) -> TokenBuckets:
+        with self.lock:
+            key = f"rate_{self.name}"
+            buckets: TokenBuckets | None = getattr(request.app.state, key, None)
+            if buckets is None or buckets.per_minute != rate:
+                buckets = TokenBuckets(rate)
+                setattr(request.app.state, key, buckets)
+            return buckets
+
     def __call__(self, request: Request) -> None:
         rate = self.per_minute()
         if rate <= 0:
             return
-        capacity = max(1.0, rate / 4)
         client = request.client.host if request.client else "unknown"
-        now = time.monotonic()
-        with self.lock:
-            state, key = request.app.state, f"rate_{self.name}"
-            buckets: dict[str, tuple[float, float]] | None = getattr(state, key, None)
-            if buckets is None:
-                buckets = {}
-                setattr(state, key, buckets)
-            tokens, last = buckets.get(client, (capacity, now))
-            tokens = min(capacity, tokens + (now - last) * rate / 60)
-            if tokens < 1:
-                wait = (1 - tokens) * 60 / rate
-                raise HTTPException(429, "too many requests; slow down",
-                                    headers={"Retry-After": str(max(1, round(wait)))})
-            buckets[client] = (tokens - 1, now)
-            if len(buckets) > 100_000:  # forget idle clients rather than grow forever
-                for key in [k for k, v in buckets.items() if now - v[1] > 60]:
-                    del buckets[key]
+        wait = self._buckets(request, rate).take(client)
+        if wait > 0:
+            raise HTTPException(429, "too many requests; slow down",
+                                headers={"Retry-After": str(max(1, round(wait)))})
