@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,9 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 
 from bench.startup import free_port, serve_until_ready, stop  # noqa: E402
+
+# The chatter's conversations: a random part, then its count (32 hex digits, as Rasa makes).
+CHATTER_ID = uuid.uuid4().hex[:24]
 
 
 class Product:
@@ -100,7 +104,7 @@ class Chatter(threading.Thread):
                 at, started = time.time(), time.perf_counter()
                 try:
                     reply = client.post(f"{self.product.rasa}/webhooks/rest/webhook",
-                                        json={"sender": f"bench-chatter-{n}",
+                                        json={"sender": f"{n:08d}{CHATTER_ID}",
                                               "message": "my card still has not arrived"})
                     failed = reply.status_code != 200 or not reply.json()
                 except httpx.HTTPError:
@@ -153,10 +157,10 @@ def replay_and_collect(product: Product, replay: list[tuple[str, str]], wanted: 
     sent = ups = 0
     rater = random.Random(seed)
     with httpx.Client(timeout=60) as client:
-        for n, (text, intent) in enumerate(replay):
+        for text, intent in replay:
             if len(truth) >= wanted:
                 break
-            sender = f"replay-{n}"
+            sender = uuid.uuid4().hex  # the channel accepts unguessable ids only
             client.post(f"{product.rasa}/webhooks/rest/webhook",
                         json={"sender": sender, "message": text}).raise_for_status()
             sent += 1

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -48,7 +49,7 @@ class Customer(threading.Thread):
                 turn += 1
                 try:
                     reply = client.post(f"{self.rasa}/webhooks/rest/webhook",
-                                        json={"sender": f"recovery-{turn}", "message": FAQ})
+                                        json={"sender": uuid.uuid4().hex, "message": FAQ})
                     text = " ".join(r.get("text", "") for r in reply.json())
                     kind = ("answered" if "working days" in text else
                             "apology" if "went wrong" in text else "failed")

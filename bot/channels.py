@@ -16,6 +16,8 @@ names these classes (see ``bot/runtime.py``).
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +42,8 @@ TOO_LONG_REPLY = (
     "Could you say it in fewer words?"
 )
 UNREADABLE_REPLY = "Sorry, I could not read that message. Please type your question as text."
+WEAK_ID_REPLY = ("Sorry, this chat's conversation id is not valid. Please reload the page to "
+                 "start a new conversation.")
 SLOW_DOWN_REPLY = ("You're sending messages faster than I can read them. Please wait a few "
                    "seconds and try again.")
 METADATA_VALUE_MAX = 200
@@ -69,13 +73,32 @@ class ChannelLimits:
         return max(self.by_sender.take(sender), self.by_address.take(address))
 
 
+_HEX_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_TOKEN_ID = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+WEAK_ID = ("must be an unguessable conversation id: a UUID (as Rasa's own channel and the common "
+           "widgets make them) or at least 22 random characters of A-Z, a-z, 0-9, '-' and '_'")
+
+
+def unguessable(session_id: str) -> bool:
+    """Whether a client-chosen conversation id has at least a UUID4's 122 random bits.
+
+    Whoever knows a conversation's id can write into it and read its replies, so a short or
+    patterned id ("user1", "0000...") is refused. Accepted: a UUID with or without dashes, as
+    Rasa (``uuid4().hex``) and the common Rasa widgets make them, or 22 to 128 URL-safe
+    characters (132 bits and up); either with enough distinct characters to be random."""
+    compact = session_id.replace("-", "") if len(session_id) == 36 else session_id
+    if _HEX_ID.match(compact):
+        return len(set(compact.lower())) >= 8
+    return bool(_TOKEN_ID.match(session_id)) and len(set(session_id)) >= 12
+
+
 def malformed(body: object) -> str | None:
     """Why a REST webhook body cannot be a customer message, or None when it can."""
     if not isinstance(body, dict):
         return "the body must be a JSON object with 'sender' and 'message'"
     sender = body.get("sender")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
-        return "'sender' must be a non-empty string of at most 128 characters"
+    if not isinstance(sender, str) or not unguessable(sender):
+        return f"'sender' {WEAK_ID}"
     if not isinstance(body.get("message"), str):
         return "'message' must be a string"
     if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
@@ -199,12 +222,26 @@ class GuardedSocketIOInput(SocketIOInput):
         if rasa_handler is None:
             return
         limits = ChannelLimits()
+        rasa_session_request = handlers.get("session_request")
+
+        async def session_request(sid: str, data: Any) -> None:
+            # A missing, malformed or guessable id gets one the server issues (Rasa's own
+            # uuid4 hex), sent back in session_confirm, as Rasa does for a missing one.
+            data = data if isinstance(data, dict) else {}
+            session_id = data.get("session_id")
+            if not isinstance(session_id, str) or not unguessable(session_id):
+                data = {**data, "session_id": uuid.uuid4().hex}
+            if rasa_session_request is not None:
+                await rasa_session_request(sid, data)
 
         async def checked(sid: str, data: Any) -> None:
             if not isinstance(data, dict) or not isinstance(data.get("message", ""), str) or (
                     data.get("session_id") is not None
                     and not isinstance(data.get("session_id"), str)):
                 await sio.emit(self.bot_message_evt, {"text": UNREADABLE_REPLY}, room=sid)
+                return
+            if data.get("session_id") and not unguessable(data["session_id"]):
+                await sio.emit(self.bot_message_evt, {"text": WEAK_ID_REPLY}, room=sid)
                 return
             # engine.io's Sanic environ says 127.0.0.1 for everyone; the request knows better.
             environ = sio.get_environ(sid, namespace=namespace) or {}
@@ -215,3 +252,4 @@ class GuardedSocketIOInput(SocketIOInput):
             await rasa_handler(sid, data)
 
         handlers[self.user_message_evt] = checked
+        handlers["session_request"] = session_request

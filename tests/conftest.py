@@ -27,6 +27,12 @@ CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
 WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
 
 
+def sid(label: str) -> str:
+    """A conversation id the channels accept (32 hex digits, as Rasa makes them), named by a
+    readable label: the same label is the same conversation within a test."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"lepton-helpdesk-test/{label}").hex
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -284,8 +290,9 @@ class Served:
         return lines[start + 1].strip()
 
     def say(self, sender: str, message: str) -> list[dict]:
+        """A customer's REST turn in the conversation ``sid(sender)``."""
         reply = httpx.post(f"{self.rasa}/webhooks/rest/webhook",
-                           json={"sender": sender, "message": message}, timeout=30)
+                           json={"sender": sid(sender), "message": message}, timeout=30)
         reply.raise_for_status()
         return reply.json()
 

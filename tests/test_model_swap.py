@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from tests.conftest import Served
+from tests.conftest import Served, sid
 
 pytestmark = pytest.mark.slow
 MAX_REPLY_SECONDS = 2.0
@@ -35,7 +35,7 @@ class Chatter(threading.Thread):
                 started = time.perf_counter()
                 try:
                     reply = client.post(f"{self.served.rasa}/webhooks/rest/webhook",
-                                        json={"sender": "swap-customer",
+                                        json={"sender": sid("swap-customer"),
                                               "message": "my card still has not arrived"})
                     if reply.status_code != 200 or not reply.json():
                         self.failures.append(f"{reply.status_code} {reply.text[:200]}")
@@ -97,7 +97,7 @@ def test_promote_and_rollback_swap_models_with_no_failed_or_slow_reply(
                         timeout=30).json()
     per_model = {row["model_id"]: row["messages"] for row in summary["per_model"]}
     assert per_model.get(first, 0) > 0 and per_model.get(second_id, 0) > 0, per_model
-    transcript = httpx.get(f"{served.api}/api/v1/conversations/swap-customer",
+    transcript = httpx.get(f"{served.api}/api/v1/conversations/{sid('swap-customer')}",
                            headers=headers, timeout=30).json()
     models_in_one_conversation = {e["model_id"] for e in transcript["entries"]
                                   if e["kind"] == "customer"}

@@ -20,7 +20,7 @@ import sqlalchemy
 
 from retrieval import settings as retrieval_settings
 from retrieval.decision import Calibration
-from tests.conftest import Served, processes_of
+from tests.conftest import Served, processes_of, sid
 
 pytestmark = pytest.mark.slow
 
@@ -95,16 +95,17 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # Rasa's HTTP API is on, and protected by the token.
     assert httpx.get(served.rasa + "/status").status_code in (401, 403)
 
-    feedback = {"session_id": "smoke-1", "message_id": "m-1", "answer_id": 101,
+    feedback = {"session_id": sid("smoke-1"), "message_id": "m-1", "answer_id": 101,
                 "rating": "up", "comment": "clear, thanks"}
     assert httpx.post(served.api + "/api/v1/feedback", json=feedback).status_code == 201
     rows = sqlite3.connect(served.var_dir / "admin.db").execute(
         "SELECT session_id, answer_id, rating, comment FROM feedback").fetchall()
-    assert rows == [("smoke-1", 101, "up", "clear, thanks")]
+    assert rows == [(sid("smoke-1"), 101, "up", "clear, thanks")]
 
     # The conversation is in the SQL tracker store, not in memory.
     events = sqlite3.connect(served.var_dir / "tracker.db").execute(
-        "SELECT data FROM events WHERE sender_id='smoke-1' AND type_name='user'").fetchall()
+        f"SELECT data FROM events WHERE sender_id='{sid('smoke-1')}' AND type_name='user'"
+    ).fetchall()
     assert [json.loads(e[0])["text"] for e in events] == ["hi", "I am still waiting on my card?"]
     assert served.text().count("Its API token is shown only now") == 1
 
@@ -113,30 +114,34 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     too_long = served.say("smoke-4", "x" * 1001)
     assert "too long" in _texts(too_long)
     stored = [json.loads(r[0]) for r in sqlite3.connect(served.var_dir / "tracker.db").execute(
-        "SELECT data FROM events WHERE sender_id='smoke-4' AND type_name='user'").fetchall()]
+        f"SELECT data FROM events WHERE sender_id='{sid('smoke-4')}' AND type_name='user'"
+    ).fetchall()]
     assert [e["text"] for e in stored] == ["my card **** **** **** 1111 was stolen, cvv ***"]
     raw = sqlite3.connect(served.var_dir / "tracker.db").execute(
-        "SELECT group_concat(data) FROM events WHERE sender_id='smoke-4'").fetchone()[0]
+        f"SELECT group_concat(data) FROM events WHERE sender_id='{sid('smoke-4')}'").fetchone()[0]
     assert "4111" not in raw.replace("**** 1111", "")
 
     # Malformed bodies are a 400 or 413 with a message, never an exception inside Rasa.
     webhook = f"{served.rasa}/webhooks/rest/webhook"
-    for body, fragment in (({"sender": "smoke-6", "message": 42}, "'message'"),
+    for body, fragment in (({"sender": sid("smoke-6"), "message": 42}, "'message'"),
                            ({"sender": ["x"], "message": "hi"}, "'sender'"),
-                           ({"sender": "smoke-6", "message": "hi", "metadata": [1]},
+                           ({"sender": "smoke-6", "message": "hi"}, "unguessable"),
+                           ({"sender": "0" * 32, "message": "hi"}, "unguessable"),
+                           ({"sender": sid("smoke-6"), "message": "hi", "metadata": [1]},
                             "'metadata'"), ([1, 2], "JSON object")):
         refused = httpx.post(webhook, json=body)
         assert refused.status_code == 400 and fragment in refused.json()["error"], refused.text
-    big = httpx.post(webhook, json={"sender": "smoke-6", "message": "hi", "metadata": {
+    big = httpx.post(webhook, json={"sender": sid("smoke-6"), "message": "hi", "metadata": {
         "junk": "x" * 70_000}})
     assert big.status_code == 413
     # Client metadata is cut to the allow-list: a forged model_id never reaches the store.
     httpx.post(webhook, json={
-        "sender": "smoke-7", "message": "hi",
+        "sender": sid("smoke-7"), "message": "hi",
         "metadata": {"model_id": "forged", "language": "en", "junk": "x"}}).raise_for_status()
     [meta] = [json.loads(r[0]).get("metadata") for r in sqlite3.connect(
         served.var_dir / "tracker.db").execute(
-        "SELECT data FROM events WHERE sender_id='smoke-7' AND type_name='user'").fetchall()]
+        f"SELECT data FROM events WHERE sender_id='{sid('smoke-7')}' AND type_name='user'"
+    ).fetchall()]
     assert meta.get("model_id") != "forged" and meta.get("language") == "en"
     assert "junk" not in meta
 
@@ -144,7 +149,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # Retry-After), and only that conversation does.
     codes = []
     for _ in range(15):
-        reply = httpx.post(webhook, json={"sender": "smoke-flood", "message": "hi"})
+        reply = httpx.post(webhook, json={"sender": sid("smoke-flood"), "message": "hi"})
         codes.append(reply.status_code)
     assert codes[:5] == [200] * 5 and codes[-1] == 429, codes
     assert "faster than I can read" in reply.json()[0]["text"]
@@ -154,7 +159,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # (no proxy is trusted unless HELPDESK_TRUSTED_PROXIES names it).
     intake = [httpx.post(served.api + "/api/v1/feedback", headers={
         "X-Forwarded-For": f"203.0.113.{i}"}, json={
-        "session_id": "smoke-1", "message_id": f"xff-{i}", "rating": "up"}).status_code
+        "session_id": sid("smoke-1"), "message_id": f"xff-{i}", "rating": "up"}).status_code
         for i in range(12)]
     assert 429 in intake, intake
 
@@ -171,17 +176,17 @@ def test_postgres_a_restarted_action_server_and_a_dying_service(
     admin_db, tracker_db = postgres_factory(), postgres_factory()
     served = serve(HELPDESK_DATABASE_URL=admin_db, HELPDESK_TRACKER_STORE_URL=tracker_db)
     assert "virtual assistant" in _texts(served.say("pg-1", "hello"))
-    feedback = {"session_id": "pg-1", "message_id": "m-7", "rating": "down"}
+    feedback = {"session_id": sid("pg-1"), "message_id": "m-7", "rating": "down"}
     assert httpx.post(served.api + "/api/v1/feedback", json=feedback).status_code == 201
 
     with sqlalchemy.create_engine(admin_db).connect() as connection:
         rows = connection.execute(sqlalchemy.text("SELECT session_id, rating FROM feedback"))
-        assert [tuple(r) for r in rows] == [("pg-1", "down")]
+        assert [tuple(r) for r in rows] == [(sid("pg-1"), "down")]
         answers = connection.execute(sqlalchemy.text("SELECT count(*) FROM answer")).scalar()
         assert answers == 80
     with sqlalchemy.create_engine(tracker_db).connect() as connection:
         texts = connection.execute(sqlalchemy.text(
-            "SELECT data FROM events WHERE sender_id='pg-1' AND type_name='user'"))
+            f"SELECT data FROM events WHERE sender_id='{sid('pg-1')}' AND type_name='user'"))
         assert [json.loads(r[0])["text"] for r in texts] == ["hello"]
 
     # The action server dies: the customer gets an apology at once, not silence; serve
@@ -192,8 +197,9 @@ def test_postgres_a_restarted_action_server_and_a_dying_service(
     assert time.monotonic() - asked < 10
     _wait(lambda: "action server exited with code -9; restarting it" in served.text(),
           "the action server was not restarted")
+    # Asked at a person's pace: the channel slows down a conversation that floods it.
     _wait(lambda: "working days" in _texts(served.say("pg-2", FAQ)),
-          "the conversation did not continue after the restart", timeout=180)
+          "the conversation did not continue after the restart", timeout=180, every=2.5)
 
     # The admin API dies too: it is restarted like any other service, nothing else stops.
     os.kill(_pid_of(served, b"admin_api.main:app"), signal.SIGKILL)
@@ -243,7 +249,7 @@ def test_a_crashed_back_office_never_silences_customers(serve: Callable[..., Ser
         "base_revision": answer["revision"], "body": "Edited after the crash: 3 days."})
     assert edited.status_code == 200, edited.text
     _wait(lambda: "Edited after the crash" in _texts(served.say("crash-2", FAQ)),
-          "the edited answer never reached the bot", timeout=60)
+          "the edited answer never reached the bot", timeout=60, every=1.0)
 
     # The worker dies in the middle of a retraining job: the job ends failed, not running.
     job = httpx.post(f"{served.api}/api/v1/retrain", headers=admin,
@@ -323,6 +329,7 @@ class Customer:
             "origin": origin, "suppress_origin": False})
         self.client.on("bot_uttered", self.received.append)
         confirmed: list[str] = []
+        self.confirmed = confirmed
         self.client.on("session_confirm", confirmed.append)
         self.client.connect(rasa_url, socketio_path="/socket.io", transports=["websocket"])
         self.client.emit("session_request", {"session_id": session_id})
@@ -335,11 +342,12 @@ class Customer:
         return [m.get("text", "") for m in self.received]
 
 
-def _wait(condition: Callable[[], bool], message: str, timeout: float = 30.0) -> None:
+def _wait(condition: Callable[[], bool], message: str, timeout: float = 30.0,
+          every: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, message
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> None:
@@ -347,11 +355,20 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
     admin = {"Authorization": f"Bearer {served.admin_token()}"}
     # The socket.io channel admits only the configured origins (the widget's pages).
     with pytest.raises(socketio.exceptions.ConnectionError):
-        Customer(served.rasa, "intruder", origin="https://evil.example")
-    customer = Customer(served.rasa, "widget-7", origin=served.api)
+        Customer(served.rasa, sid("intruder"), origin="https://evil.example")
+    customer = Customer(served.rasa, sid("widget-7"), origin=served.api)
     try:
+        # A guessable id is replaced by one the server issues, and a frame that uses it anyway
+        # is refused politely.
+        weak = Customer(served.rasa, "user1", origin=served.api)
+        assert weak.confirmed[0] != "user1" and len(weak.confirmed[0]) == 32
+        weak.say("hi")
+        _wait(lambda: any("conversation id is not valid" in t for t in weak.texts()),
+              "a guessable session id was not refused")
+        weak.client.disconnect()
         # A frame whose message is not text gets a polite reply, not silence or a traceback.
-        customer.client.emit("user_uttered", {"message": {"x": 1}, "session_id": "widget-7"})
+        customer.client.emit("user_uttered", {"message": {"x": 1},
+                                              "session_id": sid("widget-7")})
         _wait(lambda: any("could not read that message" in t for t in customer.texts()),
               "a malformed socket.io frame got no reply")
         # An FAQ over socket.io: the text, then our payload with the answer and the message id.
@@ -365,7 +382,7 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         customer.say("/request_human")
         _wait(lambda: any("support team" in t for t in customer.texts()), "no hand-off reply")
         queue = httpx.get(served.api + "/api/v1/handoff", headers=admin).json()
-        assert [w["session_id"] for w in queue] == ["widget-7"]
+        assert [w["session_id"] for w in queue] == [sid("widget-7")]
 
         # Paused: the bot stays quiet while the customer waits for a person.
         before = len(customer.received)
@@ -373,13 +390,13 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         time.sleep(2)
         assert len(customer.received) == before
 
-        reply = httpx.post(served.api + "/api/v1/handoff/widget-7/reply", headers=admin,
+        reply = httpx.post(f"{served.api}/api/v1/handoff/{sid('widget-7')}/reply", headers=admin,
                            json={"text": "Hi, this is Ada from support <b>here</b>."})
         assert reply.status_code == 202, reply.text
         _wait(lambda: "Hi, this is Ada from support <b>here</b>." in customer.texts(),
               "the staff reply did not reach the customer's socket")
         _wait(lambda: {"staff": "admin"} in customer.received, "no staff payload")
-        transcript = httpx.get(served.api + "/api/v1/conversations/widget-7",
+        transcript = httpx.get(served.api + f"/api/v1/conversations/{sid('widget-7')}",
                                headers=admin).json()
         assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",
                                                                    "staff"]
@@ -421,11 +438,11 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         assert "passing you to a member of our support team" in second
         waiting = [w["session_id"] for w in
                    httpx.get(served.api + "/api/v1/handoff", headers=admin).json()]
-        assert sorted(waiting) == ["rest-9", "widget-7"]
-        assert httpx.post(served.api + "/api/v1/handoff/rest-9/resume",
+        assert sorted(waiting) == sorted([sid("rest-9"), sid("widget-7")])
+        assert httpx.post(served.api + f"/api/v1/handoff/{sid('rest-9')}/resume",
                           headers=admin).status_code == 202
 
-        assert httpx.post(served.api + "/api/v1/handoff/widget-7/resume",
+        assert httpx.post(served.api + f"/api/v1/handoff/{sid('widget-7')}/resume",
                           headers=admin).status_code == 202
         assert httpx.get(served.api + "/api/v1/handoff", headers=admin).json() == []
         customer.say("/greet")
