@@ -53,12 +53,18 @@ class TextEncoder(Protocol):
     @property
     def encoded(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
-               ) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True,
+               urgent: bool = False) -> np.ndarray: ...
 
 
 class Encoder:
-    """Encodes texts with one sentence-transformers model, through an optional cache."""
+    """Encodes texts with one sentence-transformers model, through an optional cache.
+
+    One model serves both kinds of work: a customer's question (``urgent``: a search waits
+    for it) and the re-encoding of answers that changed, which can be thousands of texts after
+    an import. The second runs a batch at a time and lets every waiting question go first, so
+    a large change never holds a search up for more than the batch being encoded.
+    """
 
     def __init__(
         self, model: str, cache_path: Path | None = None, device: str | None = None,
@@ -72,10 +78,12 @@ class Encoder:
         self.dim = int(self._model.get_sentence_embedding_dimension())
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._urgent_waiting = 0
+        self._no_urgent = threading.Condition(threading.Lock())
         self.cache = EmbeddingCache(cache_path, self.dim) if cache_path else None
         self.encoded = 0  # texts actually run through the model (not served from the cache)
 
-    def _run(self, texts: list[str], progress: bool) -> np.ndarray:
+    def _model_encode(self, texts: list[str], progress: bool) -> np.ndarray:
         with self._lock:
             vectors = self._model.encode(
                 texts, batch_size=self.batch_size, normalize_embeddings=True,
@@ -84,12 +92,31 @@ class Encoder:
             self.encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
-    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
-               ) -> np.ndarray:
+    def _run(self, texts: list[str], progress: bool, urgent: bool = False) -> np.ndarray:
+        if urgent:
+            with self._no_urgent:
+                self._urgent_waiting += 1
+            try:
+                return self._model_encode(texts, progress)
+            finally:
+                with self._no_urgent:
+                    self._urgent_waiting -= 1
+                    self._no_urgent.notify_all()
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            with self._no_urgent:  # questions first: wait while any is queued
+                self._no_urgent.wait_for(lambda: self._urgent_waiting == 0, timeout=5)
+            parts.append(self._model_encode(texts[start:start + self.batch_size],
+                                            progress and start == 0))
+        return np.vstack(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True,
+               urgent: bool = False) -> np.ndarray:
         """One normalised float32 row per text; empty texts give a zero vector.
 
         ``cache=False`` for customers' questions: caching them would write to disk on every
-        search and keep growing with traffic, for texts that rarely come back.
+        search and keep growing with traffic, for texts that rarely come back. ``urgent`` for
+        a search's question: it goes before any answers being re-encoded.
         """
         cleaned = [clean_text(t) for t in texts]
         out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
@@ -101,7 +128,7 @@ class Encoder:
         cached = store.get_many(sorted(set(keys.values()))) if store is not None else {}
         missing = sorted({t for i, t in wanted.items() if keys[i] not in cached})
         if missing:
-            fresh = dict(zip(missing, self._run(missing, progress), strict=True))
+            fresh = dict(zip(missing, self._run(missing, progress, urgent), strict=True))
             if store is not None:
                 store.put_many({text_key(self.model_id, t): v for t, v in fresh.items()})
             cached.update({text_key(self.model_id, t): v for t, v in fresh.items()})
@@ -133,9 +160,10 @@ class EnsembleEncoder:
     def encoded(self) -> int:
         return sum(m.encoded for m in self.members)
 
-    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True
-               ) -> np.ndarray:
-        parts = [m.encode(texts, progress=progress, cache=cache) for m in self.members]
+    def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True,
+               urgent: bool = False) -> np.ndarray:
+        parts = [m.encode(texts, progress=progress, cache=cache, urgent=urgent)
+                 for m in self.members]
         return np.hstack(parts) * self._scale
 
 

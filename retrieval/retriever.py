@@ -260,7 +260,7 @@ class Retriever:
             raise ValueError("k must be between 1 and 100")
         allowed = self._filter(filters)
         probabilities = _ranking_probabilities(intent_ranking)
-        query_vector = self.encoder.encode([query], cache=self.cache_queries)[0]
+        query_vector = self.encoder.encode([query], cache=self.cache_queries, urgent=True)[0]
         if not query_vector.any():
             return SearchResult([], FALLBACK)
         with self._lock.read():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import faiss
@@ -336,3 +337,29 @@ def test_a_doubtful_best_answer_is_offered_beside_the_others(encoder) -> None:  
     assert retriever(score - 0.01).search(query, k=3).decision == ANSWER
     doubtful = retriever(score + 0.01).search(query, k=3)
     assert doubtful.decision == CLARIFY and doubtful.top.answer_id == 1 and len(doubtful.hits) > 1
+
+
+def test_a_question_is_encoded_before_a_large_change_finishes_re_encoding(encoder) -> None:  # noqa: ANN001
+    """An import re-encodes thousands of texts on the same model a search needs: the search's
+    question goes between two of the write's batches instead of after all of them."""
+    texts = [f"answer text number {i} about cards, transfers and top-ups" for i in range(1500)]
+    finished: list[str] = []
+    before = encoder.encoded
+
+    def write() -> None:
+        encoder.encode(texts, cache=False)
+        finished.append("write")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while encoder.encoded == before and writer.is_alive():  # until its first batch is done
+        time.sleep(0.001)
+    question = encoder.encode(["where is my new card?"], cache=False, urgent=True)
+    finished.append("question")
+    writer.join()
+    assert finished == ["question", "write"]
+    assert np.isclose(np.linalg.norm(question[0]), 1.0)
+    # Chunked, the write's vectors are the ones a single call gives.
+    sample = texts[:3] + texts[-3:]
+    assert np.allclose(encoder.encode(sample, cache=False),
+                       np.vstack([encoder.encode([t], cache=False) for t in sample]), atol=1e-5)
