@@ -2,13 +2,14 @@
 
 A conversation lives in Rasa's tracker store, and its words travel from there: into feedback
 and review items, into training examples (a correction, a confirmed thumbs-up), into answers
-as question variants (and so into the retriever's index and snapshots), into answer revisions,
-and into retraining jobs' data (``var/retrain/job-N/``). Erasing removes all of it, in one
-place: the examples go, the variants are taken out of their answers (the retriever drops them
-at its next poll and its next snapshot no longer holds them), revisions keep their entry (who,
-when, which fields) with the words replaced by a marker, and job files are rewritten with the
-marker. Models already trained on the words keep them in their example memory until the next
-retraining: the erasure names them.
+as question variants (and so into the retriever's index, snapshots and embedding cache), into
+answer revisions, and into retraining jobs' data (``var/retrain/job-N/``). Erasing removes all
+of it, in one place: the examples go; the variants are taken out of their answers (the
+retriever drops them at its next poll, its next snapshot no longer holds them) and their
+cached vectors are deleted; revisions keep their entry (who, when, which fields) with the
+words replaced by a marker; job files are rewritten with the marker. Models already trained
+on the words keep them in their example memory until the next retraining: the erasure names
+them.
 
 "The same words" means the same text up to case and spacing, so an example a staff member
 typed with identical words is erased too: for an erasure, the safe side.
@@ -54,14 +55,33 @@ def same_text(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def customer_words(session: Session, store: TrackerStore, session_id: str) -> set[str]:
+def customer_texts(session: Session, store: TrackerStore, session_id: str) -> list[str]:
     """Everything the customer wrote in a conversation, as the tracker and the copies hold it."""
     texts = [e.get("text") for e in store.events(session_id) if e.get("type") == "user"]
     texts += [f.text for f in session.exec(select(Feedback)
                                            .where(Feedback.session_id == session_id)).all()]
     texts += [i.text for i in session.exec(select(ReviewItem)
                                            .where(ReviewItem.session_id == session_id)).all()]
-    return {same_text(t) for t in texts if isinstance(t, str) and t.strip()}
+    return [t for t in texts if isinstance(t, str) and t.strip()]
+
+
+def customer_words(session: Session, store: TrackerStore, session_id: str) -> set[str]:
+    """The customer's texts in the form they are compared in (``same_text``)."""
+    return {same_text(t) for t in customer_texts(session, store, session_id)}
+
+
+def _forget_vectors(texts: list[str]) -> int:
+    """The retriever's cached vectors of the texts (its embedding cache, next to its index),
+    for every encoder it is configured with."""
+    from retrieval import settings as retrieval_settings
+    from retrieval.cache import forget_texts
+    from retrieval.encoder import clean_text, model_fingerprint
+
+    cache = retrieval_settings.index_dir() / "embeddings.sqlite"
+    if not cache.is_file() or not texts:
+        return 0
+    models = [model_fingerprint(m) for m in retrieval_settings.encoder_models()]
+    return forget_texts(cache, models, [clean_text(t) for t in texts])
 
 
 def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[int]:
@@ -79,13 +99,14 @@ def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[
     return ids
 
 
-def _erase_variants(session: Session, words: set[str], author: str) -> tuple[int, int]:
-    """Take the words out of answers' question variants, and out of every revision."""
-    variants = 0
+def _erase_variants(session: Session, words: set[str], author: str) -> tuple[list[str], int]:
+    """Take the words out of answers' question variants, and out of every revision; returns
+    the variants taken out and the number of revisions scrubbed."""
+    variants: list[str] = []
     for answer in session.exec(select(Answer)).all():
         kept = [q for q in answer.questions if same_text(q) not in words]
         if len(kept) != len(answer.questions):
-            variants += len(answer.questions) - len(kept)
+            variants += [q for q in answer.questions if same_text(q) in words]
             crud.update_answer(session, answer, {"questions": kept}, author, action="erase")
     revisions = 0
     for revision in session.exec(select(AnswerRevision)).all():
@@ -156,9 +177,11 @@ def _replace_casefolded(line: str, word: str) -> str:
 def erase(session: Session, store: TrackerStore, session_id: str,
           author: str = "retention") -> dict:
     """Remove one conversation and everything derived from its words; the caller commits."""
-    words = customer_words(session, store, session_id)
+    texts = customer_texts(session, store, session_id)
+    words = {same_text(t) for t in texts}
     example_ids = _erase_examples(session, session_id, words)
     variants, revisions = _erase_variants(session, words, author)
+    vectors = _forget_vectors(texts + variants)
     jobs, files = _scrub_jobs(get_settings().var_dir / "retrain", words, example_ids)
     models = sorted(session.exec(select(ModelVersion.model_id).where(
         ModelVersion.job_id.in_(jobs))).all()) if jobs else []  # type: ignore[union-attr]
@@ -168,7 +191,8 @@ def erase(session: Session, store: TrackerStore, session_id: str,
         "review_items": session.execute(delete(ReviewItem)
                                         .where(ReviewItem.session_id == session_id)).rowcount,
         "training_examples": len(example_ids),
-        "question_variants": variants,
+        "question_variants": len(variants),
+        "cached_vectors": vectors,
         "revisions_scrubbed": revisions,
         "job_files_scrubbed": files,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +60,19 @@ class EmbeddingCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def forget_texts(path: Path, model_ids: Sequence[str], texts: Iterable[str]) -> int:
+    """Delete the cached vectors of ``texts`` (as the encoder saw them) under each model: an
+    erasure, since a vector is derived from the words. Returns how many rows went."""
+    if not path.is_file():
+        return 0
+    keys = [text_key(model_id, text) for model_id in model_ids for text in set(texts)]
+    db = sqlite3.connect(str(path), timeout=30)
+    try:
+        removed = sum(db.execute("DELETE FROM embedding WHERE key = ?", (key,)).rowcount
+                      for key in keys)
+        db.commit()
+    finally:
+        db.close()
+    return removed

@@ -259,6 +259,19 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
         "nlu:\n- intent: card_not_working\n  examples: |\n    - Problem  with my CARD\n"
         "    - my card is broken\n")
 
+    # The retriever cached the variant's vector (as the action server does, next to its index).
+    import numpy as np
+
+    from retrieval import settings as retrieval_settings
+    from retrieval.cache import EmbeddingCache, text_key
+    from retrieval.encoder import model_fingerprint
+
+    model_id = model_fingerprint(retrieval_settings.encoder_models()[0])
+    cache = EmbeddingCache(retrieval_settings.index_dir() / "embeddings.sqlite", dim=4)
+    key = text_key(model_id, "Problem with my card")
+    cache.put_many({key: np.ones(4, dtype=np.float32),
+                    text_key(model_id, "my card is broken"): np.ones(4, dtype=np.float32)})
+
     # The customer's side of the right first: everything kept about them, as JSON.
     export = client.get("/api/v1/conversations/c-clarify/export", headers=admin)
     assert export.status_code == 200, export.text
@@ -273,6 +286,9 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
     assert counts["training_examples"] == 1 and counts["question_variants"] == 1
     assert counts["revisions_scrubbed"] >= 1 and counts["job_files_scrubbed"] == 1
     assert counts["models_trained_on_it"] == ["m-trained-on-it"]
+    assert counts["cached_vectors"] == 1
+    assert cache.get_many([key]) == {} and len(cache) == 1  # only the erased words' vector
+    cache.close()
     assert client.get(f"/api/v1/training-examples/{example['id']}",
                       headers=staff).status_code == 404
     answer = client.get("/api/v1/answers/105", headers=staff).json()

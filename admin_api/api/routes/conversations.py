@@ -65,6 +65,8 @@ class Erasure(ApiModel):
     review_items: int
     training_examples: int
     question_variants: int
+    cached_vectors: int = PField(..., description="The retriever's cached vectors of the "
+                                                  "words, deleted")
     revisions_scrubbed: int = PField(..., description="Answer revisions whose variants were "
                                                       "replaced by a marker")
     job_files_scrubbed: int
