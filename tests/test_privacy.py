@@ -35,3 +35,22 @@ def test_feedback_and_training_examples_are_masked(client: TestClient, auth: dic
     assert example.json()["text"] == "block **** **** **** 0004 now"
     export = client.get("/api/v1/training-examples", headers=auth["staff"]).text
     assert "5500" not in export
+
+
+def test_tokens_in_log_lines_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    import logging
+
+    from nlu.privacy import REDACTED, redact_secrets_in_logs, redact_token
+
+    assert redact_token("GET /status?token=s3cr3t-Value&x=1 200") == (
+        f"GET /status?token={REDACTED}&x=1 200")
+    assert redact_token("no secrets here") == "no secrets here"
+    redact_secrets_in_logs()
+    redact_secrets_in_logs()  # installing twice wraps once
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("some.library").info('"%s %s" 200', "POST",
+                                               "/conversations/x/tracker/events?token=abc123")
+        logging.getLogger("httpx").warning("HTTP Request: GET http://h/?auth_token=zz9 failed")
+    text = caplog.text
+    assert "abc123" not in text and "zz9" not in text and text.count(REDACTED) == 2
