@@ -2,11 +2,12 @@
 
 Each service is a child process in its own process group with its own log under
 ``var/logs``. Startup waits for every health check. After that, a service that dies is
-restarted, with a backoff that grows while it keeps dying (1 s, 2 s, 4 s ... up to 30 s) and
-starts again from 1 s once it has run for a minute; each death and each recovery is reported.
-No death takes the others down: customers chat with Rasa and the action server, so a crash of
-the back office (the admin API, the retraining worker) must never silence them. Ctrl-C (or
-SIGTERM) stops all of them, so nothing is left running behind the operator's back.
+restarted, with a backoff that doubles while it keeps dying (``BACKOFF_FIRST`` up to
+``BACKOFF_MAX``) and starts again from the first step once it has run ``STABLE_AFTER``; each
+death and each recovery is reported. No death takes the others down: customers chat with Rasa
+and the action server, so a crash of the back office (the admin API, the retraining worker)
+must never silence them. Ctrl-C (or SIGTERM) stops all of them, so nothing is left running
+behind the operator's back.
 """
 
 from __future__ import annotations
