@@ -102,13 +102,16 @@ class Encoder:
                 with self._no_urgent:
                     self._urgent_waiting -= 1
                     self._no_urgent.notify_all()
-        parts = []
-        for start in range(0, len(texts), self.batch_size):
+        # Longest first, as sentence-transformers orders one call's texts: each batch then
+        # pads to texts of about its own length, so batching it ourselves costs no speed.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
             with self._no_urgent:  # questions first: wait while any is queued
                 self._no_urgent.wait_for(lambda: self._urgent_waiting == 0, timeout=5)
-            parts.append(self._model_encode(texts[start:start + self.batch_size],
-                                            progress and start == 0))
-        return np.vstack(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+            chunk = order[start:start + self.batch_size]
+            out[chunk] = self._model_encode([texts[i] for i in chunk], progress and start == 0)
+        return out
 
     def encode(self, texts: Sequence[str], progress: bool = False, cache: bool = True,
                urgent: bool = False) -> np.ndarray:

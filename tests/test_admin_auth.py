@@ -25,7 +25,8 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("PUT", "/api/v1/conversations/retention"), ("POST", "/api/v1/conversations/purge"),
               ("DELETE", "/api/v1/conversations/{session_id}"), ("POST", "/api/v1/retrain"),
               ("POST", "/api/v1/jobs/{job_id}/cancel"), ("POST", "/api/v1/models/rollback"),
-              ("POST", "/api/v1/models/{model_key}/promote")}
+              ("POST", "/api/v1/models/{model_key}/promote"),
+              ("GET", "/api/v1/conversations/{session_id}/export")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",
