@@ -17,6 +17,7 @@ typed with identical words is erased too: for an erasure, the safe side.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -75,13 +76,22 @@ def _forget_vectors(texts: list[str]) -> int:
     for every encoder it is configured with."""
     from retrieval import settings as retrieval_settings
     from retrieval.cache import forget_texts
-    from retrieval.encoder import clean_text, model_fingerprint
+    from retrieval.encoder import clean_text
 
     cache = retrieval_settings.index_dir() / "embeddings.sqlite"
     if not cache.is_file() or not texts:
         return 0
-    models = [model_fingerprint(m) for m in retrieval_settings.encoder_models()]
+    models = [_fingerprint(m) for m in retrieval_settings.encoder_models()]
     return forget_texts(cache, models, [clean_text(t) for t in texts])
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(model: str) -> str:
+    """A model's id hashes its weight files: once per process, not once per erased
+    conversation (a retention purge erases many)."""
+    from retrieval.encoder import model_fingerprint
+
+    return model_fingerprint(model)
 
 
 def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[int]:
