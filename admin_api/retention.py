@@ -94,15 +94,22 @@ def _fingerprint(model: str) -> str:
     return model_fingerprint(model)
 
 
-def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[int]:
+def derived_examples(session: Session, session_id: str,
+                     words: set[str]) -> list[TrainingExample]:
+    """The training examples made from a conversation: linked to its feedback or review
+    items, or holding the same words; in id order."""
     feedback_ids = session.exec(select(Feedback.id).where(Feedback.session_id == session_id)).all()
     item_ids = session.exec(select(ReviewItem.id).where(ReviewItem.session_id == session_id)).all()
     linked = or_(TrainingExample.feedback_id.in_(feedback_ids),  # type: ignore[union-attr]
                  TrainingExample.review_item_id.in_(item_ids))  # type: ignore[union-attr]
-    doomed = [e for e in session.exec(select(TrainingExample)).all()
-              if same_text(e.text) in words] + list(session.exec(select(TrainingExample)
-                                                             .where(linked)).all())
-    ids = sorted({e.id for e in doomed if e.id is not None})
+    found = {e.id: e for e in session.exec(select(TrainingExample).where(linked)).all()}
+    found.update({e.id: e for e in session.exec(select(TrainingExample)).all()
+                  if same_text(e.text) in words})
+    return [found[k] for k in sorted(k for k in found if k is not None)]
+
+
+def _erase_examples(session: Session, session_id: str, words: set[str]) -> list[int]:
+    ids = [e.id for e in derived_examples(session, session_id, words) if e.id is not None]
     if ids:
         session.execute(delete(TrainingExample).where(
             TrainingExample.id.in_(ids)))  # type: ignore[union-attr]

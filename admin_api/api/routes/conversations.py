@@ -9,7 +9,6 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field as PField
-from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from admin_api import audit, retention
@@ -21,7 +20,6 @@ from admin_api.models import (
     FeedbackRead,
     ReviewItem,
     ReviewItemRead,
-    TrainingExample,
     TrainingExampleRead,
 )
 from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
@@ -187,14 +185,9 @@ def export_conversation(session_id: str = SessionId, session: Session = Depends(
     if not events and not feedback and not items:
         raise not_found("conversation", session_id)
     words = retention.customer_words(session, store, session_id)
-    linked = or_(TrainingExample.feedback_id.in_([f.id for f in feedback]),  # type: ignore[union-attr]
-                 TrainingExample.review_item_id.in_([i.id for i in items]))  # type: ignore[union-attr]
-    examples = {e.id: e for e in session.exec(select(TrainingExample).where(linked)).all()}
-    examples.update({e.id: e for e in session.exec(select(TrainingExample)).all()
-                     if retention.same_text(e.text) in words})
     return {"session_id": session_id, "entries": transcript_entries(events),
             "feedback": feedback, "review_items": items,
-            "training_examples": [examples[k] for k in sorted(examples)]}
+            "training_examples": retention.derived_examples(session, session_id, words)}
 
 
 @router.delete("/{session_id}", response_model=Erasure)
