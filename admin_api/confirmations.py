@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from admin_api import audit
-from admin_api.core.config import get_settings
 from admin_api.models import ExampleSource, ExampleStatus, Feedback, TrainingExample, utcnow
 from admin_api.tracker import Turn
+from common import audit
+from common.config import get_settings
 from retrieval.answers import QUESTION_MAX
 
 NOT_CONFIRMABLE_OUTCOMES = {"fallback", "clarify", "none"}

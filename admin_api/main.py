@@ -30,7 +30,7 @@ from admin_api.api.routes import (
     widget,
 )
 from admin_api.api.unicode import UnicodeGuard
-from admin_api.core.config import get_settings
+from common.config import get_settings
 from nlu.privacy import redact_secrets_in_logs
 
 ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,

@@ -13,9 +13,9 @@ from alembic.config import Config
 from sqlmodel import Session, select
 
 from admin_api import crud
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import Answer, Meta, utcnow
+from common.config import get_settings
+from common.db import get_engine
 from retrieval.answers import load_answers_dir
 
 SEEDED_KEY = "answers_seeded"
@@ -30,17 +30,17 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url or get_settings().resolved_database_url), revision)
+    command.upgrade(alembic_config(url or get_settings().database_url), revision)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
-    command.downgrade(alembic_config(url or get_settings().resolved_database_url), revision)
+    command.downgrade(alembic_config(url or get_settings().database_url), revision)
 
 
 def seed_answers(url: str | None = None, answers_dir: Path | None = None) -> int:
     """Import the seed answers if this database was never seeded; returns how many."""
     answers_dir = answers_dir or get_settings().data_dir / "answers"
-    with Session(get_engine(url or get_settings().resolved_database_url)) as session:
+    with Session(get_engine(url or get_settings().database_url)) as session:
         if session.get(Meta, SEEDED_KEY) is not None:
             return 0
         answers = load_answers_dir(answers_dir)

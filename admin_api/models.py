@@ -7,7 +7,7 @@ and what it gets back, so a new column never leaks into or out of the API by acc
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
 from pydantic import Field as PField
@@ -16,14 +16,15 @@ from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel, not_null
+from common.audit import AuditEntry as AuditEntry
+from common.db import DB_ID_MAX, utcnow
+from learning.models import FINISHED_JOB_STATUSES as FINISHED_JOB_STATUSES
+from learning.models import ExampleSource, ExampleStatus, JobStatus, ModelStatus
+from learning.models import Job as Job
+from learning.models import ModelVersion as ModelVersion
+from learning.models import TrainingExample as TrainingExample
 from nlu.privacy import mask_sensitive
 from retrieval.answers import INTENT_PATTERN, MAX_ANSWER_ID, AnswerData, AnswerStatus
-
-DB_ID_MAX = 2**31 - 1  # ids are 32-bit integer columns on every database we support
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Answer(SQLModel, table=True):
@@ -407,35 +408,6 @@ class LinkAnswer(ApiModel):
         extra = "forbid"
 
 
-class ExampleStatus(str, enum.Enum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-
-
-class ExampleSource(str, enum.Enum):
-    staff = "staff"  # written by staff
-    feedback = "feedback"  # a mistake staff corrected from the review inbox
-    confirmed = "confirmed"  # the bot's own intent, confirmed by a customer's thumbs-up
-
-
-class TrainingExample(SQLModel, table=True):
-    """A training example added after launch (seed data stays in ``data/`` files)."""
-
-    __tablename__ = "training_example"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
-    text: str = Field(sa_column=Column(Text, nullable=False))
-    intent: str = Field(max_length=100, index=True)
-    source: str = Field(max_length=16)
-    status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
-    review_item_id: Optional[int] = None  # noqa: UP045
-    feedback_id: Optional[int] = Field(default=None, index=True)  # noqa: UP045
-    created_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    created_at: datetime = Field(default_factory=utcnow)
-    approved_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    approved_at: Optional[datetime] = None  # noqa: UP045
-
-
 class TrainingExampleCreate(ApiModel):
     text: str = PField(..., min_length=1, max_length=500)
     intent: str = PField(..., min_length=1, max_length=100, regex=INTENT_PATTERN)
@@ -499,20 +471,6 @@ class ExampleBulkResult(ApiModel):
 # --- Audit log ---------------------------------------------------------------------------
 
 
-class AuditEntry(SQLModel, table=True):
-    """One write through the API: who did what to which thing, written in the same
-    transaction as the write itself."""
-
-    __tablename__ = "audit_log"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    actor: str = Field(max_length=64, index=True)
-    action: str = Field(max_length=64, index=True)
-    entity: str = Field(max_length=32)
-    entity_id: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
-    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-
-
 class AuditEntryRead(ApiModel):
     id: int
     created_at: datetime
@@ -527,42 +485,6 @@ class AuditEntryRead(ApiModel):
 
 
 # --- Retraining jobs and the model registry ----------------------------------------------
-
-
-class JobStatus(str, enum.Enum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-FINISHED_JOB_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value,
-                         JobStatus.cancelled.value)
-
-
-class Job(SQLModel, table=True):
-    """A retraining run. The worker that claims it beats ``heartbeat_at``; a running job whose
-    heartbeat stopped belongs to a dead worker and is failed by the next worker."""
-
-    __tablename__ = "job"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
-    kind: str = Field(default="retrain", max_length=16)
-    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
-    requested_by: str = Field(max_length=64)
-    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
-    started_at: Optional[datetime] = None  # noqa: UP045
-    finished_at: Optional[datetime] = None  # noqa: UP045
-    heartbeat_at: Optional[datetime] = None  # noqa: UP045
-    worker: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
-    progress: float = 0.0
-    step: str = Field(default="", max_length=64)
-    log: str = Field(default="", sa_column=Column(Text, nullable=False))
-    timings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    error: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
-    cancel_requested: bool = False
 
 
 class JobCreate(ApiModel):
@@ -603,36 +525,6 @@ class JobRead(ApiModel):
 
 class JobDetail(JobRead):
     log: str
-
-
-class ModelStatus(str, enum.Enum):
-    candidate = "candidate"
-    production = "production"
-    rejected = "rejected"
-    archived = "archived"
-
-
-class ModelVersion(SQLModel, table=True):
-    """One trained Rasa model: Rasa's own model id, where its archive is, what it was trained
-    on, how it measured, and whether it serves customers. At most one is ``production``."""
-
-    __tablename__ = "model_version"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
-    model_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
-    file_name: str = Field(max_length=255)
-    path: str = Field(sa_column=Column(Text, nullable=False))
-    sha256: str = Field(max_length=64)
-    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
-    data_hash: str = Field(default="", max_length=64)
-    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    report: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)
-    job_id: Optional[int] = Field(default=None, foreign_key="job.id")  # noqa: UP045
-    created_at: datetime = Field(default_factory=utcnow)
-    promoted_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    promoted_at: Optional[datetime] = None  # noqa: UP045
 
 
 class ModelRead(ApiModel):

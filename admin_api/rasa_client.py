@@ -14,15 +14,16 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from admin_api.core.config import get_settings
+from common.config import get_settings
 
 TIMEOUT = 10.0
 JWT_LIFETIME = 60  # seconds: a captured header is worthless a minute later
 
 
 def auth_header(secret: str) -> dict[str, str]:
-    """Rasa's HTTP API accepts a JWT signed with its secret (``bot/rasa_server.py`` starts it
-    so): the secret stays in a header, never in a URL that proxies and access logs record."""
+    """Rasa's HTTP API accepts a JWT signed with its secret (``bot/runtime/rasa_server.py``
+    starts it so): the secret stays in a header, never in a URL that proxies and access logs
+    record."""
     now = int(time.time())
     claims = {"user": {"username": "helpdesk-admin-api", "role": "admin"},
               "iat": now, "exp": now + JWT_LIFETIME}

@@ -31,8 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from admin_api import crud
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import (
     Answer,
     AnswerRevision,
@@ -44,6 +42,8 @@ from admin_api.models import (
     utcnow,
 )
 from admin_api.tracker import TrackerStore
+from common.config import get_settings
+from common.db import get_engine
 
 logger = logging.getLogger(__name__)
 RETENTION_KEY = "retention_days"
@@ -74,14 +74,14 @@ def customer_words(session: Session, store: TrackerStore, session_id: str) -> se
 def _forget_vectors(texts: list[str]) -> int:
     """The retriever's cached vectors of the texts (its embedding cache, next to its index),
     for every encoder it is configured with."""
-    from retrieval import settings as retrieval_settings
+    from common.config import get_settings
     from retrieval.cache import forget_texts
     from retrieval.encoder import clean_text
 
-    cache = retrieval_settings.index_dir() / "embeddings.sqlite"
+    cache = get_settings().index_dir / "embeddings.sqlite"
     if not cache.is_file() or not texts:
         return 0
-    models = [_fingerprint(m) for m in retrieval_settings.encoder_models()]
+    models = [_fingerprint(m) for m in get_settings().encoder_models]
     return forget_texts(cache, models, [clean_text(t) for t in texts])
 
 
@@ -252,7 +252,7 @@ def start_purger(stop: threading.Event) -> threading.Thread:
         while not stop.is_set():
             try:
                 with Session(get_engine()) as session:
-                    erased = purge(session, TrackerStore(settings.resolved_tracker_store_url))
+                    erased = purge(session, TrackerStore(settings.tracker_store_url))
                 if erased:
                     logger.info("retention: erased %d conversations", len(erased))
             except SQLAlchemyError as error:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 
-from admin_api.core.db import get_engine
+from common.db import get_engine
 
 EVENTS = Table(
     "events", MetaData(),

@@ -72,9 +72,9 @@ def main() -> None:
 
     from admin_api import migrate
     from admin_api.core import security
-    from admin_api.core.db import get_engine
     from admin_api.main import create_app
     from admin_api.models import Role
+    from common.db import get_engine
 
     migrate.upgrade()
     migrate.seed_answers()

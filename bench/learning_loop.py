@@ -236,8 +236,9 @@ def run_job(product: Product, admin: dict, body: dict) -> dict:
 def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str, dict]:
     """The two bad candidates, through the same pipeline and gate (in this process)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith(("HELPDESK_", "HF_"))})
-    from helpdesk import retrain
-    from helpdesk.settings import RetrainSettings
+
+    from common.config import get_settings
+    from learning import pipeline
 
     def shuffled(examples: dict[str, list[str]]) -> dict[str, list[str]]:
         pairs = [(t, i) for i, ts in examples.items() for t in ts]
@@ -251,13 +252,13 @@ def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str
     def without(intent: str):  # noqa: ANN202
         return lambda examples: {i: ([] if i == intent else ts) for i, ts in examples.items()}
 
-    settings = RetrainSettings.from_env()
+    settings = get_settings()
     results = {}
     for name, transform in (("corrupted", shuffled), ("subtle", without("card_arrival"))):
         started = time.monotonic()
-        result = retrain.run({"limit_per_intent": limit, "promote": True},
-                             retrain.Progress(log=lambda line, n=name: print(f"  [{n}] {line}")),
-                             settings, var_dir / "retrain" / name, retrain.registry_dir(),
+        result = pipeline.run({"limit_per_intent": limit, "promote": True},
+                             pipeline.Progress(log=lambda line, n=name: print(f"  [{n}] {line}")),
+                             settings, var_dir / "retrain" / name, settings.registry_dir,
                              actor=f"bench {name}", transform=transform)
         results[name] = {"rejected": not result["promoted"],
                          "reasons": result["gate"]["reasons"],
@@ -302,14 +303,15 @@ def main() -> None:
                    cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     figures["initial_train_s"] = round(time.monotonic() - started, 1)
 
-    from bot import data_build
+    from common.config import get_settings
+    from learning import data_build
 
     test = [(e.text, e.intent) for e in datasets.load_banking77("test")]
     random.Random(args.seed).shuffle(test)
     evaluation, replay = test[: args.evaluation], test[args.evaluation:]
     # A 10-shot model is right often enough that the rest of test.csv may hold fewer than
     # 500 mistakes: then the replay goes on with training queries the model never saw.
-    seed, _ = data_build.collect_examples(datasets.settings.data_dir(), args.shots)
+    seed, _ = data_build.collect_examples(get_settings().data_dir, args.shots)
     seen = {t.lower() for texts in seed.values() for t in texts}
     unseen = [(e.text, e.intent) for e in datasets.load_banking77("train")
               if e.text.lower() not in seen]

@@ -31,7 +31,8 @@ from startup import ROOT, free_port, serve_until_ready, stop  # noqa: E402
 FAQ = "I am still waiting on my card?"
 # (name serve prints, a marker of its command line)
 SERVICES = [("admin API", b"admin_api.main:app"), ("retraining worker", b"helpdesk.cli"),
-            ("action server", b"bot.action_server"), ("Rasa server", b"bot.rasa_server")]
+            ("action server", b"bot.runtime.action_server"),
+            ("Rasa server", b"bot.runtime.rasa_server")]
 
 
 class Customer(threading.Thread):

@@ -179,14 +179,14 @@ def _classifier(fit: list, path: Path, retrain: bool,  # noqa: ANN202 - nlu.Inte
 
 def _finetuned(path: Path, examples: list, epochs: int, again: bool, what: str) -> Path:
     """The encoder fine-tuned on ``examples`` in ``path``, trained if absent or ``again``."""
-    from retrieval import settings
+    from common.config import shipped_model
     from retrieval.finetune import FinetuneParams, finetune
 
     if again or not (path / "config.json").is_file():
         print(f"[quality] fine-tuning the encoder on {what} ({len(examples)} questions, "
               f"{epochs} epochs) into {path}", flush=True)
         started = time.monotonic()
-        finetune(settings.shipped_model(), [e.text for e in examples],
+        finetune(shipped_model(), [e.text for e in examples],
                  [e.intent for e in examples], path, FinetuneParams(epochs=epochs))
         print(f"[quality] fine-tuned in {time.monotonic() - started:.0f} s", flush=True)
     return path
@@ -271,8 +271,8 @@ def _decision_figures(cases: list, thresholds) -> dict:  # noqa: ANN001
 
 
 def quality(args: argparse.Namespace) -> None:
+    from common.config import get_settings, shipped_model
     from nlu import datasets
-    from retrieval import settings
     from retrieval.answers import load_answers_dir
     from retrieval.decision import Calibration, choose_thresholds
     from retrieval.encoder import Encoder, EnsembleEncoder, load_encoder
@@ -297,7 +297,7 @@ def quality(args: argparse.Namespace) -> None:
         return extra
 
     bare = [a.copy(update={"questions": []}) for a in answers]
-    base = Encoder(settings.shipped_model(), cache_path=WORK / "embeddings.sqlite")
+    base = Encoder(shipped_model(), cache_path=WORK / "embeddings.sqlite")
     tuned_path = Path(args.tuned_encoder) if args.tuned_encoder else WORK / "tuned-encoder-fit"
     _finetuned(tuned_path, fit, args.finetune_epochs, args.refinetune, "the fit split")
     tuned = Encoder(str(tuned_path), cache_path=WORK / "embeddings.sqlite")
@@ -472,10 +472,10 @@ def quality(args: argparse.Namespace) -> None:
     # Decision thresholds for the product's configuration: staff variants, dense, and the
     # encoder HELPDESK_RETRIEVER_MODEL names (the shipped one by default), so that
     # --write-thresholds calibrates what will be served.
-    served = settings.encoder_models()
+    served = get_settings().encoder_models
     product_encoder = base
     product_boost = staff_boost
-    if served != [settings.shipped_model()]:
+    if served != [shipped_model()]:
         product_encoder = load_encoder(served, cache_path=WORK / "embeddings.sqlite")
         encoder_names[id(product_encoder)] = f"configured ({product_encoder.model_id})"
         print(f"[quality] encoding queries with {product_encoder.model_id}", flush=True)
@@ -502,8 +502,8 @@ def quality(args: argparse.Namespace) -> None:
     decisions = {"no": _decision_figures(test_plain, without),
                  "yes": _decision_figures(test_ranked, with_ranking)}
     if args.write_thresholds:
-        calibration.save(settings.thresholds_file())
-        print(f"[quality] thresholds written to {settings.thresholds_file()}", flush=True)
+        calibration.save(get_settings().retriever_thresholds)
+        print(f"[quality] thresholds written to {get_settings().retriever_thresholds}", flush=True)
 
     gain = keyed["dense_hybrid"]["recall_at_1"] - keyed["dense"]["recall_at_1"]
     hybrid_default = gain >= 0.005
@@ -591,13 +591,13 @@ def _timed_searches(index, queries: np.ndarray, k: int = 10) -> tuple[list[float
 def speed(args: argparse.Namespace) -> None:
     import faiss
 
+    from common.config import get_settings, shipped_model
     from nlu import datasets
-    from retrieval import settings
     from retrieval.encoder import Encoder
     from retrieval.index import VectorIndex, choose_device, recall_at_k
 
     WORK.mkdir(parents=True, exist_ok=True)
-    cached = Encoder(settings.shipped_model(), cache_path=WORK / "embeddings.sqlite")
+    cached = Encoder(shipped_model(), cache_path=WORK / "embeddings.sqlite")
     corpus = [e.text for e in datasets.load_banking77("train")]
     if CLINC.is_file():
         data = json.loads(CLINC.read_text())
@@ -658,7 +658,7 @@ def speed(args: argparse.Namespace) -> None:
                 kinds[kind] = figures
                 print(f"[speed] {device} {size:,} {kind}: {json.dumps(figures)}", flush=True)
                 del index
-            chosen = "exact" if size <= settings.exact_max_vectors() else "ivf"
+            chosen = "exact" if size <= get_settings().retriever_exact_max else "ivf"
             results[device][str(size)] = {
                 "indexes": kinds, "default_index": chosen,
                 "search_ms_p50": kinds[chosen]["search_ms_p50"],

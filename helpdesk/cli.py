@@ -35,9 +35,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _var_dir() -> Path:
-    from bot import settings
+    from common.config import get_settings
 
-    return settings.var_dir()
+    return get_settings().var_dir
 
 
 @db_app.command("upgrade")
@@ -47,10 +47,10 @@ def db_upgrade(
 ) -> None:
     """Apply database migrations, then import the seed answers on first run."""
     from admin_api import migrate
-    from admin_api.core.config import get_settings
+    from common.config import get_settings
     from retrieval.answers import AnswerFileError
 
-    url = get_settings().resolved_database_url
+    url = get_settings().database_url
     try:
         migrate.upgrade(url, revision)
         imported = migrate.seed_answers(url) if seed and revision == "head" else 0
@@ -72,15 +72,16 @@ def db_downgrade(
 
 
 def _build(out: Path | None, limit_per_intent: int | None) -> Path:
-    from bot import data_build, settings
+    from common.config import get_settings
+    from learning import data_build
     from nlu.datasets import DataError
     from nlu.tuning import read_params
 
-    out = out or settings.generated_dir()
+    out = out or get_settings().build_dir
     try:
-        params = read_params(settings.nlu_params_file())
+        params = read_params(get_settings().nlu_params)
         if params:
-            typer.echo(f"Using tuned classifier parameters from {settings.nlu_params_file()}")
+            typer.echo(f"Using tuned classifier parameters from {get_settings().nlu_params}")
         result = data_build.build(out, limit_per_intent=limit_per_intent,
                                   classifier_params=params)
     except (DataError, ValueError) as error:
@@ -104,7 +105,7 @@ def data_build_command(
 
 
 def _train(limit_per_intent: int | None, out: Path | None, force: bool) -> Path:
-    from bot import train as bot_train
+    from learning import train as bot_train
 
     build_dir = _build(None if limit_per_intent is None else _var_dir() / "build-limited",
                        limit_per_intent)
@@ -142,20 +143,21 @@ def tune(
     seed: int = typer.Option(42),
 ) -> None:
     """Search classifier hyperparameters; the best go to the params file `train` uses."""
-    from bot import data_build, settings
+    from common.config import get_settings
+    from learning import data_build
     from nlu.tuning import SAMPLERS, run_study, write_params
 
     if sampler not in SAMPLERS:
         raise _fail(f"--sampler must be one of {', '.join(SAMPLERS)}", 2)
     texts, labels = data_build.labelled_examples(_data_dir(), limit_per_intent)
-    url = storage or settings.tuning_storage_url()
+    url = storage or get_settings().tuning_storage_url
     typer.echo(f"Study {study!r} in {url}: {trials} {sampler} trials on {len(texts)} examples")
     try:
         result = run_study(texts, labels, url, study, sampler, trials, seed)
     except ValueError as error:
         raise _fail(str(error), 2) from None
     best = result.best_trial
-    path = write_params(settings.nlu_params_file(), dict(best.params),
+    path = write_params(get_settings().nlu_params, dict(best.params),
                         f"optuna study {study!r} trial {best.number}: validation accuracy "
                         f"{best.value:.4f}")
     typer.echo(f"Best trial {best.number}: validation accuracy {best.value:.4f}, "
@@ -163,9 +165,9 @@ def tune(
 
 
 def _data_dir() -> Path:
-    from nlu import settings
+    from common.config import get_settings
 
-    return settings.data_dir()
+    return get_settings().data_dir
 
 
 @app.command()
@@ -178,8 +180,8 @@ def evaluate(
     backend: str = typer.Option("auto", help="auto, torch or onnx."),
 ) -> None:
     """Accuracy, per-intent F1, confusion matrix, calibration, OOS and latency of a model."""
-    from bot import settings
-    from bot import train as bot_train
+    from common.config import get_settings
+    from learning import train as bot_train
     from nlu import datasets
     from nlu.evaluation import evaluate as run_evaluation
     from nlu.evaluation import load_any, write_report
@@ -199,7 +201,7 @@ def evaluate(
     typer.echo(f"Evaluating {model} on {len(examples)} examples...")
     result = run_evaluation(classifier, [e.text for e in examples],
                             [e.intent for e in examples])
-    out = out or settings.var_dir() / "reports" / time.strftime("%Y%m%d-%H%M%S")
+    out = out or get_settings().var_dir / "reports" / time.strftime("%Y%m%d-%H%M%S")
     report = write_report(result, out, title=f"Evaluation of {Path(model).name}")
     for key, value in result["summary"].items():
         shown = (", ".join(f"{k} {v:.2f}" for k, v in value.items())
@@ -213,7 +215,7 @@ def _first_admin_token() -> None:
     from sqlmodel import Session
 
     from admin_api.core import security
-    from admin_api.core.db import get_engine
+    from common.db import get_engine
 
     with Session(get_engine()) as session:
         secret = security.bootstrap_admin(session)
@@ -231,11 +233,12 @@ def _production_model(train_if_missing: bool) -> Path:
     """
     from sqlmodel import Session
 
-    from admin_api import registry
-    from admin_api.core.db import get_engine
-    from bot import train as bot_train
+    from common.config import get_settings
+    from common.db import get_engine
+    from learning import registry
+    from learning import train as bot_train
 
-    explicit = bool(os.environ.get("HELPDESK_MODEL"))
+    explicit = bool(get_settings().model)
     with Session(get_engine()) as session:
         current = registry.production(session)
         if current is not None and not explicit and Path(current.path).is_file():
@@ -262,11 +265,11 @@ def worker(
     once: bool = typer.Option(False, help="Run the queued jobs, then exit."),
 ) -> None:
     """Run retraining jobs from the admin database (`helpdesk serve` starts one)."""
-    from helpdesk import worker as job_worker
-    from helpdesk.settings import RetrainSettings
+    from common.config import get_settings
+    from learning import worker as job_worker
 
     try:
-        settings = RetrainSettings.from_env()
+        settings = get_settings()
     except ValueError as error:
         raise _fail(str(error), 2) from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -280,12 +283,11 @@ def serve(
     ),
 ) -> None:
     """Run the Rasa server, action server, admin API and retraining worker until Ctrl-C."""
+    from common.config import get_settings
     from helpdesk import serve as supervisor
-    from helpdesk.settings import RetrainSettings, ServeSettings
 
     try:
-        settings = ServeSettings.from_env()
-        RetrainSettings.from_env()  # the worker's settings: refuse bad ones before starting
+        settings = get_settings()  # every process's settings: refuse bad ones before starting
     except ValueError as error:
         raise _fail(str(error), 2) from None
     ports = {"admin API": settings.api_port, "action server": settings.actions_port,

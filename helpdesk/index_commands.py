@@ -20,13 +20,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
-    from retrieval import settings
+    from common.config import get_settings
     from retrieval.encoder import load_encoder
     from retrieval.retriever import Retriever
 
     try:
-        encoder = load_encoder(settings.encoder_models(),
-                               cache_path=settings.index_dir() / "embeddings.sqlite")
+        encoder = load_encoder(get_settings().encoder_models,
+                               cache_path=get_settings().index_dir / "embeddings.sqlite")
     except ValueError as error:
         raise _fail(f"HELPDESK_RETRIEVER_MODEL: {error}", 2) from None
     try:
@@ -42,9 +42,10 @@ def build() -> None:
     from sqlmodel import Session, select
 
     from admin_api import crud
-    from admin_api.core.db import get_engine
     from admin_api.models import Answer
-    from retrieval import settings, snapshot
+    from common.config import get_settings
+    from common.db import get_engine
+    from retrieval import snapshot
     from retrieval.answers import AnswerStatus
 
     try:
@@ -59,7 +60,7 @@ def build() -> None:
     retriever = _retriever()
     typer.echo(f"Encoding {len(answers)} published answers...")
     retriever.replace_all(answers, version, progress=True)
-    folder = snapshot.save(retriever, settings.index_dir())
+    folder = snapshot.save(retriever, get_settings().index_dir)
     stats = retriever.stats()
     typer.echo(f"Indexed {stats['answers']} answers through {stats['vectors']} texts "
                f"({stats['index']} index on the {stats['device']}, answers version {version}); "
@@ -82,27 +83,25 @@ def finetune(
     """
     import time
 
-    from bot import data_build
-    from bot import settings as bot_settings
-    from nlu import settings as nlu_settings
+    from common.config import get_settings, shipped_model
+    from learning import data_build
     from nlu.datasets import DataError
-    from retrieval import settings
     from retrieval.finetune import FinetuneParams
     from retrieval.finetune import finetune as run_finetune
 
-    out = out or bot_settings.var_dir() / "encoders" / f"retriever-{time.strftime('%Y%m%d-%H%M')}"
+    out = out or get_settings().var_dir / "encoders" / f"retriever-{time.strftime('%Y%m%d-%H%M')}"
     # finetune() replaces its output folder: never let it wipe a folder it did not make.
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
                                               and not (out / "FINETUNED.txt").is_file())):
         raise _fail(f"{out} exists and is not an encoder made by this command; "
                     "choose another --out", 2)
     try:
-        texts, labels = data_build.labelled_examples(nlu_settings.data_dir(), limit_per_intent)
+        texts, labels = data_build.labelled_examples(get_settings().data_dir, limit_per_intent)
     except DataError as error:
         raise _fail(str(error), 2) from None
-    typer.echo(f"Fine-tuning {settings.shipped_model()} on {len(texts)} examples of "
+    typer.echo(f"Fine-tuning {shipped_model()} on {len(texts)} examples of "
                f"{len(set(labels))} intents, {epochs} epochs...")
-    run_finetune(settings.shipped_model(), texts, labels, out, FinetuneParams(epochs=epochs))
+    run_finetune(shipped_model(), texts, labels, out, FinetuneParams(epochs=epochs))
     typer.echo(f"Saved {out}\nUse it: HELPDESK_RETRIEVER_MODEL={out.resolve()} (or beside "
                "another encoder, separated by ':'), then `helpdesk index build`.")
 
@@ -110,14 +109,16 @@ def finetune(
 @index_app.command("stats")
 def stats() -> None:
     """Print the current snapshot's manifest."""
-    from retrieval import settings, snapshot
+    from common.config import get_settings
+    from retrieval import snapshot
 
     try:
-        info = snapshot.stats(settings.index_dir())
+        info = snapshot.stats(get_settings().index_dir)
     except snapshot.SnapshotError as error:
         raise _fail(str(error)) from None
     if info is None:
-        raise _fail(f"no index snapshot under {settings.index_dir()}; run `helpdesk index build`")
+        raise _fail(f"no index snapshot under {get_settings().index_dir}; "
+                    "run `helpdesk index build`")
     typer.echo(json.dumps(info, indent=2))
 
 
@@ -130,11 +131,12 @@ def search(
     ),
 ) -> None:
     """Search the snapshot and print the top answers with their scores and the decision."""
-    from retrieval import settings, snapshot
+    from common.config import get_settings
+    from retrieval import snapshot
 
     retriever = _retriever()
     try:
-        snapshot.load(retriever, settings.index_dir())
+        snapshot.load(retriever, get_settings().index_dir)
     except snapshot.SnapshotError as error:
         raise _fail(f"{error}; run `helpdesk index build`") from None
     ranking = None

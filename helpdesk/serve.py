@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.processes import die_with_parent
-from helpdesk.settings import ServeSettings
+from common.config import Settings
+from common.processes import die_with_parent
 
 LOG_TAIL_LINES = 40
 BACKOFF_FIRST = 1.0
@@ -138,28 +138,26 @@ _PORT_VARIABLES = {
 }
 
 
-def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
+def build_services(settings: Settings, var_dir: Path) -> list[Service]:
     """The services in start order (Rasa after the API and action server it calls).
 
     Rasa loads no model file itself: it pulls the registry's production model from the admin
     API (``models:`` in its endpoints) and swaps in a newly promoted one by itself.
     """
     from admin_api.rasa_client import auth_header
-    from bot import runtime
+    from bot.runtime import rasa_config as runtime
 
     api_url = settings.url(settings.api_port)
     actions_url = settings.url(settings.actions_port)
     rasa_url = settings.url(settings.rasa_port)
     token = runtime.rasa_token()
-    cors = os.environ.get("HELPDESK_CORS_ORIGINS") or ",".join(
-        [api_url, f"http://localhost:{settings.api_port}"]
-    )
+    cors = ",".join(settings.cors_origin_list)
     env = dict(os.environ)
     env.update(
         {
             "HELPDESK_VAR_DIR": str(var_dir),
             "HELPDESK_CORS_ORIGINS": cors,
-            "HELPDESK_PUBLIC_RASA_URL": os.environ.get("HELPDESK_PUBLIC_RASA_URL", rasa_url),
+            "HELPDESK_PUBLIC_RASA_URL": settings.public_rasa_url,
             "HELPDESK_ADMIN_API_URL": api_url,
             "HELPDESK_RASA_URL": rasa_url,  # the admin API's hand-off goes through Rasa
             "HF_HUB_OFFLINE": "1",
@@ -183,17 +181,17 @@ def build_services(settings: ServeSettings, var_dir: Path) -> list[Service]:
         ),
         Service(
             "action server",
-            [python, "-m", "bot.action_server", "--actions", "bot.actions",
+            [python, "-m", "bot.runtime.action_server", "--actions", "bot.actions",
              "--port", str(settings.actions_port)],
             # Stateless: Rasa keeps the conversations, and customers get an apology (see
-            # bot/channels.py) for the seconds it is away.
+            # bot/runtime/channels.py) for the seconds it is away.
             f"{actions_url}/health", logs / "actions.log", env,
         ),
         Service(
             "Rasa server",
-            # The token is read from the secrets file by bot.rasa_server, never passed on
+            # The token is read from the secrets file by bot.runtime.rasa_server, never passed on
             # the command line (which every local user can read).
-            [python, "-m", "bot.rasa_server", "run", "--enable-api",
+            [python, "-m", "bot.runtime.rasa_server", "run", "--enable-api",
              "--endpoints", str(endpoints),
              "--credentials", str(credentials), "--interface", settings.host,
              "--port", str(settings.rasa_port), "--cors", *cors.split(",")],
@@ -263,7 +261,7 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise _Stop(signum)
 
 
-def run(settings: ServeSettings, model: Path, var_dir: Path) -> int:
+def run(settings: Settings, model: Path, var_dir: Path) -> int:
     """Start everything, print the URLs, and supervise until Ctrl-C or a failure.
 
     ``model`` is the production model (already in the registry), named in the banner.

@@ -17,10 +17,10 @@ def create(
     from pydantic import ValidationError
     from sqlmodel import Session, select
 
-    from admin_api import audit
     from admin_api.core import security
-    from admin_api.core.db import get_engine
     from admin_api.models import User, UserCreate
+    from common import audit
+    from common.db import get_engine
 
     try:
         body = UserCreate(name=name, role=role)
@@ -45,8 +45,8 @@ def list_users() -> None:
     """Everyone who can use the admin API."""
     from sqlmodel import Session, select
 
-    from admin_api.core.db import get_engine
     from admin_api.models import User
+    from common.db import get_engine
 
     with Session(get_engine()) as session:
         for user in session.exec(select(User).order_by(User.id)).all():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from nlu import settings
+from common.config import get_settings
 
 # Rasa intent names must be plain identifiers; two BANKING77 categories are not.
 _INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -45,7 +45,7 @@ def normalise_text(text: str) -> str:
 
 
 def banking77_dir(data_dir: Path | None = None) -> Path:
-    return (data_dir or settings.data_dir()) / "banking77"
+    return (data_dir or get_settings().data_dir) / "banking77"
 
 
 def load_banking77(split: str, data_dir: Path | None = None) -> list[Example]:
@@ -84,7 +84,7 @@ def banking77_intents(data_dir: Path | None = None) -> list[str]:
 
 def load_conversational(data_dir: Path | None = None) -> dict[str, list[str]]:
     """Conversational intents from ``data/conversational/*.yaml`` (intent -> examples)."""
-    folder = (data_dir or settings.data_dir()) / "conversational"
+    folder = (data_dir or get_settings().data_dir) / "conversational"
     intents: dict[str, list[str]] = {}
     origin: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")):

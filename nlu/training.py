@@ -29,7 +29,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from nlu import calibration, oos, settings
+from common.config import get_settings
+from nlu import calibration, oos
 from nlu.memory import Blend, ExampleMemory, choose_blend
 from nlu.model import Calibration, IntentModel, ModelMeta, save
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 class TrainParams:
     """Hyperparameters of one training run (also what ``config.yml`` and tuning set)."""
 
-    base_model: str = ""  # empty: nlu.settings.base_model_dir()
+    base_model: str = ""  # empty: nlu.get_settings().base_model_dir
     epochs: int = 5  # full fine-tuning epochs after the linear probe; 0 = probe only
     batch_size: int = 32
     # 1e-4 with label smoothing 0.1 beat 5e-5 without it on BANKING77 (93.6 % against 92.9 %
@@ -73,7 +74,7 @@ class TrainParams:
     device: str = "auto"  # auto | cpu | cuda
 
     def resolved_base(self) -> str:
-        return self.base_model or settings.base_model_dir()
+        return self.base_model or get_settings().base_model_dir
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> TrainParams:

@@ -23,7 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from retrieval import settings
+from common.config import get_settings
 from retrieval.answers import AnswerData, AnswerStatus
 from retrieval.decision import ANSWER, FALLBACK, Calibration, decide
 from retrieval.encoder import TextEncoder
@@ -146,10 +146,10 @@ class Retriever:
     ) -> None:
         self.encoder = encoder
         self.cache_queries = cache_queries  # benchmarks replay the same questions many times
-        self.calibration = calibration or Calibration.load(settings.thresholds_file())
-        self.device = choose_device(device or settings.device())
-        self.exact_max = exact_max if exact_max is not None else settings.exact_max_vectors()
-        self.hybrid = settings.hybrid() if hybrid is None else hybrid
+        self.calibration = calibration or Calibration.load(get_settings().retriever_thresholds)
+        self.device = choose_device(device or get_settings().retriever_device)
+        self.exact_max = exact_max if exact_max is not None else get_settings().retriever_exact_max
+        self.hybrid = get_settings().retriever_hybrid if hybrid is None else hybrid
         self._mirror = mirror
         self._lock = RWLock()
         self.version = 0

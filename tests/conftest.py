@@ -84,7 +84,7 @@ def postgres_factory() -> Iterator[Callable[[], str]]:
     try:
         yield create
     finally:
-        from admin_api.core.db import clear_engines
+        from common.db import clear_engines
 
         clear_engines()  # forget pooled connections; FORCE ends any still open
         with admin.cursor() as cursor:
@@ -201,10 +201,10 @@ def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def encoder(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - retrieval.encoder.Encoder
     """The default sentence encoder, loaded once, with its embedding cache in a temp folder."""
-    from retrieval import settings
+    from common.config import shipped_model
     from retrieval.encoder import Encoder
 
-    return Encoder(settings.shipped_model(),
+    return Encoder(shipped_model(),
                    cache_path=tmp_path_factory.mktemp("emb") / "embeddings.sqlite")
 
 
@@ -235,8 +235,8 @@ def client(database_url: str, tracker_url: str,
     from fastapi.testclient import TestClient
 
     from admin_api import migrate
-    from admin_api.core.config import get_settings
     from admin_api.main import create_app
+    from common.config import get_settings
 
     monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
     monkeypatch.setenv("HELPDESK_TRACKER_STORE_URL", tracker_url)
@@ -256,8 +256,8 @@ def auth(client: TestClient) -> dict[str, dict[str, str]]:  # noqa: F821
     from sqlmodel import Session
 
     from admin_api.core import security
-    from admin_api.core.db import get_engine
     from admin_api.models import Role
+    from common.db import get_engine
 
     headers = {}
     with Session(get_engine()) as session:

@@ -8,14 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import Feedback
+from common.config import get_settings
+from common.db import get_engine
 from tests.conftest import ALLOWED_ORIGIN
 
 
 def _stored(client: TestClient) -> list[Feedback]:
-    with Session(get_engine(get_settings().resolved_database_url)) as session:
+    with Session(get_engine(get_settings().database_url)) as session:
         return list(session.exec(select(Feedback).order_by(Feedback.id)).all())
 
 

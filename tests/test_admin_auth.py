@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from admin_api.core import security
-from admin_api.core.db import get_engine
 from admin_api.models import ApiToken, Role, User, utcnow
+from common.db import get_engine
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/"),
           ("GET", "/widget.js"), ("GET", "/markdown.js"), ("GET", "/demo.css"),
@@ -147,7 +147,7 @@ def test_cors_admits_only_configured_origins(client: TestClient, origin: str) ->
 
 def test_public_intake_is_rate_limited(client: TestClient, monkeypatch: pytest.MonkeyPatch
                                        ) -> None:
-    from admin_api.core.config import get_settings
+    from common.config import get_settings
 
     monkeypatch.setattr(get_settings(), "public_rate_per_minute", 8)
     codes = [client.post("/api/v1/feedback", json={

@@ -223,10 +223,10 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
 
     from sqlmodel import Session
 
-    from admin_api import jobs
-    from admin_api.core.config import get_settings
-    from admin_api.core.db import get_engine
     from admin_api.models import ModelVersion
+    from common.config import get_settings
+    from common.db import get_engine
+    from learning import jobs
 
     monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path / "var"))  # where jobs keep their data
     get_settings.cache_clear()
@@ -262,12 +262,12 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
     # The retriever cached the variant's vector (as the action server does, next to its index).
     import numpy as np
 
-    from retrieval import settings as retrieval_settings
+    from common.config import get_settings
     from retrieval.cache import EmbeddingCache, text_key
     from retrieval.encoder import model_fingerprint
 
-    model_id = model_fingerprint(retrieval_settings.encoder_models()[0])
-    cache = EmbeddingCache(retrieval_settings.index_dir() / "embeddings.sqlite", dim=4)
+    model_id = model_fingerprint(get_settings().encoder_models[0])
+    cache = EmbeddingCache(get_settings().index_dir / "embeddings.sqlite", dim=4)
     key = text_key(model_id, "Problem with my card")
     cache.put_many({key: np.ones(4, dtype=np.float32),
                     text_key(model_id, "my card is broken"): np.ones(4, dtype=np.float32)})

@@ -7,9 +7,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from admin_api import jobs
-from admin_api.core.db import get_engine
 from admin_api.models import Job, utcnow
+from common.db import get_engine
+from learning import jobs
 
 
 def test_admins_queue_a_job_and_staff_follow_it(client: TestClient, auth: dict) -> None:

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from admin_api import registry
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import AuditEntry
+from common.config import get_settings
+from common.db import get_engine
+from learning import registry
 
 
 def archive(folder: Path, model_id: str) -> Path:
@@ -137,7 +137,7 @@ def test_rasa_is_told_to_pull_from_the_model_server_with_a_private_header(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
-    from bot import runtime
+    from bot.runtime import rasa_config as runtime
 
     monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("HELPDESK_MODEL_PULL_SECONDS", "3")

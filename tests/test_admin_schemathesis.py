@@ -36,8 +36,8 @@ def _people(database_url: str) -> dict[str, str]:
     from sqlmodel import Session
 
     from admin_api.core import security
-    from admin_api.core.db import get_engine
     from admin_api.models import Role
+    from common.db import get_engine
 
     tokens = {}
     with Session(get_engine(database_url)) as session:
@@ -61,7 +61,7 @@ def api(database_url: str, tracker_url: str, tmp_path: Path) -> Iterator[tuple[s
         pytest.skip(f"schemathesis is not installed ({ST} is missing): `make test` builds the "
                     "tools environment with scripts/setup_tools.sh")
     from admin_api import migrate
-    from admin_api.core.db import clear_engines
+    from common.db import clear_engines
     from tests import tracker_seed
 
     migrate.upgrade(database_url)

@@ -6,14 +6,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from admin_api import crud
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import Answer
+from common.config import get_settings
+from common.db import get_engine
 from retrieval.answers import AnswerData, AnswerStatus
 
 
 def _session() -> Session:
-    return Session(get_engine(get_settings().resolved_database_url))
+    return Session(get_engine(get_settings().database_url))
 
 
 def _changes(client: TestClient, since: int, **params: int) -> dict:

@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import Session
 
 from admin_api import crud, migrate
-from admin_api.core.db import get_engine
 from admin_api.models import Answer
 from bot.actions.retriever import AdminApiFeed
+from common.db import get_engine
 from retrieval import snapshot
 from retrieval.answers import AnswerStatus
 from retrieval.decision import Calibration, Thresholds

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bot import data_build
+from learning import data_build
 from nlu import augment
 from nlu.classifier import Prediction
 from nlu.evaluation import intent_report, oos_metrics, threshold_for_accuracy

@@ -136,7 +136,7 @@ def test_index_build_stats_and_search(tmp_path: Path) -> None:
 
 
 def test_index_finetune_makes_an_encoder_an_ensemble_can_serve(tmp_path: Path) -> None:
-    from retrieval import settings
+    from common.config import shipped_model
 
     env = helpdesk_env(tmp_path)
     quick = ["--epochs", "1", "--limit-per-intent", "3"]
@@ -155,7 +155,7 @@ def test_index_finetune_makes_an_encoder_an_ensemble_can_serve(tmp_path: Path) -
     again = _run(["index", "finetune", "--out", str(tuned), *quick], env, timeout=600)
     assert again.returncode == 0, again.stderr  # its own folder may be replaced
 
-    ensemble = {**env, "HELPDESK_RETRIEVER_MODEL": f"{settings.shipped_model()}{os.pathsep}{tuned}"}
+    ensemble = {**env, "HELPDESK_RETRIEVER_MODEL": f"{shipped_model()}{os.pathsep}{tuned}"}
     assert _run(["db", "upgrade"], ensemble).returncode == 0
     built = _run(["index", "build"], ensemble, timeout=300)
     assert built.returncode == 0, built.stderr
@@ -191,8 +191,8 @@ def test_users_create_prints_a_working_token_once(tmp_path: Path,
 
     from fastapi.testclient import TestClient
 
-    from admin_api.core.config import get_settings
     from admin_api.main import create_app
+    from common.config import get_settings
 
     monkeypatch.setenv("HELPDESK_DATABASE_URL", env["HELPDESK_DATABASE_URL"])
     get_settings.cache_clear()
@@ -209,20 +209,20 @@ def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact_and_no_command_li
 
     import rasa.__main__
 
-    from bot import rasa_server
+    from bot.runtime import rasa_server
+    from common.config import get_settings
     from helpdesk.serve import build_services
-    from helpdesk.settings import ServeSettings
 
     monkeypatch.setenv("HELPDESK_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("HELPDESK_RASA_TOKEN", "-Ab3_dash-first")
-    services = build_services(ServeSettings.from_env(), tmp_path)
+    services = build_services(get_settings(), tmp_path)
     [service] = [s for s in services if s.name == "Rasa server"]
     assert not any("Ab3_dash-first" in part for part in service.command)  # ps shows no secret
-    # bot.rasa_server hands it to Rasa's own parser, which reads it whole.
+    # bot.runtime.rasa_server hands it to Rasa's own parser, which reads it whole.
     parsed = {}
     monkeypatch.setattr(rasa.__main__, "main", lambda: parsed.update(vars(
         rasa.__main__.create_argument_parser().parse_args(sys.argv[1:]))))
-    monkeypatch.setattr(sys, "argv", ["bot.rasa_server", *service.command[3:]])
+    monkeypatch.setattr(sys, "argv", ["bot.runtime.rasa_server", *service.command[3:]])
     rasa_server.main()
     assert parsed["auth_token"] == "-Ab3_dash-first" == parsed["jwt_secret"]
     assert parsed["enable_api"] is True

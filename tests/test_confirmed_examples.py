@@ -3,15 +3,13 @@ bulk, and the retraining snapshot trains on them without ever judging on them.""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import AuditEntry
+from common.config import get_settings
+from common.db import get_engine
 from tests.tracker_seed import Say, banking_conversations, seed
 
 ANSWER = {"data": {"custom": {"data": {"answer_id": 101, "decision": "answer"}}}, "text": "ok"}
@@ -142,8 +140,8 @@ def test_staff_review_many_at_once(client: TestClient, conversations: dict) -> N
 
 def test_the_snapshot_trains_on_confirmations_but_never_judges_on_them(
         client: TestClient, conversations: dict) -> None:
-    from helpdesk.retrain import take_snapshot
-    from helpdesk.settings import RetrainSettings
+    from common.config import get_settings
+    from learning.pipeline import take_snapshot
 
     staff = conversations["staff"]
     rate(client, "c-new", "u-9", "up")  # words that are not in BANKING77's test.csv
@@ -156,7 +154,7 @@ def test_the_snapshot_trains_on_confirmations_but_never_judges_on_them(
     assert client.post("/api/v1/training-examples/review", headers=staff,
                        json={"ids": ids, "status": "approved"}).json()["changed"] == ids
     # At a share of 1.0 every staff-labelled example is held out.
-    settings = dataclasses.replace(RetrainSettings.from_env(), heldout_share=1.0)
+    settings = get_settings().copy(update={"heldout_share": 1.0})
     with Session(get_engine()) as session:
         snap = take_snapshot(session, settings, limit_per_intent=2)
     assert snap.approved == {"card_arrival": ["is my new card on its way yet"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import data_build
+from learning import data_build
 from nlu import datasets
 from nlu.datasets import DataError
 from tests.conftest import BIN_DIR, PROJECT_ROOT, helpdesk_env

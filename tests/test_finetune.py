@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import settings, snapshot
+from common.config import get_settings, shipped_model
+from retrieval import snapshot
 from retrieval.decision import Calibration, Thresholds
 from retrieval.encoder import Encoder, EnsembleEncoder, load_encoder
 from retrieval.finetune import FinetuneParams, _batches, finetune
@@ -46,7 +47,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped encoder fine-tuned on a few BANKING77 intents (once for this module)."""
     train = banking_examples("train", 16)
     folder = tmp_path_factory.mktemp("finetune")
-    out = finetune(settings.shipped_model(), [e.text for e in train], [e.intent for e in train],
+    out = finetune(shipped_model(), [e.text for e in train], [e.intent for e in train],
                    folder / "tuned", FinetuneParams(epochs=2, batch_size=6,
                                                     learning_rate=5e-5), progress=False)
     assert not (folder / "tuned.tmp").exists()
@@ -56,7 +57,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_finetuning_separates_intents_on_held_out_questions(tuned: Path) -> None:
     held_out = banking_examples("test", 10)
     assert (tuned / "config.json").is_file() and (tuned / "FINETUNED.txt").is_file()
-    base = Encoder(settings.shipped_model())
+    base = Encoder(shipped_model())
     fine = Encoder(str(tuned))  # save_pretrained layout: reloads with one call
     assert _separation(fine, held_out) > _separation(base, held_out) + 0.02
     again = Encoder(str(tuned))
@@ -69,9 +70,9 @@ def test_several_models_serve_as_one_ensemble(tuned: Path, tmp_path: Path,
     held_out = banking_examples("test", 10)
     texts = [e.text for e in held_out]
     monkeypatch.setenv("HELPDESK_RETRIEVER_MODEL",
-                       f" {settings.shipped_model()}{os.pathsep}{tuned}{os.pathsep}")
-    assert settings.encoder_models() == [settings.shipped_model(), str(tuned)]
-    ensemble = load_encoder(settings.encoder_models(), cache_path=tmp_path / "emb.sqlite")
+                       f" {shipped_model()}{os.pathsep}{tuned}{os.pathsep}")
+    assert get_settings().encoder_models == [shipped_model(), str(tuned)]
+    ensemble = load_encoder(get_settings().encoder_models, cache_path=tmp_path / "emb.sqlite")
     assert isinstance(ensemble, EnsembleEncoder)
     base, fine = ensemble.members
     assert ensemble.dim == base.dim + fine.dim
@@ -87,7 +88,7 @@ def test_several_models_serve_as_one_ensemble(tuned: Path, tmp_path: Path,
     assert _separation(ensemble, held_out) > _separation(base, held_out) + 0.01
 
     # Each member caches under its own model: a new ensemble over the same file encodes nothing.
-    again = load_encoder(settings.encoder_models(), cache_path=tmp_path / "emb.sqlite")
+    again = load_encoder(get_settings().encoder_models, cache_path=tmp_path / "emb.sqlite")
     assert np.allclose(again.encode(texts), vectors[:-1], atol=1e-6) and again.encoded == 0
 
     # The retriever serves it unchanged; its snapshot is refused by a single-model retriever.
@@ -111,7 +112,7 @@ def test_several_models_serve_as_one_ensemble(tuned: Path, tmp_path: Path,
 
 def test_the_default_encoder_is_the_shipped_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HELPDESK_RETRIEVER_MODEL", f" {os.pathsep} ")
-    assert settings.encoder_models() == [settings.shipped_model()]
+    assert get_settings().encoder_models == [shipped_model()]
     monkeypatch.delenv("HELPDESK_RETRIEVER_MODEL")
-    assert settings.encoder_models() == [settings.shipped_model()]
-    assert Path(settings.shipped_model(), "config.json").is_file()
+    assert get_settings().encoder_models == [shipped_model()]
+    assert Path(shipped_model(), "config.json").is_file()

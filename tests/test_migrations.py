@@ -8,8 +8,8 @@ from sqlalchemy import inspect, text
 from sqlmodel import Session, SQLModel, select
 
 from admin_api import crud, migrate
-from admin_api.core.db import get_engine
 from admin_api.models import Answer, AnswerRevision, Meta
+from common.db import get_engine
 from retrieval.answers import AnswerData, load_answers_dir
 from tests.conftest import PROJECT_ROOT
 

@@ -59,8 +59,8 @@ def _wait_for_model(served: Served, model_id: str, seconds: float = 60) -> None:
 
 def test_promote_and_rollback_swap_models_with_no_failed_or_slow_reply(
         serve: Callable[..., Served], other_tiny_model: Path) -> None:
-    from admin_api import registry
-    from admin_api.core.db import get_engine
+    from common.db import get_engine
+    from learning import registry
 
     # The chatter sends back to back, faster than any person: the channel's limits are off.
     served = serve(HELPDESK_SENDER_MESSAGES_PER_MINUTE="0",

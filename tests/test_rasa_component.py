@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu import datasets, settings
+from common.config import get_settings
+from nlu import datasets
 
 pytestmark = pytest.mark.slow
 INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "terminate_account",
@@ -72,7 +73,7 @@ def _train(folder: Path, out: str) -> tuple[Path, str]:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("rasa-project")
     base = folder / "base-checkpoint"  # a private copy, so the test may change it
-    shutil.copytree(settings.base_model_dir(), base)
+    shutil.copytree(get_settings().base_model_dir, base)
     _project(folder, base)
     return folder
 

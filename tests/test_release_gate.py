@@ -51,7 +51,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 def test_a_better_candidate_passes_every_check(judged: dict[str, dict]) -> None:
-    from nlu.release import GatePolicy, judge
+    from learning.release import GatePolicy, judge
 
     decision = judge(judged["better"], judged["production"], GatePolicy())
     assert decision.passed, decision.reasons
@@ -63,7 +63,7 @@ def test_a_better_candidate_passes_every_check(judged: dict[str, dict]) -> None:
 
 def test_shuffled_labels_are_rejected_for_accuracy_and_regressions(
         judged: dict[str, dict]) -> None:
-    from nlu.release import GatePolicy, judge
+    from learning.release import GatePolicy, judge
 
     decision = judge(judged["shuffled"], judged["production"], GatePolicy())
     assert not decision.passed
@@ -73,7 +73,7 @@ def test_shuffled_labels_are_rejected_for_accuracy_and_regressions(
 
 
 def test_a_candidate_missing_one_intent_is_rejected_naming_it(judged: dict[str, dict]) -> None:
-    from nlu.release import GatePolicy, judge
+    from learning.release import GatePolicy, judge
 
     # Against the better model as production: overall accuracy barely moves with 1 of 6
     # intents gone at this tolerance, but that intent's recall falls to zero.
@@ -84,7 +84,7 @@ def test_a_candidate_missing_one_intent_is_rejected_naming_it(judged: dict[str, 
 
 
 def test_without_production_only_absolute_rules_apply(judged: dict[str, dict]) -> None:
-    from nlu.release import GatePolicy, judge
+    from learning.release import GatePolicy, judge
 
     assert judge(judged["better"], None, GatePolicy()).passed
     slow = judge(judged["better"], None, GatePolicy(latency_p95_budget_ms=0.001))
@@ -93,7 +93,7 @@ def test_without_production_only_absolute_rules_apply(judged: dict[str, dict]) -
 
 def test_the_maturity_report_has_three_parts_and_the_gate(
         judged: dict[str, dict]) -> None:
-    from nlu.release import GatePolicy, cross_validate, judge, maturity, maturity_markdown
+    from learning.release import GatePolicy, cross_validate, judge, maturity, maturity_markdown
     from nlu.training import TrainParams
 
     train = banking_examples("train", 12)
@@ -122,7 +122,7 @@ def _evaluation(truth: list[str], predicted: list[str]) -> dict:
 
 
 def test_a_few_flipped_examples_are_noise_a_lost_intent_is_not() -> None:
-    from nlu.release import GatePolicy, recall_drops
+    from learning.release import GatePolicy, recall_drops
 
     truth = ["a"] * 12 + ["b"] * 12
     production = _evaluation(truth, ["a"] * 12 + ["b"] * 12)

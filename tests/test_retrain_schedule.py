@@ -8,10 +8,10 @@ import pytest
 from sqlmodel import Session, select
 
 from admin_api import migrate
-from admin_api.core.db import get_engine
 from admin_api.models import ExampleSource, ExampleStatus, Job, TrainingExample
-from helpdesk.settings import RetrainSettings
-from helpdesk.worker import Schedule, maybe_schedule, new_approved_examples
+from common.config import get_settings
+from common.db import get_engine
+from learning.worker import Schedule, maybe_schedule, new_approved_examples
 
 
 def test_the_cron_expression_fires_once_per_slot_counted_from_start() -> None:
@@ -28,7 +28,7 @@ def test_a_due_schedule_queues_only_with_enough_new_examples(
         database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     migrate.upgrade(database_url)
     monkeypatch.setenv("HELPDESK_RETRAIN_MIN_NEW_EXAMPLES", "3")
-    settings = RetrainSettings.from_env()
+    settings = get_settings()
     start = datetime(2026, 1, 1, 4, 0)
     schedule = Schedule("0 3 * * *", start)
     with Session(get_engine(database_url)) as session:
@@ -59,8 +59,8 @@ def test_a_due_schedule_queues_only_with_enough_new_examples(
 def test_bad_retraining_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HELPDESK_JOB_STALE_SECONDS", "5")
     with pytest.raises(ValueError, match="3 heartbeats"):
-        RetrainSettings.from_env()
+        get_settings()
     monkeypatch.setenv("HELPDESK_JOB_STALE_SECONDS", "60")
     monkeypatch.setenv("HELPDESK_HELDOUT_SHARE", "lots")
     with pytest.raises(ValueError, match="not a number"):
-        RetrainSettings.from_env()
+        get_settings()

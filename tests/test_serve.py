@@ -18,7 +18,7 @@ import pytest
 import socketio
 import sqlalchemy
 
-from retrieval import settings as retrieval_settings
+from common.config import get_settings
 from retrieval.decision import Calibration
 from tests.conftest import Served, processes_of, sid
 
@@ -46,7 +46,7 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     assert "5 to 7 working days" in _texts(answer)
     [custom] = [r["custom"]["data"] for r in answer if "custom" in r]
     assert custom["answer_id"] == 101 and custom["intent"] == "card_arrival"
-    calibration = Calibration.load(retrieval_settings.thresholds_file())
+    calibration = Calibration.load(get_settings().retriever_thresholds)
     assert custom["decision"] == "answer"
     assert (calibration.with_ranking.fallback <= custom["score"]
             <= 1 + calibration.support + calibration.boost)
@@ -191,7 +191,7 @@ def test_postgres_a_restarted_action_server_and_a_dying_service(
 
     # The action server dies: the customer gets an apology at once, not silence; serve
     # restarts it, and the same conversation goes on.
-    os.kill(_pid_of(served, b"bot.action_server"), signal.SIGKILL)
+    os.kill(_pid_of(served, b"bot.runtime.action_server"), signal.SIGKILL)
     asked = time.monotonic()
     assert "something went wrong on my side" in _texts(served.say("pg-2", FAQ))
     assert time.monotonic() - asked < 10
@@ -271,7 +271,7 @@ def test_a_crashed_back_office_never_silences_customers(serve: Callable[..., Ser
 def test_rasa_restarted_while_the_admin_api_is_down_serves_its_local_copy(
         tmp_path: Path, tiny_model: Path) -> None:
     from admin_api.rasa_client import auth_header
-    from bot import runtime
+    from bot.runtime import rasa_config as runtime
     from tests.conftest import BIN_DIR, PROJECT_ROOT, free_port, helpdesk_env
 
     var_dir = tmp_path / "var"
@@ -292,7 +292,7 @@ def test_rasa_restarted_while_the_admin_api_is_down_serves_its_local_copy(
     port = free_port()
     log = (tmp_path / "rasa.log").open("w")
     rasa = subprocess.Popen(
-        [str(BIN_DIR / "python"), "-m", "bot.rasa_server", "run", "--enable-api",
+        [str(BIN_DIR / "python"), "-m", "bot.runtime.rasa_server", "run", "--enable-api",
          "--endpoints", str(endpoints), "--credentials", str(credentials),
          "--port", str(port)], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

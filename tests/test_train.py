@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import data_build
-from bot import train as bot_train
+from learning import data_build
+from learning import train as bot_train
 
 
 def test_failed_training_leaves_no_model_and_shows_the_log(

@@ -23,8 +23,8 @@ def CORRECTIONS() -> list:  # noqa: N802 - a constant, computed late (data/ is r
 
 
 def _job(url: str, job_id: int):  # noqa: ANN202 - admin_api.models.Job
-    from admin_api.core.db import get_engine
     from admin_api.models import Job
+    from common.db import get_engine
 
     with Session(get_engine(url)) as session:
         return session.get(Job, job_id)
@@ -40,9 +40,10 @@ def _wait(what: Callable[[], bool], seconds: float, message: Callable[[], str]) 
 @pytest.fixture
 def project(tmp_path: Path, tiny_model: Path) -> Iterator[dict]:
     """A var dir whose registry serves ``tiny_model``, with a few staff corrections."""
-    from admin_api import jobs, migrate, registry
-    from admin_api.core.db import get_engine
+    from admin_api import migrate
     from admin_api.models import ExampleSource, ExampleStatus, TrainingExample, utcnow
+    from common.db import get_engine
+    from learning import jobs, registry
 
     var_dir = tmp_path / "var"
     url = f"sqlite:///{var_dir / 'admin.db'}"
@@ -91,8 +92,8 @@ def _wait_for_training(project: dict, job_id: int) -> None:
 
 
 def test_a_killed_workers_job_fails_and_the_next_worker_runs_the_queue(project: dict) -> None:
-    from admin_api import jobs, registry
-    from admin_api.core.db import get_engine
+    from common.db import get_engine
+    from learning import jobs, registry
 
     url, [first] = project["url"], project["jobs"]
     doomed = project["worker"]()
@@ -132,9 +133,9 @@ def test_a_killed_workers_job_fails_and_the_next_worker_runs_the_queue(project: 
 
 
 def test_cancelling_a_running_job_stops_its_training(project: dict) -> None:
-    from admin_api import jobs
-    from admin_api.core.db import get_engine
     from admin_api.models import Job
+    from common.db import get_engine
+    from learning import jobs
 
     url, [job_id] = project["url"], project["jobs"]
     worker = project["worker"]()

@@ -14,10 +14,10 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlmodel import Session
 
 from admin_api.core import security
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import Role, User, utcnow
 from admin_api.tracker import TrackerStore
+from common.config import get_settings
+from common.db import get_engine
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -84,4 +84,4 @@ def get_user(session: Session, user_id: int) -> User:
 
 
 def get_tracker() -> TrackerStore:
-    return TrackerStore(get_settings().resolved_tracker_store_url)
+    return TrackerStore(get_settings().tracker_store_url)

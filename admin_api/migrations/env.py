@@ -6,7 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import admin_api.models  # noqa: F401 - registers the tables on SQLModel.metadata
-from admin_api.core.db import get_engine
+from common.db import get_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

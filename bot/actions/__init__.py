@@ -1,4 +1,4 @@
-"""Custom actions, run by ``python -m bot.action_server --actions bot.actions``."""
+"""Custom actions, run by ``python -m bot.runtime.action_server --actions bot.actions``."""
 
 from bot.actions.answers import ActionAnswer
 from bot.actions.cards import ActionFreezeCard, ValidateLostCardForm

@@ -13,8 +13,7 @@ import threading
 
 import httpx
 
-from bot import settings
-from retrieval import settings as retrieval_settings
+from common.config import get_settings
 from retrieval.answers import AnswerData
 from retrieval.encoder import load_encoder
 from retrieval.retriever import Retriever
@@ -48,13 +47,13 @@ class AdminApiFeed:
 def _start() -> None:
     global _sync
     try:
-        index_dir = retrieval_settings.index_dir()
-        encoder = load_encoder(retrieval_settings.encoder_models(),
+        index_dir = get_settings().index_dir
+        encoder = load_encoder(get_settings().encoder_models,
                                cache_path=index_dir / "embeddings.sqlite")
         sync = AnswerSync(
             Retriever(encoder),
-            AdminApiFeed(settings.admin_api_url(), settings.admin_api_timeout()),
-            interval=retrieval_settings.poll_interval(), snapshot_root=index_dir,
+            AdminApiFeed(get_settings().admin_api_url, get_settings().admin_api_timeout),
+            interval=get_settings().retriever_poll_seconds, snapshot_root=index_dir,
         )
         sync.restore()
         sync.start()

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import String, cast, or_
 from sqlmodel import Session, select
 
-from admin_api import audit, crud
+from admin_api import crud
 from admin_api.api.deps import Caller, get_session, require_staff
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import (
@@ -25,6 +25,7 @@ from admin_api.models import (
     AnswerUpdate,
     ImportReport,
 )
+from common import audit
 from retrieval.answers import (
     INTENT_PATTERN,
     MAX_ANSWER_ID,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field as PField
 from sqlmodel import Session, select
 
-from admin_api import audit, retention
+from admin_api import retention
 from admin_api.api.deps import Caller, get_session, get_tracker, require_admin, require_staff
 from admin_api.api.paging import Page, Paging, Window, not_found, sort_param
 from admin_api.core.schema import ApiModel
@@ -23,6 +23,7 @@ from admin_api.models import (
     TrainingExampleRead,
 )
 from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
+from common import audit
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 SessionId = Path(..., min_length=1, max_length=255)

@@ -9,7 +9,6 @@ from admin_api import inbox
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.api.limits import RateLimit
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, Window, paginate, sort_param
-from admin_api.core.config import get_settings
 from admin_api.models import (
     Answer,
     Feedback,
@@ -21,6 +20,7 @@ from admin_api.models import (
     utcnow,
 )
 from admin_api.tracker import TrackerStore
+from common.config import get_settings
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
 public_rate = RateLimit("feedback", lambda: get_settings().public_rate_per_minute)

@@ -14,10 +14,11 @@ from pydantic import Field as PField
 from pydantic import validator
 from sqlmodel import Session
 
-from admin_api import audit, rasa_client
+from admin_api import rasa_client
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.core.schema import ApiModel
 from admin_api.tracker import TrackerStore
+from common import audit
 
 router = APIRouter(prefix="/api/v1/handoff", tags=["hand-off"])
 UPSTREAM = {502: {"description": "Rasa is unreachable: nothing was sent; try again"}}

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import String, cast
 from sqlmodel import Session, select
 
-from admin_api import audit, inbox
+from admin_api import inbox
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, Window, not_found, paginate, sort_param
-from admin_api.core.config import get_settings
 from admin_api.models import (
     AnswerRead,
     AssignIntent,
@@ -26,6 +25,8 @@ from admin_api.models import (
     TrainingExampleRead,
 )
 from admin_api.tracker import TrackerStore
+from common import audit
+from common.config import get_settings
 from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, HTTPException, Path
 from sqlmodel import Session, select
 
-from admin_api import jobs
 from admin_api.api.deps import Caller, get_session, require_admin, require_staff
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import Job, JobCreate, JobDetail, JobRead, JobStatus
+from learning import jobs
 
 router = APIRouter(prefix="/api/v1", tags=["retraining"])
 JobId = Path(..., ge=1, le=DB_ID_MAX)

@@ -22,10 +22,10 @@ from sqlmodel import Session, select
 from admin_api import metrics
 from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
 from admin_api.api.paging import Window
-from admin_api.core.config import get_settings
-from admin_api.core.db import get_engine
 from admin_api.models import Feedback, utcnow
 from admin_api.tracker import TrackerStore
+from common.config import get_settings
+from common.db import get_engine
 
 router = APIRouter(tags=["metrics"])
 DEFAULT_WINDOW = timedelta(days=7)
@@ -69,7 +69,7 @@ class _ConversationCollector:
 
     def figures(self) -> dict:
         settings = get_settings()
-        key = (settings.resolved_database_url, settings.resolved_tracker_store_url)
+        key = (settings.database_url, settings.tracker_store_url)
         with self.lock:
             now = time.monotonic()
             hit = self.cached.get(key)

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from admin_api import registry
 from admin_api.api.deps import (
     Caller,
     current_caller,
@@ -23,8 +22,9 @@ from admin_api.api.deps import (
     require_staff,
 )
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
-from admin_api.core.config import get_settings
 from admin_api.models import ModelDetail, ModelRead, ModelStatus, ModelVersion
+from common.config import get_settings
+from learning import registry
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 ModelKey = Path(..., ge=1, le=DB_ID_MAX)

@@ -7,7 +7,6 @@ import yaml
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlmodel import Session, select
 
-from admin_api import audit
 from admin_api.api.deps import Caller, get_session, require_staff
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import (
@@ -20,6 +19,7 @@ from admin_api.models import (
     TrainingExampleRead,
     utcnow,
 )
+from common import audit
 from retrieval.answers import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/training-examples", tags=["training data"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from sqlmodel import Session, select
 
-from admin_api import audit
 from admin_api.api.deps import Caller, current_caller, get_session, get_user, require_admin
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, paginate, sort_param
 from admin_api.core import security
@@ -21,6 +20,7 @@ from admin_api.models import (
     UserUpdate,
     utcnow,
 )
+from common import audit
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 UserId = Path(..., ge=1, le=DB_ID_MAX)

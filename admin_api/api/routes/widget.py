@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
-from admin_api.core.config import get_settings
+from common.config import get_settings
 
 router = APIRouter(tags=["widget"])
 STATIC = Path(__file__).resolve().parents[2] / "static"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,12 +12,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
-from admin_api.core.config import get_settings
+from common.config import get_settings
+
+DB_ID_MAX = 2**31 - 1  # ids are 32-bit integer columns on every database we support
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url``, or for the configured database; one per URL per process."""
-    return _engine_for(url or get_settings().resolved_database_url)
+    return _engine_for(url or get_settings().database_url)
 
 
 def clear_engines() -> None:

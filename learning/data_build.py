@@ -17,11 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from common.config import BOT_DIR, get_settings
 from nlu import datasets
 from nlu.datasets import DataError
 from retrieval.answers import AnswerFileError, iter_answers_dir
-
-BOT_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -219,7 +218,7 @@ def build(
     another intent, the staff's label wins. ``examples`` replaces the seed examples read from
     ``data_dir`` (the retraining loop passes its snapshot).
     """
-    data_dir = (data_dir or datasets.settings.data_dir()).resolve()
+    data_dir = (data_dir or get_settings().data_dir).resolve()
     _check_thresholds(bot_dir / "config.yml")
     dropped = 0
     if examples is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot import settings
+from common.config import get_settings
 
 
 def tracker_store_config(url: str) -> dict[str, object]:
@@ -44,10 +44,10 @@ def tracker_store_config(url: str) -> dict[str, object]:
 
 def rasa_token() -> str:
     """The token protecting Rasa's HTTP API: from the environment, or made once and kept."""
-    configured = os.environ.get("HELPDESK_RASA_TOKEN")
+    configured = get_settings().rasa_token
     if configured:
         return configured
-    path = settings.rasa_token_file()
+    path = get_settings().rasa_token_file
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,15 +68,15 @@ def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
     run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = {
         "action_endpoint": {"url": f"{actions_url}/webhook"},
-        "tracker_store": tracker_store_config(settings.tracker_store_url()),
+        "tracker_store": tracker_store_config(get_settings().tracker_store_url),
         # A header, not ``?token=``: query strings end up in access logs.
         "models": {"url": model_server_url, "headers": {"X-Rasa-Token": token},
-                   "wait_time_between_pulls": settings.model_pull_seconds()},
+                   "wait_time_between_pulls": get_settings().model_pull_seconds},
     }
     # Rasa's own channels behind our guard (masking, length limit): same names and protocol.
     credentials = {
-        "bot.channels.GuardedRestInput": None,
-        "bot.channels.GuardedSocketIOInput": {
+        "bot.runtime.channels.GuardedRestInput": None,
+        "bot.runtime.channels.GuardedSocketIOInput": {
             "user_message_evt": "user_uttered",
             "bot_message_evt": "bot_uttered",
             "session_persistence": True,

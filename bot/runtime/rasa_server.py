@@ -1,4 +1,4 @@
-"""``python -m bot.rasa_server run ...``: ``rasa run`` with its HTTP API secret kept off the
+"""``python -m bot.runtime.rasa_server run ...``: ``rasa run`` with its HTTP API secret kept off the
 command line.
 
 Rasa takes its token and its JWT secret only as command-line flags, and a process's command
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from bot import runtime
+from bot.runtime import rasa_config as runtime
 from nlu.privacy import redact_secrets_in_logs
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from common.config import Settings
 from nlu.training import TrainParams, train
 
 
@@ -26,6 +27,15 @@ class GatePolicy:
     min_intent_support: int = 5  # intents with fewer held-out examples are not judged
     regression_min_accuracy: float = 0.8  # share of corrected past mistakes it must get right
     latency_p95_budget_ms: float = 50.0  # warm single-message classification, p95
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatePolicy:
+        return cls(accuracy_tolerance=settings.gate_accuracy_tolerance,
+                   recall_drop_margin=settings.gate_recall_drop,
+                   recall_drop_alpha=settings.gate_recall_alpha,
+                   min_intent_support=settings.gate_min_support,
+                   regression_min_accuracy=settings.gate_regression_min_accuracy,
+                   latency_p95_budget_ms=settings.gate_latency_p95_ms)
 
 
 @dataclass

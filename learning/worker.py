@@ -19,8 +19,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from helpdesk import retrain
-from helpdesk.settings import RetrainSettings
+from common.config import Settings
+from learning import pipeline
 
 
 def worker_name() -> str:
@@ -48,7 +48,7 @@ class Schedule:
 
 def new_approved_examples(session: Session) -> int:
     """Approved examples newer than the last retraining job (whatever became of it)."""
-    from admin_api.models import ExampleStatus, Job, TrainingExample
+    from learning.models import ExampleStatus, Job, TrainingExample
 
     last = session.exec(select(func.max(Job.created_at))).one()
     query = select(func.count()).select_from(TrainingExample).where(
@@ -58,17 +58,17 @@ def new_approved_examples(session: Session) -> int:
     return int(session.exec(query).one())
 
 
-def maybe_schedule(session: Session, schedule: Schedule | None, settings: RetrainSettings,
+def maybe_schedule(session: Session, schedule: Schedule | None, settings: Settings,
                    now: datetime) -> str | None:
     """Queue the scheduled run if it is due; returns what happened, for the log."""
-    from admin_api import jobs
+    from learning import jobs
 
     if schedule is None or not schedule.due(now):
         return None
     fresh = new_approved_examples(session)
-    if fresh < settings.min_new_examples:
+    if fresh < settings.retrain_min_new_examples:
         return (f"scheduled retraining skipped: {fresh} new approved examples, "
-                f"{settings.min_new_examples} needed")
+                f"{settings.retrain_min_new_examples} needed")
     try:
         job = jobs.enqueue(session, "schedule", {"tune_trials": 0, "promote": True})
     except jobs.JobConflict as error:
@@ -77,12 +77,12 @@ def maybe_schedule(session: Session, schedule: Schedule | None, settings: Retrai
     return f"scheduled retraining queued as job {job.id} ({fresh} new approved examples)"
 
 
-def _heartbeat(job_id: int, name: str, settings: RetrainSettings, stop: threading.Event,
+def _heartbeat(job_id: int, name: str, settings: Settings, stop: threading.Event,
                done: threading.Event) -> None:
-    from admin_api import jobs
-    from admin_api.core.db import get_engine
+    from common.db import get_engine
+    from learning import jobs
 
-    while not done.wait(settings.heartbeat_seconds):
+    while not done.wait(settings.job_heartbeat_seconds):
         try:
             with Session(get_engine()) as session:
                 if not jobs.beat(session, job_id, name):
@@ -91,12 +91,12 @@ def _heartbeat(job_id: int, name: str, settings: RetrainSettings, stop: threadin
             print(f"heartbeat of job {job_id} failed: {error}", flush=True)
 
 
-def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> str:
+def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
     """Run one claimed job to its end state; returns that state."""
-    from admin_api import jobs
-    from admin_api.core.db import get_engine
-    from admin_api.models import JobStatus
-    from bot.train import TrainingFailed
+    from common.db import get_engine
+    from learning import jobs
+    from learning.models import JobStatus
+    from learning.train import TrainingFailed
 
     engine = get_engine()
 
@@ -104,7 +104,7 @@ def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> 
         with Session(engine) as session:
             jobs.report(session, job_id, **fields)  # type: ignore[arg-type]
 
-    progress = retrain.Progress(
+    progress = pipeline.Progress(
         step=lambda step, fraction: record(step=step, progress=fraction),
         log=lambda line: (print(f"job {job_id}: {line}", flush=True), record(line=line)),
         timing=lambda step, seconds: record(timing=(step, seconds)),
@@ -113,12 +113,12 @@ def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> 
     beat = threading.Thread(target=_heartbeat, args=(job_id, name, settings, progress.stop, done),
                             daemon=True)
     beat.start()
-    work_dir = retrain.registry_dir().parent / "retrain" / f"job-{job_id}"
+    work_dir = settings.registry_dir.parent / "retrain" / f"job-{job_id}"
     try:
-        result = retrain.run(params, progress, settings, work_dir, retrain.registry_dir(),
+        result = pipeline.run(params, progress, settings, work_dir, settings.registry_dir,
                              job_id=job_id, actor=f"job {job_id}")
         status, error = JobStatus.succeeded, None
-    except (retrain.Cancelled, TrainingFailed) as failure:
+    except (pipeline.Cancelled, TrainingFailed) as failure:
         result = {}
         if progress.stop.is_set():
             status, error = JobStatus.cancelled, "cancelled on request"
@@ -136,23 +136,24 @@ def execute(job_id: int, params: dict, name: str, settings: RetrainSettings) -> 
     return status.value
 
 
-def run(settings: RetrainSettings, once: bool = False) -> None:
+def run(settings: Settings, once: bool = False) -> None:
     """Poll and run jobs until killed (``once``: until no job is queued; a job another worker
     runs, or ran before it died, is waited for or reaped first)."""
-    from admin_api import jobs
-    from admin_api.core.db import get_engine
-    from admin_api.models import JobStatus, utcnow
+    from common.db import get_engine, utcnow
+    from learning import jobs
+    from learning.models import JobStatus
 
-    if settings.nice:
-        os.nice(settings.nice)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     name = worker_name()
-    schedule = Schedule(settings.cron, utcnow()) if settings.cron else None
-    print(f"worker {name} polling every {settings.poll_seconds:g}s"
-          + (f", schedule {settings.cron!r} UTC" if schedule else ", no schedule"), flush=True)
+    schedule = Schedule(settings.retrain_cron, utcnow()) if settings.retrain_cron else None
+    print(f"worker {name} polling every {settings.worker_poll_seconds:g}s"
+          + (f", schedule {settings.retrain_cron!r} UTC" if schedule else ", no schedule"),
+          flush=True)
     engine = get_engine()
     while True:
         with Session(engine) as session:
-            for job_id in jobs.reap_stale(session, timedelta(seconds=settings.stale_seconds)):
+            for job_id in jobs.reap_stale(session, timedelta(seconds=settings.job_stale_seconds)):
                 print(f"job {job_id}: failed, its worker stopped beating", flush=True)
             message = maybe_schedule(session, schedule, settings, utcnow())
             if message:
@@ -166,4 +167,4 @@ def run(settings: RetrainSettings, once: bool = False) -> None:
             continue
         if once and not waiting:
             return
-        time.sleep(settings.poll_seconds)
+        time.sleep(settings.worker_poll_seconds)

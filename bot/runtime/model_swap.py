@@ -3,7 +3,7 @@
 Rasa pulls the production model from the admin API's model server (``models:`` in
 ``endpoints.yml``, ETag protocol) and then loads it with ``Agent.load_model``, synchronously,
 inside its event loop: every conversation waits for the seconds the load takes. Installed
-from ``bot/channels.py`` (Rasa imports the channels before it loads a model), this replaces
+from ``bot/runtime/channels.py`` (Rasa imports the channels before it loads a model), this replaces
 that one step: the pulled archive is moved aside and loaded on a thread while the old model
 keeps answering; the switch is Rasa's own attribute assignment at the end of ``load_model``.
 Conversations live in the tracker store, so they carry on across the swap. The very first
@@ -28,7 +28,7 @@ from typing import Any
 
 import rasa.core.agent as rasa_agent
 
-from bot import settings
+from common.config import get_settings
 
 logger = logging.getLogger(__name__)
 _rasa_load = rasa_agent._load_and_set_updated_model
@@ -41,7 +41,7 @@ def keep_local_copy(model_directory: str, fingerprint: str) -> None:
     archives = sorted(Path(model_directory).glob("*.tar.gz"))
     if not archives:
         return
-    copy = settings.served_model_copy()
+    copy = get_settings().served_model_copy
     copy.parent.mkdir(parents=True, exist_ok=True)
     partial = copy.with_name(copy.name + ".partial")
     etag = copy.with_name(copy.name + ".etag")
@@ -58,7 +58,7 @@ async def _load_from_server_or_copy(agent: Any, model_server: Any) -> Any:
     """Rasa's start: pull from the model server; when that gives no model (the admin API is
     down), load the local copy of the last production model."""
     agent = await _rasa_load_from_server(agent, model_server)
-    copy = settings.served_model_copy()
+    copy = get_settings().served_model_copy
     etag = copy.with_name(copy.name + ".etag")
     if not agent.is_ready() and copy.is_file():
         fingerprint = etag.read_text(encoding="utf-8").strip() if etag.is_file() else None
@@ -104,7 +104,7 @@ def _keep_then_load(agent: Any, model_directory: str, fingerprint: str) -> None:
 def install() -> None:
     """``HELPDESK_SWAP_IN_THREAD=0`` keeps Rasa's own blocking load (benchmarks compare)."""
     rasa_agent.load_from_server = _load_from_server_or_copy  # type: ignore[assignment]
-    if os.environ.get("HELPDESK_SWAP_IN_THREAD", "1") != "0":
+    if get_settings().swap_in_thread:
         rasa_agent._load_and_set_updated_model = _load_on_a_thread  # type: ignore[assignment]
     else:
         rasa_agent._load_and_set_updated_model = _keep_then_load  # type: ignore[assignment]

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from bot import settings
-from bot.processes import die_with_parent
+from common.config import get_settings
+from common.processes import die_with_parent
 
 _COMPONENT_DONE = re.compile(
     r"(?:Finished training component|Restored component) '(?P<name>\w+)'"
@@ -31,14 +31,14 @@ class TrainingFailed(RuntimeError):
 
 def latest_model(models_dir: Path | None = None) -> Path | None:
     """The newest finished model (``*.tar.gz``; unfinished runs live in hidden folders)."""
-    folder = models_dir or settings.models_dir()
+    folder = models_dir or get_settings().models_dir
     models = sorted(folder.glob("*.tar.gz"), key=lambda p: (p.stat().st_mtime, p.name))
     return models[-1] if models else None
 
 
 def model_to_serve() -> Path | None:
     """``HELPDESK_MODEL`` if set, else the newest model in ``var/models``."""
-    configured = os.environ.get("HELPDESK_MODEL")
+    configured = get_settings().model
     if configured:
         path = Path(configured).expanduser().resolve()
         if not path.is_file():
@@ -74,7 +74,7 @@ def _run_with_progress(command: list[str], env: dict[str, str], log_path: Path,
                dynamic_ncols=True)
     finished = threading.Event()
     with log_path.open("a", encoding="utf-8") as log, subprocess.Popen(
-        command, env=env, cwd=settings.var_dir(), stdout=subprocess.PIPE,
+        command, env=env, cwd=get_settings().var_dir, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGKILL),
     ) as process:
@@ -110,7 +110,7 @@ def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,
     Rasa writes the archive in place, so it trains into a hidden staging folder and the
     finished file is renamed into ``out_dir``: an interrupted run never leaves a half model.
     """
-    out_dir = (out_dir or settings.models_dir()).resolve()
+    out_dir = (out_dir or get_settings().models_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".training-", dir=out_dir))
     command = [
@@ -124,9 +124,9 @@ def train(build_dir: Path, out_dir: Path | None = None, force: bool = False,
         command.append("--force")
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("RASA_CACHE_DIRECTORY", str(settings.var_dir() / "rasa-cache"))
+    env.setdefault("RASA_CACHE_DIRECTORY", str(get_settings().var_dir / "rasa-cache"))
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
-    log_path = log_path or settings.var_dir() / "logs" / "train.log"
+    log_path = log_path or get_settings().var_dir / "logs" / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         returncode = _run_with_progress(command, env, log_path, _component_count(build_dir),

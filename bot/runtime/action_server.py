@@ -1,4 +1,5 @@
-"""``python -m bot.action_server``: Rasa SDK's action server, with the answer retriever warming.
+"""``python -m bot.runtime.action_server``: Rasa SDK's action server, with the answer retriever
+warming.
 
 Rasa SDK has no start-up hook, and starting the retriever when ``bot.actions`` is imported
 would load models in every process that merely imports the actions (tests, tools). This entry

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from admin_api import audit
-from admin_api.models import ModelStatus, ModelVersion, utcnow
+from common import audit
+from common.db import utcnow
+from learning.models import ModelStatus, ModelVersion
 
 logger = logging.getLogger(__name__)
 

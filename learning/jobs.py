@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from admin_api import audit
-from admin_api.models import Job, JobStatus, utcnow
+from common import audit
+from common.db import utcnow
+from learning.models import Job, JobStatus
 
 LOG_LIMIT = 200_000  # characters of log kept per job (the head is dropped first)
 

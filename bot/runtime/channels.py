@@ -10,7 +10,7 @@ sends faster than a person types gets a polite "slow down" instead of an answer
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
-names these classes (see ``bot/runtime.py``).
+names these classes (see ``bot/runtime/rasa_config.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from rasa.core.channels.socketio import SocketIOInput
 from sanic import response
 from sanic.request import Request
 
-from bot import model_swap, settings
+from bot.runtime import model_swap
+from common.config import get_settings
 from common.ratelimit import TokenBuckets
 from nlu.privacy import mask_sensitive
 
@@ -55,7 +56,7 @@ def allowed_metadata(metadata: object) -> dict[str, str]:
     """The client's metadata cut to the configured keys with short string values."""
     if not isinstance(metadata, dict):
         return {}
-    return {key: value for key in settings.channel_metadata_keys()
+    return {key: value for key in get_settings().channel_metadata_key_list
             if isinstance(value := metadata.get(key), str) and len(value) <= METADATA_VALUE_MAX}
 
 
@@ -63,8 +64,8 @@ class ChannelLimits:
     """Per conversation and per address, in this Rasa process (``common.ratelimit``)."""
 
     def __init__(self) -> None:
-        sender_rate, address_rate = (settings.sender_messages_per_minute(),
-                                     settings.address_messages_per_minute())
+        sender_rate, address_rate = (get_settings().sender_messages_per_minute,
+                                     get_settings().address_messages_per_minute)
         self.by_sender = TokenBuckets(sender_rate, burst=max(1.0, sender_rate / 3))
         self.by_address = TokenBuckets(address_rate, burst=max(1.0, address_rate / 5))
 
@@ -109,7 +110,7 @@ def malformed(body: object) -> str | None:
 def guard(on_new_message: Handler) -> Handler:
     async def handle(message: UserMessage) -> Any:
         text = message.text or ""
-        limit = settings.max_message_chars()
+        limit = get_settings().max_message_chars
         output = message.output_channel
         if len(text) > limit:
             await output.send_text_message(
@@ -172,7 +173,7 @@ class GuardedRestInput(RestInput):
         async def check_body(request: Request) -> Any:
             if request.method != "POST":
                 return None
-            limit = settings.max_request_bytes()
+            limit = get_settings().max_request_bytes
             if len(request.body or b"") > limit:
                 return response.json({"error": f"the body is larger than {limit} bytes"},
                                      status=413)
@@ -201,7 +202,7 @@ class GuardedSocketIOInput(SocketIOInput):
         blueprint = super().blueprint(guard(on_new_message))
         if self.sio is not None:
             self._check_messages(self.sio)
-        origins = settings.cors_origins()
+        origins = get_settings().cors_origin_list
         if origins and self.sio is not None:
             # Rasa creates its server with origin checks off; browsers from other sites must
             # not be able to open a customer's conversation, so engine.io refuses their

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from helpdesk.settings import RetrainSettings
+from common.config import Settings
+from learning.release import GatePolicy
 
 Examples = dict[str, list[str]]
 Transform = Callable[[Examples], Examples]
@@ -62,14 +62,13 @@ def held_out(text: str, share: float) -> bool:
     return bucket < share * 0x100000000
 
 
-def take_snapshot(session: Session, settings: RetrainSettings,
+def take_snapshot(session: Session, settings: Settings,
                   limit_per_intent: int | None) -> Snapshot:
-    from admin_api.models import ExampleSource, ExampleStatus, TrainingExample
-    from bot import data_build
+    from learning import data_build
+    from learning.models import ExampleSource, ExampleStatus, TrainingExample
     from nlu import datasets
-    from nlu import settings as nlu_settings
 
-    data_dir = nlu_settings.data_dir()
+    data_dir = settings.data_dir
     seed, _ = data_build.collect_examples(data_dir, limit_per_intent)
     rows = session.exec(select(TrainingExample)
                         .where(TrainingExample.status == ExampleStatus.approved.value)
@@ -160,7 +159,7 @@ class _Timer:
         self.progress.timing(self.name, time.monotonic() - self.started)
 
 
-def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: Path,
+def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
         registry_dir: Path, *, job_id: int | None = None, actor: str = "retraining",
         transform: Transform | None = None) -> dict:
     """Run the pipeline; returns what the job records as its result.
@@ -168,12 +167,10 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
     ``transform`` rewrites the training examples before training (benchmarks use it to make
     deliberately worse candidates that the gate must reject); the evaluation sets never change.
     """
-    from admin_api import registry
-    from admin_api.core.db import get_engine
-    from admin_api.models import ModelStatus
-    from bot import data_build
-    from bot import train as bot_train
-    from nlu import release
+    from common.db import get_engine
+    from learning import data_build, registry, release
+    from learning import train as bot_train
+    from learning.models import ModelStatus
     from nlu.rasa_component import train_params_of
 
     engine = get_engine()
@@ -246,7 +243,7 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
                     progress.step(f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total)))
 
     with _Timer(progress, "gate", 0.95), Session(engine) as session:
-        decision = release.judge(candidate, production, settings.policy())
+        decision = release.judge(candidate, production, GatePolicy.from_settings(settings))
         report = release.maturity(candidate, production, reliability,
                                   model_path.stat().st_size, decision)
         markdown = release.maturity_markdown(report, candidate,
@@ -287,8 +284,3 @@ def run(params: dict, progress: Progress, settings: RetrainSettings, work_dir: P
                                         if production else None),
                 "report": str(work_dir / "report.md")}
 
-
-def registry_dir() -> Path:
-    from bot import settings
-
-    return Path(os.environ.get("HELPDESK_REGISTRY_DIR", settings.var_dir() / "registry")).resolve()
