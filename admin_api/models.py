@@ -18,13 +18,14 @@ from sqlmodel import Field, SQLModel
 from admin_api.core.schema import ApiModel, not_null
 from common.audit import AuditEntry as AuditEntry
 from common.db import DB_ID_MAX, utcnow
+from common.text import INTENT_PATTERN
 from learning.models import FINISHED_JOB_STATUSES as FINISHED_JOB_STATUSES
 from learning.models import ExampleSource, ExampleStatus, JobStatus, ModelStatus
 from learning.models import Job as Job
 from learning.models import ModelVersion as ModelVersion
 from learning.models import TrainingExample as TrainingExample
 from nlu.privacy import mask_sensitive
-from retrieval.answers import INTENT_PATTERN, MAX_ANSWER_ID, AnswerData, AnswerStatus
+from retrieval.answers import MAX_ANSWER_ID, AnswerData, AnswerStatus
 
 
 class Answer(SQLModel, table=True):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 import threading
 from datetime import timedelta
@@ -44,6 +43,7 @@ from admin_api.models import (
 from admin_api.tracker import TrackerStore
 from common.config import get_settings
 from common.db import get_engine
+from common.files import write_atomic
 
 logger = logging.getLogger(__name__)
 RETENTION_KEY = "retention_days"
@@ -162,9 +162,7 @@ def _scrub_jobs(retrain_dir: Path, words: set[str],
                 continue
             scrubbed = _replace_words(content, words)
             if scrubbed != content:
-                partial = path.with_name(path.name + ".erasing")
-                partial.write_text(scrubbed, encoding="utf-8")
-                os.replace(partial, path)
+                write_atomic(path, scrubbed)
                 files += 1
                 touched = True
         if touched and job_dir.name[4:].isdigit():

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from common.config import BOT_DIR, get_settings
+from common.files import staged_dir
+from common.text import same_text_key
 from nlu import datasets
 from nlu.datasets import DataError
 from retrieval.answers import AnswerFileError, iter_answers_dir
@@ -96,7 +96,7 @@ def _check_answers(data_dir: Path, known_intents: set[str], held_out: dict[str, 
         if answer.intent is not None and answer.intent not in known_intents:
             raise DataError(f"{where}: unknown intent {answer.intent!r}")
         for question in answer.questions:
-            copied = held_out.get(datasets.normalise_text(question))
+            copied = held_out.get(same_text_key(question))
             if copied is not None:
                 raise DataError(
                     f"{where}: question variant {question!r} is copied from the held-out "
@@ -233,7 +233,7 @@ def build(
         if intent not in examples and intent not in bot_nlu:
             raise DataError(f"{path}: intent {intent!r} has no examples in {data_dir}")
     held_out = {
-        datasets.normalise_text(e.text): e.text for e in datasets.load_banking77("test", data_dir)
+        same_text_key(e.text): e.text for e in datasets.load_banking77("test", data_dir)
     }
     try:
         answers = _check_answers(data_dir, set(examples), held_out)
@@ -270,17 +270,9 @@ def build(
     manifest = {k: v for k, v in result.__dict__.items() if k != "out_dir"}
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as staging:
         for name, text in files.items():
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return result

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from common.config import Settings
+from common.text import same_text_key
 from learning.release import GatePolicy
 
 Examples = dict[str, list[str]]
@@ -57,8 +58,13 @@ class Snapshot:
 
 
 def held_out(text: str, share: float) -> bool:
-    """A stable, content-based choice: the same text is held out in every run."""
-    bucket = int(hashlib.sha256(_norm(text).encode()).hexdigest()[:8], 16)
+    """A stable, content-based choice: the same text is held out in every run.
+
+    The hash's input is frozen (lowered, spaces squeezed; not :func:`same_text_key`): changing
+    it would move staff examples between training and the held-out set, and a model could then
+    be judged on what an earlier one trained on."""
+    key = " ".join(text.lower().split())
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
     return bucket < share * 0x100000000
 
 
@@ -81,11 +87,11 @@ def take_snapshot(session: Session, settings: Settings,
     # the same words differently knows better, and confirmations that disagree with each
     # other confirm nothing.
     confirmed = ExampleSource.confirmed.value
-    staff_labels = {_norm(r.text): r.intent for r in rows if r.source != confirmed}
+    staff_labels = {same_text_key(r.text): r.intent for r in rows if r.source != confirmed}
     confirmed_labels: dict[str, set[str]] = {}
     for row in rows:
         if row.source == confirmed:
-            confirmed_labels.setdefault(_norm(row.text), set()).add(row.intent)
+            confirmed_labels.setdefault(same_text_key(row.text), set()).add(row.intent)
     for row in rows:
         if row.intent not in seed:
             skipped.append(f"{row.id}:{row.intent}")
@@ -93,7 +99,7 @@ def take_snapshot(session: Session, settings: Settings,
         if row.source == confirmed:
             # Trained on, never judged on: production got every one of them right, so a
             # held-out share of them would favour production.
-            text = _norm(row.text)
+            text = same_text_key(row.text)
             if staff_labels.get(text, row.intent) != row.intent or \
                     len(confirmed_labels[text]) > 1:
                 skipped.append(f"{row.id}:{row.intent} (conflicting label)")
@@ -113,15 +119,11 @@ def take_snapshot(session: Session, settings: Settings,
                     approved_ids=[r.id for r in rows if r.id is not None], skipped=skipped)
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def _without_trained(pairs: list[tuple[str, str]],
                      training: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """No model is judged on a text it was trained on (staff may have labelled a test text)."""
-    trained = {_norm(t) for t, _ in training}
-    return [(t, i) for t, i in pairs if _norm(t) not in trained]
+    trained = {same_text_key(t) for t, _ in training}
+    return [(t, i) for t, i in pairs if same_text_key(t) not in trained]
 
 
 def _evaluate(model_path: Path, heldout: list[tuple[str, str]],

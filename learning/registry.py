@@ -8,7 +8,6 @@ model server's ETag.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tarfile
@@ -18,6 +17,7 @@ from sqlmodel import Session, select
 
 from common import audit
 from common.db import utcnow
+from common.files import sha256_file
 from learning.models import ModelStatus, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ def rasa_model_id(archive: Path) -> str:
     return model_id
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def register(session: Session, archive: Path, *, data_hash: str = "", params: dict | None = None,
              metrics: dict | None = None, gate: dict | None = None, report: str = "",
              job_id: int | None = None,
@@ -62,7 +54,7 @@ def register(session: Session, archive: Path, *, data_hash: str = "", params: di
     if existing is not None:
         return existing
     entry = ModelVersion(model_id=model_id, file_name=archive.name, path=str(archive),
-                         sha256=file_sha256(archive), size_bytes=archive.stat().st_size,
+                         sha256=sha256_file(archive), size_bytes=archive.stat().st_size,
                          data_hash=data_hash, params=params or {}, metrics=metrics or {},
                          gate=gate or {}, report=report, status=status.value, job_id=job_id)
     session.add(entry)

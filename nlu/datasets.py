@@ -14,11 +14,7 @@ from pathlib import Path
 import yaml
 
 from common.config import get_settings
-
-# Rasa intent names must be plain identifiers; two BANKING77 categories are not.
-_INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_PUNCT = re.compile(r"[^\w\s]")
-_SPACES = re.compile(r"\s+")
+from common.text import is_intent_name
 
 
 class DataError(ValueError):
@@ -34,14 +30,9 @@ class Example:
 def normalise_intent(category: str) -> str:
     """Map a dataset category to a Rasa intent name (``Refund_not_showing_up`` -> lowercase)."""
     name = re.sub(r"[^a-z0-9_]", "", category.strip().lower())
-    if not _INTENT_NAME.match(name):
+    if not is_intent_name(name):  # two BANKING77 categories are not identifiers
         raise DataError(f"cannot turn category {category!r} into an intent name")
     return name
-
-
-def normalise_text(text: str) -> str:
-    """Case- and punctuation-insensitive form used to detect copies of held-out questions."""
-    return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
 def banking77_dir(data_dir: Path | None = None) -> Path:
@@ -96,7 +87,7 @@ def load_conversational(data_dir: Path | None = None) -> dict[str, list[str]]:
             raise DataError(f"{path}: expected a mapping of intent name to examples")
         for intent, examples in content.items():
             where = f"{path}: intent {intent!r}"
-            if not isinstance(intent, str) or not _INTENT_NAME.match(intent):
+            if not isinstance(intent, str) or not is_intent_name(intent):
                 raise DataError(f"{where}: not a valid intent name (lowercase, digits, _)")
             if intent in intents:
                 raise DataError(f"{where}: already defined in {origin[intent]}")

@@ -12,7 +12,6 @@ out-of-scope messages rejected (predicted as the out-of-scope intent or under th
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import write_atomic
 from nlu.calibration import expected_calibration_error
 from nlu.classifier import IntentClassifier, Prediction
 
@@ -135,9 +135,7 @@ def write_report(result: dict, out_dir: Path, title: str = "Intent evaluation") 
         "summary.json": result["summary"],
     }
     for name, content in files.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, out_dir / name)
+        write_atomic(out_dir / name, json.dumps(content, indent=2) + "\n")
     _plot_confusion(result["confusion_matrix"], out_dir / "confusion_matrix.png")
     summary = result["summary"]
     lines = [f"# {title}", "", "| measure | value |", "|---|---|"]

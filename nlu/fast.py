@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.files import write_atomic
+
 if TYPE_CHECKING:
     from nlu.classifier import IntentClassifier
 
@@ -103,9 +105,7 @@ def export(model_dir: Path, validation: tuple[Sequence[str], Sequence[str]] | No
     meta.setdefault("metrics", {}).update(
         {k: v for k, v in report.items() if not isinstance(v, str)})
     meta["fast_format"] = report["fast_format"]
-    tmp_meta = meta_path.with_name(META_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp_meta, meta_path)
+    write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return serving_path(model_dir)
 
 

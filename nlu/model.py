@@ -16,9 +16,6 @@ On disk (``save`` / ``IntentModel.load``), sentence-transformers style, one fold
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from common.files import staged_dir
 from nlu.memory import Blend, ExampleMemory
 
 # Loading a sentence-transformers checkpoint as a bare encoder reports harmless unexpected
@@ -128,9 +126,7 @@ def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta
          path: Path, memory: ExampleMemory | None = None) -> Path:
     """Write the model folder atomically: a temporary sibling folder, then a rename."""
     path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with staged_dir(path) as staging:
         model.encoder.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
@@ -138,15 +134,6 @@ def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta
         if memory is not None:
             memory.save(staging)
         (staging / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
-        if path.exists():
-            backup = path.with_name(f".{path.name}-old-{os.getpid()}")
-            path.rename(backup)
-            staging.rename(path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

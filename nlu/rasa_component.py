@@ -15,7 +15,6 @@ the calibrated probabilities.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 from functools import lru_cache
@@ -31,6 +30,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from common.files import sha256_files
 from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier, Prediction
 from nlu.training import TrainParams, train
@@ -42,13 +42,7 @@ _COMPONENT_KEYS = {"fallback_threshold", "ranking_length", "fast_inference", "th
 
 @lru_cache(maxsize=8)
 def _checkpoint_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
-    digest = hashlib.sha256()
-    for name, _size, _mtime in stamp:
-        digest.update(name.encode())
-        with open(Path(path) / name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_files(Path(path), [name for name, _size, _mtime in stamp])
 
 
 def checkpoint_fingerprint(base: str) -> str:

@@ -9,7 +9,6 @@ YAML params file that ``helpdesk data build`` merges into the rendered Rasa conf
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from common.files import write_atomic
 from nlu.training import Interrupted, TrainParams, train
 
 if TYPE_CHECKING:
@@ -92,12 +92,8 @@ def run_study(texts: Sequence[str], labels: Sequence[str], storage: str, study_n
 
 def write_params(path: Path, params: dict[str, object], source: str) -> Path:
     """Write the params file atomically; it carries where the values came from."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {"source": source, "params": params}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(content, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, yaml.safe_dump(content, sort_keys=True))
 
 
 def read_params(path: Path) -> dict[str, object]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, StrictStr, ValidationError, validator
 
+from common.text import INTENT_PATTERN
+
 TITLE_MAX = 200
 BODY_MAX = 20_000
 QUESTION_MAX = 500
@@ -22,7 +24,6 @@ MAX_QUESTIONS = 50
 TAG_MAX = 50
 MAX_ANSWERS_PER_FILE = 5_000  # an import or seed file; more is a mistake or an attack
 MAX_ANSWER_ID = 2**31 - 1  # the database's integer key; the FAISS id scheme allows up to 2**53
-INTENT_PATTERN = r"^[a-z][a-z0-9_]*$"  # a Rasa intent name as this project writes them
 
 
 class AnswerStatus(str, enum.Enum):

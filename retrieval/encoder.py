@@ -8,7 +8,6 @@ mistakes, and the mean of their cosines finds more right answers than either (se
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from common.files import sha256_files
 from retrieval.cache import EmbeddingCache, text_key
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,9 @@ def model_fingerprint(model: str) -> str:
     folder = Path(model)
     if not folder.is_dir():
         return model
-    digest = hashlib.sha256()
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        with weights.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return f"{folder.name}-{digest.hexdigest()[:16]}"
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    digest = sha256_files(folder, [w.name for w in weights], with_names=False)
+    return f"{folder.name}-{digest[:16]}"
 
 
 def clean_text(text: str) -> str:

@@ -10,7 +10,6 @@ call (``Encoder(path)`` or ``SentenceTransformer(path)``).
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own convention
 from tqdm import tqdm
+
+from common.files import staged_dir
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,9 @@ def finetune(
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    staging = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(str(staging))
-    (staging / "FINETUNED.txt").write_text(
-        f"base: {base}\nexamples: {len(texts)}\nparams: {params}\n"
-        f"seconds: {time.monotonic() - started:.0f}\n", encoding="utf-8")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with staged_dir(out_dir) as staging:
+        model.save(str(staging))
+        (staging / "FINETUNED.txt").write_text(
+            f"base: {base}\nexamples: {len(texts)}\nparams: {params}\n"
+            f"seconds: {time.monotonic() - started:.0f}\n", encoding="utf-8")
     return out_dir

@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from common.config import get_settings
+from common.text import same_text_key
 from retrieval.answers import AnswerData, AnswerStatus
 from retrieval.decision import ANSWER, FALLBACK, Calibration, decide
 from retrieval.encoder import TextEncoder
@@ -85,7 +86,7 @@ def answer_texts(answer: AnswerData, extra: Sequence[str] = ()) -> list[str]:
     """The texts an answer is found through, deduplicated ignoring case, at most 1024."""
     texts, seen = [], set()
     for text in [answer.title, body_opening(answer.body), *answer.questions, *extra]:
-        key = " ".join(text.lower().split())
+        key = same_text_key(text)
         if key and key not in seen:
             seen.add(key)
             texts.append(text)

@@ -9,10 +9,8 @@ save leaves the previous snapshot in force.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from common.files import sha256_files, write_atomic
 from retrieval.answers import AnswerData
 from retrieval.index import VectorIndex
 from retrieval.retriever import Retriever, Row
@@ -57,13 +56,7 @@ class Manifest:
 
 
 def _checksum(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for name in FILES:
-        digest.update(name.encode())
-        with (folder / name).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_files(folder, FILES)
 
 
 def current_folder(root: Path) -> Path | None:
@@ -103,9 +96,7 @@ def save(retriever: Retriever, root: Path) -> Path:
                                                encoding="utf-8")
         final = snapshots / name
         staging.rename(final)
-        pointer = root / f".CURRENT.{name}"
-        pointer.write_text(name + "\n", encoding="utf-8")
-        os.replace(pointer, root / "CURRENT")
+        write_atomic(root / "CURRENT", name + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

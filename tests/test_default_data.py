@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from common.text import same_text_key
 from nlu import datasets
 from retrieval.answers import AnswerStatus, load_answers_dir
 from tests.conftest import PROJECT_ROOT
@@ -29,18 +30,18 @@ def test_answer_bodies_are_substantial_and_unique() -> None:
     for answer in ANSWERS:
         words = len(answer.body.split())
         assert words >= 40, f"answer {answer.id} has only {words} words"
-    bodies = [datasets.normalise_text(a.body) for a in ANSWERS]
+    bodies = [same_text_key(a.body) for a in ANSWERS]
     assert len(set(bodies)) == len(bodies)
     titles = [a.title.lower() for a in ANSWERS]
     assert len(set(titles)) == len(titles)
 
 
 def test_answers_have_two_to_five_original_variants() -> None:
-    held_out = {datasets.normalise_text(e.text) for e in datasets.load_banking77("test")}
+    held_out = {same_text_key(e.text) for e in datasets.load_banking77("test")}
     for answer in ANSWERS:
         assert 2 <= len(answer.questions) <= 5, answer.id
         for question in answer.questions:
-            assert datasets.normalise_text(question) not in held_out, (answer.id, question)
+            assert same_text_key(question) not in held_out, (answer.id, question)
 
 
 def test_conversational_intents_have_twenty_varied_examples() -> None:
@@ -49,7 +50,7 @@ def test_conversational_intents_have_twenty_varied_examples() -> None:
                 "request_human", "out_of_scope"}
     assert expected <= set(intents)
     for intent, examples in intents.items():
-        normalised = {datasets.normalise_text(e) for e in examples}
+        normalised = {same_text_key(e) for e in examples}
         assert len(normalised) >= 20, f"{intent}: {len(normalised)} distinct examples"
 
 

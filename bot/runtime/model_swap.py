@@ -18,7 +18,6 @@ API is back answers 304 (the same ETag) or brings the newer model.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 import rasa.core.agent as rasa_agent
 
 from common.config import get_settings
+from common.files import copy_atomic, write_atomic
 
 logger = logging.getLogger(__name__)
 _rasa_load = rasa_agent._load_and_set_updated_model
@@ -43,13 +43,9 @@ def keep_local_copy(model_directory: str, fingerprint: str) -> None:
         return
     copy = get_settings().served_model_copy
     copy.parent.mkdir(parents=True, exist_ok=True)
-    partial = copy.with_name(copy.name + ".partial")
-    etag = copy.with_name(copy.name + ".etag")
     try:
-        shutil.copyfile(archives[0], partial)
-        etag.with_name(etag.name + ".partial").write_text(fingerprint, encoding="utf-8")
-        os.replace(partial, copy)
-        os.replace(etag.with_name(etag.name + ".partial"), etag)
+        copy_atomic(archives[0], copy)
+        write_atomic(copy.with_name(copy.name + ".etag"), fingerprint)
     except OSError:
         logger.exception("Could not keep a local copy of the pulled model in %s", copy)
 

@@ -26,8 +26,8 @@ from admin_api.models import (
     ImportReport,
 )
 from common import audit
+from common.text import INTENT_PATTERN
 from retrieval.answers import (
-    INTENT_PATTERN,
     MAX_ANSWER_ID,
     AnswerData,
     AnswerFileError,

@@ -27,7 +27,7 @@ from admin_api.models import (
 from admin_api.tracker import TrackerStore
 from common import audit
 from common.config import get_settings
-from retrieval.answers import INTENT_PATTERN
+from common.text import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
 SETTLED = {409: {"description": "The review item is already used or ignored"}}

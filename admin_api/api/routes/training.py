@@ -20,7 +20,7 @@ from admin_api.models import (
     utcnow,
 )
 from common import audit
-from retrieval.answers import INTENT_PATTERN
+from common.text import INTENT_PATTERN
 
 router = APIRouter(prefix="/api/v1/training-examples", tags=["training data"])
 DECIDED = {409: {"description": "The example was already approved or rejected"}}
