@@ -163,14 +163,14 @@ def _oos_scores_table(study: dict | None) -> list[str]:
 
 def _train_ours(texts: list[str], labels: list[str], out: Path,
                 validation: tuple[list[str], list[str]] | None = None, **params: object) -> tuple:
-    from nlu import fast
+    from nlu.export import export_onnx
     from nlu.training import TrainParams, train
 
     started = time.monotonic()
     result = train(texts, labels, TrainParams(**params), out, checkpoint_dir=out.parent / "ckpt",
                    validation=validation)
     seconds = time.monotonic() - started
-    fast.export(result.path, validation=result.validation)
+    export_onnx(result.path, validation=result.validation)
     return result, seconds
 
 

@@ -2,8 +2,8 @@
 
 The same API serves the Rasa component, the benchmarks and the retriever, on either backend:
 - ``torch``: the saved network as trained;
-- ``onnx``: the ONNX export chosen by ``nlu.fast.export`` (int8 when that costs at most 0.3
-  points on validation data, else fp32), several times faster on a CPU.
+- ``onnx``: the ONNX export chosen by ``nlu.export`` (int8 when that costs little accuracy
+  on validation data, else fp32), several times faster on a CPU.
 
 Both return the logits and the pooled embedding of a message; when the model keeps an example
 memory (``nlu/memory.py``), its vote is blended into the calibrated head probabilities, and
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlu import oos
+from nlu import backends, oos
 from nlu.memory import ExampleMemory
 from nlu.model import ModelMeta
 
@@ -71,31 +71,18 @@ class IntentClassifier:
     def load(cls, path: Path | str, backend: str = "auto", threads: int | None = None,
              device: str = "cpu") -> IntentClassifier:
         """Load a model folder. ``auto`` uses the ONNX export when the folder has one."""
-        from nlu import fast
-
         path = Path(path)
         if backend == "auto":
-            backend = "onnx" if fast.serving_path(path).is_file() else "torch"
+            backend = "onnx" if backends.serving_path(path).is_file() else "torch"
         if backend == "onnx":
-            return fast.load_onnx_classifier(path, threads)
+            return cls.from_backend(path, backends.onnx_backend(path, threads=threads))
         if backend != "torch":
             raise ValueError(f"unknown backend {backend!r}: use auto, torch or onnx")
-        import torch
+        return cls.from_backend(path, backends.torch_backend(path, device, threads))
 
-        from nlu.model import load
-
-        if threads:
-            torch.set_num_threads(threads)
-        loaded = load(path, device)
-
-        def forward_fn(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            with torch.inference_mode():
-                embedded = loaded.model.embed(torch.from_numpy(ids).to(device),
-                                              torch.from_numpy(mask).to(device))
-                logits = loaded.model.head(embedded)
-            return logits.float().cpu().numpy(), embedded.float().cpu().numpy()
-
-        return cls(loaded.meta, path, forward_fn, loaded.tokenizer, loaded.memory)
+    @classmethod
+    def from_backend(cls, path: Path, backend: backends.Backend) -> IntentClassifier:
+        return cls(backend.meta, path, backend.forward, backend.tokenizer, backend.memory)
 
     def head_only(self) -> IntentClassifier:
         """The same model without its example memory's vote: what the vote adds is measured

@@ -25,7 +25,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from common.files import staged_dir
+from common.files import staged_dir, write_atomic
 from nlu.memory import Blend, ExampleMemory
 
 # Loading a sentence-transformers checkpoint as a bare encoder reports harmless unexpected
@@ -70,7 +70,7 @@ class ModelMeta:
     base_model: str = ""
     train_params: dict[str, object] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    fast_format: str | None = None  # "int8" or "fp32" once nlu.fast.export chose
+    fast_format: str | None = None  # "int8" or "fp32" once nlu.export.export_onnx chose
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -133,17 +133,27 @@ def save(model: IntentModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta
         save_file(head, str(staging / HEAD_FILE))
         if memory is not None:
             memory.save(staging)
-        (staging / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
+        write_meta(staging, meta)
     return path
+
+
+def read_meta(path: Path | str) -> ModelMeta:
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path} is not an intent model folder (no {META_FILE})")
+    return ModelMeta.from_json(meta_path.read_text(encoding="utf-8"))
+
+
+def write_meta(path: Path | str, meta: ModelMeta) -> None:
+    """The one writer of ``intent_model.json`` (atomically: readers load models while the
+    export records its choice)."""
+    write_atomic(Path(path) / META_FILE, meta.to_json() + "\n")
 
 
 def load(path: Path | str, device: str = "cpu") -> LoadedModel:
     """Reload a saved intent model with one call."""
     path = Path(path)
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{path} is not an intent model folder (no {META_FILE})")
-    meta = ModelMeta.from_json(meta_path.read_text(encoding="utf-8"))
+    meta = read_meta(path)
     encoder = AutoModel.from_pretrained(path)
     model = IntentModel(encoder, len(meta.labels), dropout=0.0)
     model.head.load_state_dict(load_file(str(path / HEAD_FILE)))

@@ -112,10 +112,10 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
             result = train(texts, labels, self._train_params(), Path(directory) / MODEL_FOLDER)
             logger.info("intent model trained: %s", result.metrics)
             if self._config.get("fast_inference", True):
-                from nlu import fast
+                from nlu.export import export_onnx, prune_for_serving
 
-                fast.export(result.path, validation=result.validation)
-                fast.prune_for_serving(result.path)
+                export_onnx(result.path, validation=result.validation)
+                prune_for_serving(result.path)
             self._classifier = IntentClassifier.load(
                 result.path, threads=self._config.get("threads"))
         return self._resource

@@ -172,7 +172,7 @@ def scoped_banking_split() -> dict[str, list[tuple[str, str]]]:
 def oos_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A probe-only model of ``scoped_banking_split`` with its given validation split (35
     out-of-scope questions: enough to learn the out-of-scope score), with the ONNX export."""
-    from nlu import fast
+    from nlu.export import export_onnx
     from nlu.training import TrainParams, train
 
     split = scoped_banking_split()
@@ -180,21 +180,21 @@ def oos_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    TrainParams(epochs=0), tmp_path_factory.mktemp("oos") / "model",
                    progress=False, validation=([t for t, _ in split["validation"]],
                                                [i for _, i in split["validation"]]))
-    fast.export(result.path, validation=result.validation)
+    export_onnx(result.path, validation=result.validation)
     return result.path
 
 
 @pytest.fixture(scope="session")
 def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 intents x 15 examples, probe plus one fine-tuning epoch, with the ONNX export."""
-    from nlu import fast
+    from nlu.export import export_onnx
     from nlu.training import TrainParams, train
 
     examples = banking_examples("train", 15)
     result = train([e.text for e in examples], [e.intent for e in examples],
                    TrainParams(epochs=1, batch_size=16), tmp_path_factory.mktemp("m") / "model",
                    progress=False)
-    fast.export(result.path, validation=result.validation)
+    export_onnx(result.path, validation=result.validation)
     return result.path
 
 

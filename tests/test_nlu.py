@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from nlu import calibration, fast, oos
+from nlu import backends, calibration, oos
 from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier
 from nlu.memory import MEMORY_FILE, MIN_VALIDATION, ExampleMemory, choose_blend, normalise
@@ -64,7 +64,7 @@ def test_quantized_model_agrees_with_full_model(tiny_intent_model: Path) -> None
     quick = IntentClassifier.load(tiny_intent_model, backend="onnx").predict_batch(texts)
     agreement = np.mean([a.intent == b.intent for a, b in zip(full, quick, strict=True)])
     assert agreement >= 0.97, agreement
-    assert fast.serving_path(tiny_intent_model).is_file()  # what backend "auto" serves
+    assert backends.serving_path(tiny_intent_model).is_file()  # what backend "auto" serves
     assert np.mean([q.intent == e.intent for q, e in zip(quick, held_out, strict=True)]) >= 0.9
 
 
