@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import HTTPException
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -26,6 +25,7 @@ from admin_api.models import (
     utcnow,
 )
 from admin_api.tracker import TrackerStore, Turn
+from common.errors import Conflict, Invalid, NotFound
 from retrieval.answers import MAX_QUESTIONS, QUESTION_MAX, AnswerData
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def attach_feedback(session: Session, store: TrackerStore, feedback: Feedback) -
 def _settle(session: Session, item: ReviewItem, status: FeedbackStatus, actor: str,
             resolution: dict) -> None:
     if item.status in (FeedbackStatus.used.value, FeedbackStatus.ignored.value):
-        raise HTTPException(409, f"review item {item.id} is already {item.status}")
+        raise Conflict(f"review item {item.id} is already {item.status}")
     item.status, item.handled_by, item.handled_at = status.value, actor, utcnow()
     item.resolution = resolution
     session.add(item)
@@ -144,7 +144,7 @@ def _settle(session: Session, item: ReviewItem, status: FeedbackStatus, actor: s
 def _text(item: ReviewItem) -> str:
     text = " ".join((item.text or "").split())
     if not text:
-        raise HTTPException(422, f"review item {item.id} has no customer text to learn from")
+        raise Invalid(f"review item {item.id} has no customer text to learn from")
     return text
 
 
@@ -165,7 +165,7 @@ def link_answer(session: Session, item: ReviewItem, actor: str, answer_id: int |
     retriever finds that answer for them from the next poll on, with no retraining."""
     text = _text(item)[:QUESTION_MAX]
     if (answer_id is None) == (new_answer is None):
-        raise HTTPException(422, "give exactly one of answer_id or answer")
+        raise Invalid("give exactly one of answer_id or answer")
     if new_answer is not None:
         questions = new_answer.questions
         if text.lower() not in {q.lower() for q in questions}:
@@ -175,12 +175,12 @@ def link_answer(session: Session, item: ReviewItem, actor: str, answer_id: int |
     else:
         found = session.get(Answer, answer_id)
         if found is None:
-            raise HTTPException(404, f"no answer with id {answer_id}")
+            raise NotFound(f"no answer with id {answer_id}")
         answer = found
         if text.lower() not in {q.lower() for q in answer.questions}:
             if len(answer.questions) >= MAX_QUESTIONS:
-                raise HTTPException(422, f"answer {answer_id} already has {MAX_QUESTIONS} "
-                                         "question variants")
+                raise Invalid(f"answer {answer_id} already has {MAX_QUESTIONS} "
+                                 "question variants")
             crud.update_answer(session, answer, {"questions": [*answer.questions, text]}, actor,
                                action="link")
     _settle(session, item, FeedbackStatus.used, actor, {"answer_id": answer.id})

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from admin_api import retention
-from admin_api.api import openapi
+from admin_api import monitoring, retention
+from admin_api.api import errors, openapi
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
     answers,
@@ -24,7 +23,7 @@ from admin_api.api.routes import (
     inbox,
     jobs,
     metrics,
-    models,
+    registry,
     training,
     users,
     widget,
@@ -33,8 +32,10 @@ from admin_api.api.unicode import UnicodeGuard
 from common.config import get_settings
 from nlu.privacy import redact_secrets_in_logs
 
-ROUTERS = (health, feedback, answers, inbox, training, conversations, handoff, metrics, users,
-           audit, jobs, models, widget)
+API_PREFIX = "/api/v1"  # the versioned API; health, metrics and the pages sit at the root
+API_ROUTERS = (feedback, answers, inbox, training, conversations, handoff, metrics, users, audit,
+               jobs, registry)
+ROOT_ROUTERS = (health, monitoring, widget)
 
 
 class QuietModelPolls(logging.Filter):
@@ -59,16 +60,6 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     stop.set()
 
 
-async def count_requests(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = getattr(request.scope.get("route"), "path", "unmatched")
-    metrics.REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
-    return response
-
-
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -89,9 +80,12 @@ def create_app() -> FastAPI:
     app.add_middleware(UnicodeGuard)  # inside the size limit: it reads whole bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={"/api/v1/answers/import": settings.max_import_bytes})
-    app.middleware("http")(count_requests)
-    for module in ROUTERS:
+    app.middleware("http")(monitoring.count_requests)
+    for module in API_ROUTERS:
+        app.include_router(module.router, prefix=API_PREFIX)
+    for module in ROOT_ROUTERS:
         app.include_router(module.router)
+    errors.install(app)
     openapi.install(app)
     return app
 

@@ -10,8 +10,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from sqlmodel import Session, select
+
 from admin_api.models import Feedback
-from admin_api.tracker import Turn
+from admin_api.tracker import TrackerStore, Turn
 
 FAILING = frozenset({"fallback", "clarify", "handoff"})
 TOP = 10
@@ -79,3 +81,11 @@ def summarize(turns: list[Turn], feedback: Iterable[Feedback]) -> dict[str, Any]
             for model, group in sorted(per_model.items())
         ],
     }
+
+
+def summary_for(session: Session, store: TrackerStore, since: Any, until: Any) -> dict:
+    """The figures of ``summarize`` for a window, read from the stores."""
+    turns = store.turns(since=since, until=until)
+    feedback = session.exec(select(Feedback).where(Feedback.created_at >= since,
+                                                   Feedback.created_at < until)).all()
+    return {"since": since, "until": until, **summarize(turns, feedback)}

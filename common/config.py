@@ -57,10 +57,10 @@ class Settings(BaseSettings):
                                 "`sqlite:///<var_dir>/tracker.db`. Keep it apart from the admin "
                                 "database (and from any SQL event broker, whose table is also "
                                 "named `events`).")
-    registry_dir: Path | None = _f(None, "Storage",
+    registry_dir: Path = _f(None, "Storage",
                                       "Where retraining jobs write candidate models; empty: "
                                       "`<var_dir>/registry`.")
-    nlu_params: Path | None = _f(None, "Storage",
+    nlu_params: Path = _f(None, "Storage",
                                     "Tuned classifier parameters (`helpdesk tune` writes them, "
                                     "`helpdesk data build` merges them); empty: "
                                     "`<var_dir>/nlu_params.yml`.")
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
                               "The retriever's sentence-transformers models: local folders (or "
                               "hub names), separated by `:`; several make an ensemble (the mean "
                               "of their cosines); empty: the shipped all-MiniLM-L6-v2.")
-    index_dir: Path | None = _f(None, "Retriever",
+    index_dir: Path = _f(None, "Retriever",
                                    "Where the index snapshot and the embedding cache live; "
                                    "empty: `<var_dir>/index`.")
     retriever_device: Literal["auto", "cpu", "gpu"] = _f(
@@ -170,7 +170,7 @@ class Settings(BaseSettings):
                                   "instead of exact.")
     retriever_hybrid: bool = _f(False, "Retriever",
                                 "Fuse BM25 with the dense scores (off: see bench/NOTES.md).")
-    retriever_thresholds: Path | None = _f(None, "Retriever",
+    retriever_thresholds: Path = _f(None, "Retriever",
                                               "Decision thresholds chosen on data by "
                                               "`helpdesk index calibrate`; empty: "
                                               "`retrieval/thresholds.json`.")
@@ -279,7 +279,8 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         for key, port in (("rasa_url", "rasa_port"), ("public_rasa_url", "rasa_port"),
                           ("admin_api_url", "api_port")):
-            values[key] = (values[key] or f"http://{host}:{values[port]}").rstrip("/")
+            values[key] = values[key] or f"http://{host}:{values[port]}"
+        values["admin_api_url"] = values["admin_api_url"].rstrip("/")
         if values["job_heartbeat_seconds"] * 3 > values["job_stale_seconds"]:
             raise ValueError("HELPDESK_JOB_STALE_SECONDS must be at least 3 heartbeats long")
         return values

@@ -16,12 +16,13 @@ from sqlmodel import Session, select
 
 from common import audit
 from common.db import utcnow
+from common.errors import Conflict
 from learning.models import Job, JobStatus
 
 LOG_LIMIT = 200_000  # characters of log kept per job (the head is dropped first)
 
 
-class JobConflict(ValueError):
+class JobConflict(Conflict):
     pass
 
 

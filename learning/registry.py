@@ -17,13 +17,14 @@ from sqlmodel import Session, select
 
 from common import audit
 from common.db import utcnow
+from common.errors import Conflict
 from common.files import sha256_file
 from learning.models import ModelStatus, ModelVersion
 
 logger = logging.getLogger(__name__)
 
 
-class RegistryError(ValueError):
+class RegistryError(Conflict):
     """A registry operation that cannot be done, with a message for the operator."""
 
 

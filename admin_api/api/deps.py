@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlmodel import Session
@@ -85,3 +86,12 @@ def get_user(session: Session, user_id: int) -> User:
 
 def get_tracker() -> TrackerStore:
     return TrackerStore(get_settings().tracker_store_url)
+
+
+# The dependencies as the routes name them (the FastAPI template's style): a parameter's type
+# says what it gets, and a write route's caller type says which role it needs.
+SessionDep = Annotated[Session, Depends(get_session)]
+TrackerDep = Annotated[TrackerStore, Depends(get_tracker)]
+CurrentUser = Annotated[Caller, Depends(current_caller)]
+StaffUser = Annotated[Caller, Depends(require_staff)]
+AdminUser = Annotated[Caller, Depends(require_admin)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
-from fastapi import HTTPException, Query
+from fastapi import Query
 from pydantic.generics import GenericModel
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -15,6 +15,7 @@ from admin_api.core.schema import ApiConfig
 
 # Ids are 32-bit integers in the database; a larger one in a URL is a 4xx, not a 500.
 from admin_api.models import DB_ID_MAX  # noqa: F401 - re-exported for the routes
+from common.errors import Invalid, NotFound
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ class Window:
                  until: datetime | None = Query(None, description="ISO 8601, exclusive")) -> None:
         self.since, self.until = naive_utc(since), naive_utc(until)
         if self.since and self.until and self.since >= self.until:
-            raise HTTPException(422, "since must be before until")
+            raise Invalid("since must be before until")
 
     def within(self, query: Any, column: Any) -> Any:
         """``query`` restricted to rows whose ``column`` falls in the window."""
@@ -83,5 +84,5 @@ def paginate(session: Session, query: Any, paging: Paging, model: type, sort: st
             "offset": paging.offset}
 
 
-def not_found(kind: str, key: object) -> HTTPException:
-    return HTTPException(404, f"no {kind} with id {key}")
+def not_found(kind: str, key: object) -> NotFound:
+    return NotFound(f"no {kind} with id {key}")

@@ -14,7 +14,7 @@ from sqlalchemy import String, cast, or_
 from sqlmodel import Session, select
 
 from admin_api import crud
-from admin_api.api.deps import Caller, get_session, require_staff
+from admin_api.api.deps import Caller, SessionDep, StaffUser
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import (
     Answer,
@@ -38,17 +38,18 @@ from retrieval.answers import (
     parse_answers_yaml,
 )
 
-router = APIRouter(prefix="/api/v1/answers", tags=["answers"])
+router = APIRouter(prefix="/answers", tags=["answers"])
 _FORMATS = {"yaml": "application/yaml", "csv": "text/csv"}
 STALE = {409: {"description": "Someone saved the answer after `base_revision`: reload it"}}
 
 
 @router.get("/published", response_model=list[AnswerRead])
 def published_answers(
+    *,
     intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
-    session: Session = Depends(get_session),
+    session: SessionDep,
 ) -> list[Answer]:
     query = select(Answer).where(Answer.status == AnswerStatus.published.value)
     if intent is not None:
@@ -58,9 +59,10 @@ def published_answers(
 
 @router.get("/changes", response_model=AnswerChanges)
 def answer_changes(
+    *,
     since: int = Query(0, ge=0, le=2**62, description="The last answers version already seen."),
     limit: int = Query(crud.CHANGES_PAGE, ge=1, le=5000),
-    session: Session = Depends(get_session),
+    session: SessionDep,
 ) -> dict:
     """Published answers to (re)index and ids to drop, written after version ``since``."""
     return crud.answer_changes(session, since, limit)
@@ -68,14 +70,15 @@ def answer_changes(
 
 @router.get("", response_model=Page[AnswerRead])
 def list_answers(
+    *,
     status_: AnswerStatus | None = Query(None, alias="status"),
     intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     tag: str | None = Query(None, max_length=50),
     q: str | None = Query(None, max_length=200, description="Words in title, body or questions."),
     sort: str = sort_param("id", ("id", "title", "intent", "status", "updated_at", "created_at")),
     paging: Paging = Depends(),
-    session: Session = Depends(get_session),
-    _: Caller = Depends(require_staff),
+    session: SessionDep,
+    _: StaffUser,
 ) -> dict:
     query = select(Answer)
     if status_ is not None:
@@ -99,10 +102,11 @@ def _escape_like(word: str) -> str:
 
 @router.get("/export", responses={200: {"content": {t: {} for t in _FORMATS.values()}}})
 def export_answers(
+    *,
     format_: str = Query("yaml", alias="format", pattern="^(yaml|csv)$"),
     status_: AnswerStatus | None = Query(None, alias="status"),
-    session: Session = Depends(get_session),
-    _: Caller = Depends(require_staff),
+    session: SessionDep,
+    _: StaffUser,
 ) -> Response:
     """Every answer (or those with ``status``) in the format ``import`` reads back."""
     query = select(Answer).order_by(Answer.id)
@@ -117,10 +121,11 @@ def export_answers(
 @router.post("/import", response_model=ImportReport, openapi_extra={"requestBody": {
     "required": True, "content": {t: {"schema": {"type": "string"}} for t in _FORMATS.values()}}})
 async def import_answers(
+    *,
     request: Request,
     format_: str = Query("yaml", alias="format", pattern="^(yaml|csv)$"),
-    session: Session = Depends(get_session),
-    caller: Caller = Depends(require_staff),
+    session: SessionDep,
+    caller: StaffUser,
 ) -> dict:
     """Create or update answers from a YAML or CSV file, all or nothing.
 
@@ -163,8 +168,8 @@ def _import(raw: bytes, format_: str, session: Session, caller: Caller) -> dict:
 
 @router.post("", response_model=AnswerRead, status_code=status.HTTP_201_CREATED,
              responses={409: {"description": "An answer with this id already exists"}})
-def create_answer(data: AnswerData, session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_staff)) -> Answer:
+def create_answer(*, data: AnswerData, session: SessionDep,
+                  caller: StaffUser) -> Answer:
     """A new answer (a draft unless ``status`` says published); an id is optional."""
     if data.id is not None and session.get(Answer, data.id) is not None:
         raise HTTPException(409, f"answer id {data.id} already exists")
@@ -192,15 +197,15 @@ AnswerId = Path(..., ge=1, le=MAX_ANSWER_ID)
 
 
 @router.get("/{answer_id}", response_model=AnswerRead)
-def read_answer(answer_id: int = AnswerId, session: Session = Depends(get_session),
-                _: Caller = Depends(require_staff)) -> Answer:
+def read_answer(*, answer_id: int = AnswerId, session: SessionDep,
+                _: StaffUser) -> Answer:
     return _answer(session, answer_id)
 
 
 @router.patch("/{answer_id}", response_model=AnswerRead, responses=STALE)
-def update_answer(edit: AnswerUpdate, answer_id: int = AnswerId,
-                  session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_staff)) -> Answer:
+def update_answer(*, edit: AnswerUpdate, answer_id: int = AnswerId,
+                  session: SessionDep,
+                  caller: StaffUser) -> Answer:
     """Change some fields. A published answer changes in the bot within 2 seconds."""
     row = _answer(session, answer_id)
     _stale(row, edit.base_revision)
@@ -219,10 +224,10 @@ def update_answer(edit: AnswerUpdate, answer_id: int = AnswerId,
 
 
 @router.delete("/{answer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=STALE)
-def delete_answer(answer_id: int = AnswerId,
+def delete_answer(*, answer_id: int = AnswerId,
                   base_revision: int | None = Query(None, ge=1, le=2**62),
-                  session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_staff)) -> Response:
+                  session: SessionDep,
+                  caller: StaffUser) -> Response:
     """Delete an answer; its revisions stay, so it can be restored."""
     row = _answer(session, answer_id)
     _stale(row, base_revision)
@@ -243,23 +248,23 @@ def _set_status(answer_id: int, target: AnswerStatus, session: Session, caller: 
 
 
 @router.post("/{answer_id}/publish", response_model=AnswerRead)
-def publish_answer(answer_id: int = AnswerId, session: Session = Depends(get_session),
-                   caller: Caller = Depends(require_staff)) -> Answer:
+def publish_answer(*, answer_id: int = AnswerId, session: SessionDep,
+                   caller: StaffUser) -> Answer:
     """Make the answer findable by the bot (within 2 seconds)."""
     return _set_status(answer_id, AnswerStatus.published, session, caller)
 
 
 @router.post("/{answer_id}/unpublish", response_model=AnswerRead)
-def unpublish_answer(answer_id: int = AnswerId, session: Session = Depends(get_session),
-                     caller: Caller = Depends(require_staff)) -> Answer:
+def unpublish_answer(*, answer_id: int = AnswerId, session: SessionDep,
+                     caller: StaffUser) -> Answer:
     """Take the answer out of the bot (within 2 seconds); it stays here as a draft."""
     return _set_status(answer_id, AnswerStatus.draft, session, caller)
 
 
 @router.get("/{answer_id}/revisions", response_model=Page[AnswerRevisionRead])
-def answer_revisions(answer_id: int = AnswerId, paging: Paging = Depends(),
-                     session: Session = Depends(get_session),
-                     _: Caller = Depends(require_staff)) -> dict:
+def answer_revisions(*, answer_id: int = AnswerId, paging: Paging = Depends(),
+                     session: SessionDep,
+                     _: StaffUser) -> dict:
     """Newest first; a deleted answer's history is still here."""
     query = select(AnswerRevision).where(AnswerRevision.answer_id == answer_id)
     page = paginate(session, query, paging, AnswerRevision, "-revision")
@@ -269,10 +274,10 @@ def answer_revisions(answer_id: int = AnswerId, paging: Paging = Depends(),
 
 
 @router.post("/{answer_id}/revisions/{revision}/restore", response_model=AnswerRead)
-def restore_answer_revision(answer_id: int = AnswerId,
+def restore_answer_revision(*, answer_id: int = AnswerId,
                             revision: int = Path(..., ge=1, le=DB_ID_MAX),
-                            session: Session = Depends(get_session),
-                            caller: Caller = Depends(require_staff)) -> Answer:
+                            session: SessionDep,
+                            caller: StaffUser) -> Answer:
     """Bring back that revision's content (the status is kept; a deleted answer returns as
     a draft)."""
     old = session.exec(select(AnswerRevision).where(AnswerRevision.answer_id == answer_id,

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from admin_api.api.deps import Caller, get_session, require_admin
+from admin_api.api.deps import AdminUser, SessionDep
 from admin_api.api.paging import Page, Paging, Window, paginate, sort_param
 from admin_api.models import AuditEntry, AuditEntryRead
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("", response_model=Page[AuditEntryRead])
 def list_audit(
+    *,
     actor: str | None = Query(None, max_length=64),
     action: str | None = Query(None, max_length=64),
     entity_id: str | None = Query(None, max_length=128),
     window: Window = Depends(),
     sort: str = sort_param("-created_at", ("created_at", "id")),
     paging: Paging = Depends(),
-    session: Session = Depends(get_session),
-    _: Caller = Depends(require_admin),
+    session: SessionDep,
+    _: AdminUser,
 ) -> dict:
     query = select(AuditEntry)
     if actor is not None:

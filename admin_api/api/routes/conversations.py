@@ -9,10 +9,15 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field as PField
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from admin_api import retention
-from admin_api.api.deps import Caller, get_session, get_tracker, require_admin, require_staff
+from admin_api.api.deps import (
+    AdminUser,
+    SessionDep,
+    StaffUser,
+    TrackerDep,
+)
 from admin_api.api.paging import Page, Paging, Window, not_found, sort_param
 from admin_api.core.schema import ApiModel
 from admin_api.models import (
@@ -22,10 +27,10 @@ from admin_api.models import (
     ReviewItemRead,
     TrainingExampleRead,
 )
-from admin_api.tracker import TrackerStore, from_timestamp, unwrap_custom
+from admin_api.tracker import from_timestamp, unwrap_custom
 from common import audit
 
-router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+router = APIRouter(prefix="/conversations", tags=["conversations"])
 SessionId = Path(..., min_length=1, max_length=255)
 
 
@@ -93,14 +98,15 @@ class Retention(ApiModel):
 
 @router.get("", response_model=Page[ConversationSummary])
 def list_conversations(
+    *,
     q: str | None = Query(None, min_length=1, max_length=200,
                           description="Text the customer wrote."),
     paused: bool | None = None,
     window: Window = Depends(),
     sort: str = sort_param("-last_at", ("last_at", "first_at", "messages")),
     paging: Paging = Depends(),
-    store: TrackerStore = Depends(get_tracker),
-    _: Caller = Depends(require_staff),
+    store: TrackerDep,
+    _: StaffUser,
 ) -> dict:
     paused_now = store.paused()
     only = list(paused_now) if paused else None
@@ -114,14 +120,14 @@ def list_conversations(
 
 
 @router.get("/retention", response_model=Retention)
-def read_retention(session: Session = Depends(get_session),
-                   _: Caller = Depends(require_staff)) -> dict:
+def read_retention(*, session: SessionDep,
+                   _: StaffUser) -> dict:
     return {"days": retention.retention_days(session)}
 
 
 @router.put("/retention", response_model=Retention)
-def set_retention(body: Retention, session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_admin)) -> dict:
+def set_retention(*, body: Retention, session: SessionDep,
+                  caller: AdminUser) -> dict:
     """Conversations older than ``days`` are erased hourly (and by ``/purge`` at once)."""
     retention.set_retention_days(session, body.days)
     audit.record(session, caller.name, "conversation.retention", "setting", "retention_days",
@@ -131,8 +137,8 @@ def set_retention(body: Retention, session: Session = Depends(get_session),
 
 
 @router.post("/purge")
-def purge_now(session: Session = Depends(get_session), store: TrackerStore = Depends(get_tracker),
-              caller: Caller = Depends(require_admin)) -> dict:
+def purge_now(*, session: SessionDep, store: TrackerDep,
+              caller: AdminUser) -> dict:
     erased = retention.purge(session, store)
     audit.record(session, caller.name, "conversation.purge", "conversation", None,
                  erased=len(erased))
@@ -165,8 +171,8 @@ def transcript_entries(events: list[dict]) -> list[dict]:
 
 
 @router.get("/{session_id}", response_model=Transcript)
-def read_transcript(session_id: str = SessionId, store: TrackerStore = Depends(get_tracker),
-                    _: Caller = Depends(require_staff)) -> dict:
+def read_transcript(*, session_id: str = SessionId, store: TrackerDep,
+                    _: StaffUser) -> dict:
     events = store.events(session_id)
     if not events:
         raise not_found("conversation", session_id)
@@ -175,9 +181,9 @@ def read_transcript(session_id: str = SessionId, store: TrackerStore = Depends(g
 
 
 @router.get("/{session_id}/export", response_model=CustomerExport)
-def export_conversation(session_id: str = SessionId, session: Session = Depends(get_session),
-                        store: TrackerStore = Depends(get_tracker),
-                        _: Caller = Depends(require_admin)) -> dict:
+def export_conversation(*, session_id: str = SessionId, session: SessionDep,
+                        store: TrackerDep,
+                        _: AdminUser) -> dict:
     """One customer's conversation, feedback, review items and the training examples made
     from them, as JSON (to hand over on request, before or instead of an erasure)."""
     events = store.events(session_id)
@@ -192,9 +198,9 @@ def export_conversation(session_id: str = SessionId, session: Session = Depends(
 
 
 @router.delete("/{session_id}", response_model=Erasure)
-def erase_conversation(session_id: str = SessionId, session: Session = Depends(get_session),
-                       store: TrackerStore = Depends(get_tracker),
-                       caller: Caller = Depends(require_admin)) -> dict:
+def erase_conversation(*, session_id: str = SessionId, session: SessionDep,
+                       store: TrackerDep,
+                       caller: AdminUser) -> dict:
     """Erase a conversation on the customer's request, with everything derived from their
     words (see ``admin_api/retention.py``); the reply names the models still holding them."""
     counts = retention.erase(session, store, session_id, author=caller.name)

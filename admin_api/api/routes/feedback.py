@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from admin_api import inbox
-from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
+from admin_api.api.deps import (
+    SessionDep,
+    StaffUser,
+    TrackerDep,
+)
 from admin_api.api.limits import RateLimit
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, Window, paginate, sort_param
 from admin_api.models import (
@@ -19,10 +23,9 @@ from admin_api.models import (
     Rating,
     utcnow,
 )
-from admin_api.tracker import TrackerStore
 from common.config import get_settings
 
-router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
+router = APIRouter(prefix="/feedback", tags=["feedback"])
 public_rate = RateLimit("feedback", lambda: get_settings().public_rate_per_minute)
 
 
@@ -35,8 +38,9 @@ public_rate = RateLimit("feedback", lambda: get_settings().public_rate_per_minut
     dependencies=[Depends(public_rate)],
 )
 def submit_feedback(
-    payload: FeedbackCreate, response: Response, session: Session = Depends(get_session),
-    store: TrackerStore = Depends(get_tracker),
+    *,
+    payload: FeedbackCreate, response: Response, session: SessionDep,
+    store: TrackerDep,
 ) -> Feedback:
     """Record a rating; rating the same message again replaces the earlier rating.
 
@@ -70,14 +74,15 @@ def submit_feedback(
 
 @router.get("", response_model=Page[FeedbackDetail])
 def list_feedback(
+    *,
     rating: Rating | None = None,
     status_: FeedbackStatus | None = Query(None, alias="status"),
     answer_id: int | None = Query(None, ge=1, le=DB_ID_MAX),
     window: Window = Depends(),
     sort: str = sort_param("-created_at", ("created_at", "id")),
     paging: Paging = Depends(),
-    session: Session = Depends(get_session),
-    _: Caller = Depends(require_staff),
+    session: SessionDep,
+    _: StaffUser,
 ) -> dict:
     query = select(Feedback)
     if rating is not None:

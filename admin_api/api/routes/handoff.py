@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import Field as PField
 from pydantic import validator
-from sqlmodel import Session
 
 from admin_api import rasa_client
-from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
+from admin_api.api.deps import (
+    SessionDep,
+    StaffUser,
+    TrackerDep,
+)
 from admin_api.core.schema import ApiModel
 from admin_api.tracker import TrackerStore
 from common import audit
 
-router = APIRouter(prefix="/api/v1/handoff", tags=["hand-off"])
+router = APIRouter(prefix="/handoff", tags=["hand-off"])
 UPSTREAM = {502: {"description": "Rasa is unreachable: nothing was sent; try again"}}
 SessionId = Path(..., min_length=1, max_length=255)
 REPLY_CHANNEL = "socketio"
@@ -50,8 +53,8 @@ class StaffReply(ApiModel):
 
 
 @router.get("", response_model=list[Waiting])
-def handoff_queue(store: TrackerStore = Depends(get_tracker),
-                  _: Caller = Depends(require_staff)) -> list[dict]:
+def handoff_queue(*, store: TrackerDep,
+                  _: StaffUser) -> list[dict]:
     """Paused conversations, longest waiting first."""
     waiting = []
     for session_id, paused_at in sorted(store.paused().items(), key=lambda kv: kv[1]):
@@ -69,9 +72,9 @@ def _paused(store: TrackerStore, session_id: str) -> None:
 
 
 @router.post("/{session_id}/reply", status_code=202, responses=UPSTREAM)
-def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depends(get_session),
-          store: TrackerStore = Depends(get_tracker),
-          caller: Caller = Depends(require_staff)) -> dict:
+def reply(*, body: StaffReply, session_id: str = SessionId, session: SessionDep,
+          store: TrackerDep,
+          caller: StaffUser) -> dict:
     """Send a staff message to the customer (live in their widget); the bot stays paused."""
     _paused(store, session_id)
     # The payload lets our widget show the message as the support team's (other widgets
@@ -89,9 +92,9 @@ def reply(body: StaffReply, session_id: str = SessionId, session: Session = Depe
 
 
 @router.post("/{session_id}/resume", status_code=202, responses=UPSTREAM)
-def resume(session_id: str = SessionId, session: Session = Depends(get_session),
-           store: TrackerStore = Depends(get_tracker),
-           caller: Caller = Depends(require_staff)) -> dict:
+def resume(*, session_id: str = SessionId, session: SessionDep,
+           store: TrackerDep,
+           caller: StaffUser) -> dict:
     """Hand the conversation back to the bot."""
     _paused(store, session_id)
     try:

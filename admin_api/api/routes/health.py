@@ -5,21 +5,19 @@ from __future__ import annotations
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from admin_api.api.deps import get_session, get_tracker
+from admin_api.api.deps import SessionDep, TrackerDep
 from admin_api.migrate import alembic_config
-from admin_api.tracker import TrackerStore
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(session: Session = Depends(get_session)) -> JSONResponse:
+def health(*, session: SessionDep) -> JSONResponse:
     try:
         session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
@@ -31,8 +29,8 @@ def health(session: Session = Depends(get_session)) -> JSONResponse:
 
 
 @router.get("/ready")
-def ready(session: Session = Depends(get_session),
-          store: TrackerStore = Depends(get_tracker)) -> JSONResponse:
+def ready(*, session: SessionDep,
+          store: TrackerDep) -> JSONResponse:
     """Ready when the database is at the latest migration and the tracker store answers."""
     checks: dict[str, str] = {}
     try:

@@ -12,7 +12,11 @@ from sqlalchemy import String, cast
 from sqlmodel import Session, select
 
 from admin_api import inbox
-from admin_api.api.deps import Caller, get_session, get_tracker, require_staff
+from admin_api.api.deps import (
+    SessionDep,
+    StaffUser,
+    TrackerDep,
+)
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, Window, not_found, paginate, sort_param
 from admin_api.models import (
     AnswerRead,
@@ -24,27 +28,27 @@ from admin_api.models import (
     ReviewReason,
     TrainingExampleRead,
 )
-from admin_api.tracker import TrackerStore
 from common import audit
 from common.config import get_settings
 from common.text import INTENT_PATTERN
 
-router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
+router = APIRouter(prefix="/inbox", tags=["inbox"])
 SETTLED = {409: {"description": "The review item is already used or ignored"}}
 ItemId = Path(..., ge=1, le=DB_ID_MAX)
 
 
 @router.get("", response_model=Page[ReviewItemRead])
 def list_inbox(
+    *,
     reason: ReviewReason | None = None,
     status_: FeedbackStatus | None = Query(FeedbackStatus.new, alias="status"),
     intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     window: Window = Depends(),
     sort: str = sort_param("-turn_at", ("turn_at", "confidence", "id")),
     paging: Paging = Depends(),
-    session: Session = Depends(get_session),
-    store: TrackerStore = Depends(get_tracker),
-    _: Caller = Depends(require_staff),
+    session: SessionDep,
+    store: TrackerDep,
+    _: StaffUser,
 ) -> dict:
     """New items by default, newest first; ``status`` and ``reason`` filter."""
     inbox.sync(session, store, get_settings().review_confidence_below)
@@ -67,16 +71,16 @@ def _item(session: Session, item_id: int) -> ReviewItem:
 
 
 @router.get("/{item_id}", response_model=ReviewItemRead)
-def read_item(item_id: int = ItemId, session: Session = Depends(get_session),
-              _: Caller = Depends(require_staff)) -> ReviewItem:
+def read_item(*, item_id: int = ItemId, session: SessionDep,
+              _: StaffUser) -> ReviewItem:
     return _item(session, item_id)
 
 
 @router.post("/{item_id}/assign-intent", response_model=TrainingExampleRead, status_code=201,
              responses=SETTLED)
-def assign_intent(body: AssignIntent, item_id: int = ItemId,
-                  session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_staff)) -> object:
+def assign_intent(*, body: AssignIntent, item_id: int = ItemId,
+                  session: SessionDep,
+                  caller: StaffUser) -> object:
     """The customer meant this intent: their text becomes a pending training example."""
     example = inbox.assign_intent(session, _item(session, item_id), body.intent, caller.name)
     audit.record(session, caller.name, "inbox.assign_intent", "review_item", item_id,
@@ -87,8 +91,8 @@ def assign_intent(body: AssignIntent, item_id: int = ItemId,
 
 
 @router.post("/{item_id}/link-answer", response_model=AnswerRead, responses=SETTLED)
-def link_answer(body: LinkAnswer, item_id: int = ItemId, session: Session = Depends(get_session),
-                caller: Caller = Depends(require_staff)) -> object:
+def link_answer(*, body: LinkAnswer, item_id: int = ItemId, session: SessionDep,
+                caller: StaffUser) -> object:
     """Add the customer's words to an answer (``answer_id``) or to a new one (``answer``)."""
     answer = inbox.link_answer(session, _item(session, item_id), caller.name, body.answer_id,
                                body.answer)
@@ -100,8 +104,8 @@ def link_answer(body: LinkAnswer, item_id: int = ItemId, session: Session = Depe
 
 
 @router.post("/{item_id}/ignore", response_model=ReviewItemRead, responses=SETTLED)
-def ignore_item(item_id: int = ItemId, session: Session = Depends(get_session),
-                caller: Caller = Depends(require_staff)) -> ReviewItem:
+def ignore_item(*, item_id: int = ItemId, session: SessionDep,
+                caller: StaffUser) -> ReviewItem:
     item = _item(session, item_id)
     inbox.ignore(session, item, caller.name)
     audit.record(session, caller.name, "inbox.ignore", "review_item", item_id)

@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path
+from fastapi import APIRouter, Body, Depends, Path
 from sqlmodel import Session, select
 
-from admin_api.api.deps import Caller, get_session, require_admin, require_staff
+from admin_api.api.deps import (
+    AdminUser,
+    SessionDep,
+    StaffUser,
+)
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import Job, JobCreate, JobDetail, JobRead, JobStatus
 from learning import jobs
 
-router = APIRouter(prefix="/api/v1", tags=["retraining"])
+router = APIRouter(tags=["retraining"])
 JobId = Path(..., ge=1, le=DB_ID_MAX)
 
 
 @router.post("/retrain", response_model=JobRead, status_code=202,
              responses={409: {"description": "A retraining job is already queued"}})
-def start_retraining(body: JobCreate = Body(default_factory=JobCreate),
-                     session: Session = Depends(get_session),
-                     caller: Caller = Depends(require_admin)) -> Job:
+def start_retraining(*, body: JobCreate = Body(default_factory=JobCreate),
+                     session: SessionDep,
+                     caller: AdminUser) -> Job:
     """Queue a retraining run: snapshot the data, train, evaluate against production, gate.
 
     A worker (`helpdesk serve` runs one, or `helpdesk worker` elsewhere) picks it up; follow it
     at `GET /api/v1/jobs/{id}`.
     """
-    try:
-        job = jobs.enqueue(session, caller.name, body.dict())
-    except jobs.JobConflict as error:
-        raise HTTPException(409, str(error)) from None
+    job = jobs.enqueue(session, caller.name, body.dict())
     session.commit()
     session.refresh(job)
     return job
 
 
 @router.get("/jobs", response_model=Page[JobRead])
-def list_jobs(status_: JobStatus | None = None,
+def list_jobs(*, status_: JobStatus | None = None,
               sort: str = sort_param("-created_at", ("created_at", "id")),
-              paging: Paging = Depends(), session: Session = Depends(get_session),
-              _: Caller = Depends(require_staff)) -> dict:
+              paging: Paging = Depends(), session: SessionDep,
+              _: StaffUser) -> dict:
     query = select(Job)
     if status_ is not None:
         query = query.where(Job.status == status_.value)
@@ -52,22 +53,19 @@ def _job(session: Session, job_id: int) -> Job:
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail)
-def read_job(job_id: int = JobId, session: Session = Depends(get_session),
-             _: Caller = Depends(require_staff)) -> Job:
+def read_job(*, job_id: int = JobId, session: SessionDep,
+             _: StaffUser) -> Job:
     """One job with its log, current step, progress (0-1) and step timings in seconds."""
     return _job(session, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobRead,
              responses={409: {"description": "The job has already ended"}})
-def cancel_job(job_id: int = JobId, session: Session = Depends(get_session),
-               caller: Caller = Depends(require_admin)) -> Job:
+def cancel_job(*, job_id: int = JobId, session: SessionDep,
+               caller: AdminUser) -> Job:
     """A queued job ends at once; a running one stops within a few seconds (its training
     process is killed, nothing it made is promoted)."""
-    try:
-        job = jobs.request_cancel(session, _job(session, job_id), caller.name)
-    except jobs.JobConflict as error:
-        raise HTTPException(409, str(error)) from None
+    job = jobs.request_cancel(session, _job(session, job_id), caller.name)
     session.commit()
     session.refresh(job)
     return job

@@ -7,7 +7,7 @@ import yaml
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlmodel import Session, select
 
-from admin_api.api.deps import Caller, get_session, require_staff
+from admin_api.api.deps import Caller, SessionDep, StaffUser
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
 from admin_api.models import (
     ExampleBulkResult,
@@ -22,20 +22,21 @@ from admin_api.models import (
 from common import audit
 from common.text import INTENT_PATTERN
 
-router = APIRouter(prefix="/api/v1/training-examples", tags=["training data"])
+router = APIRouter(prefix="/training-examples", tags=["training data"])
 DECIDED = {409: {"description": "The example was already approved or rejected"}}
 ExampleId = Path(..., ge=1, le=DB_ID_MAX)
 
 
 @router.get("", response_model=Page[TrainingExampleRead])
 def list_examples(
+    *,
     status_: ExampleStatus | None = Query(None, alias="status"),
     intent: str | None = Query(None, max_length=100, pattern=INTENT_PATTERN),
     source: ExampleSource | None = None,
     sort: str = sort_param("-created_at", ("created_at", "intent", "id")),
     paging: Paging = Depends(),
-    session: Session = Depends(get_session),
-    _: Caller = Depends(require_staff),
+    session: SessionDep,
+    _: StaffUser,
 ) -> dict:
     query = select(TrainingExample)
     if status_ is not None:
@@ -48,8 +49,8 @@ def list_examples(
 
 
 @router.get("/export", responses={200: {"content": {"application/yaml": {}}}})
-def export_examples(session: Session = Depends(get_session),
-                    _: Caller = Depends(require_staff)) -> Response:
+def export_examples(*, session: SessionDep,
+                    _: StaffUser) -> Response:
     """Approved examples as Rasa 3 NLU training data (``version: "3.1"``, ``nlu:`` list)."""
     rows = session.exec(select(TrainingExample)
                         .where(TrainingExample.status == ExampleStatus.approved.value)
@@ -81,8 +82,8 @@ _LiteralDumper.add_representer(str, lambda dumper, value: dumper.represent_scala
 
 @router.post("", response_model=TrainingExampleRead, status_code=201,
              responses={409: {"description": "The same example already exists"}})
-def add_example(body: TrainingExampleCreate, session: Session = Depends(get_session),
-                caller: Caller = Depends(require_staff)) -> TrainingExample:
+def add_example(*, body: TrainingExampleCreate, session: SessionDep,
+                caller: StaffUser) -> TrainingExample:
     duplicate = session.exec(select(TrainingExample).where(
         TrainingExample.text == body.text, TrainingExample.intent == body.intent,
         TrainingExample.status != ExampleStatus.rejected.value)).first()
@@ -122,8 +123,8 @@ def _review(example_id: int, target: ExampleStatus, session: Session,
 
 
 @router.post("/review", response_model=ExampleBulkResult)
-def review_examples(body: ExampleBulkReview, session: Session = Depends(get_session),
-                    caller: Caller = Depends(require_staff)) -> ExampleBulkResult:
+def review_examples(*, body: ExampleBulkReview, session: SessionDep,
+                    caller: StaffUser) -> ExampleBulkResult:
     """Approve or reject up to 500 pending examples in one transaction; ids that are unknown
     or already reviewed are reported, not fatal, so a page of a queue that someone else is
     also working through can be submitted as it is."""
@@ -146,13 +147,13 @@ def review_examples(body: ExampleBulkReview, session: Session = Depends(get_sess
 
 
 @router.post("/{example_id}/approve", response_model=TrainingExampleRead, responses=DECIDED)
-def approve_example(example_id: int = ExampleId, session: Session = Depends(get_session),
-                    caller: Caller = Depends(require_staff)) -> TrainingExample:
+def approve_example(*, example_id: int = ExampleId, session: SessionDep,
+                    caller: StaffUser) -> TrainingExample:
     """Approved examples go into the next retraining (``/export``)."""
     return _review(example_id, ExampleStatus.approved, session, caller)
 
 
 @router.post("/{example_id}/reject", response_model=TrainingExampleRead, responses=DECIDED)
-def reject_example(example_id: int = ExampleId, session: Session = Depends(get_session),
-                   caller: Caller = Depends(require_staff)) -> TrainingExample:
+def reject_example(*, example_id: int = ExampleId, session: SessionDep,
+                   caller: StaffUser) -> TrainingExample:
     return _review(example_id, ExampleStatus.rejected, session, caller)

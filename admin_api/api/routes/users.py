@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from sqlmodel import Session, select
 
-from admin_api.api.deps import Caller, current_caller, get_session, get_user, require_admin
+from admin_api.api.deps import (
+    AdminUser,
+    CurrentUser,
+    SessionDep,
+    get_user,
+)
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, paginate, sort_param
 from admin_api.core import security
 from admin_api.models import (
@@ -22,26 +27,26 @@ from admin_api.models import (
 )
 from common import audit
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(tags=["users"])
 UserId = Path(..., ge=1, le=DB_ID_MAX)
 
 
 @router.get("/users/me", response_model=UserRead)
-def me(caller: Caller = Depends(current_caller), session: Session = Depends(get_session)) -> User:
+def me(*, caller: CurrentUser, session: SessionDep) -> User:
     return get_user(session, caller.user_id)
 
 
 @router.get("/users", response_model=Page[UserRead])
-def list_users(sort: str = sort_param("id", ("id", "name", "created_at")),
-               paging: Paging = Depends(), session: Session = Depends(get_session),
-               _: Caller = Depends(require_admin)) -> dict:
+def list_users(*, sort: str = sort_param("id", ("id", "name", "created_at")),
+               paging: Paging = Depends(), session: SessionDep,
+               _: AdminUser) -> dict:
     return paginate(session, select(User), paging, User, sort)
 
 
 @router.post("/users", response_model=UserRead, status_code=201,
              responses={409: {"description": "A user of that name already exists"}})
-def create_user(body: UserCreate, session: Session = Depends(get_session),
-                caller: Caller = Depends(require_admin)) -> User:
+def create_user(*, body: UserCreate, session: SessionDep,
+                caller: AdminUser) -> User:
     if session.exec(select(User).where(User.name == body.name)).first() is not None:
         raise HTTPException(409, f"a user named {body.name!r} already exists")
     user = security.create_user(session, body.name, body.role)
@@ -59,8 +64,8 @@ def _admins_left(session: Session, without: int) -> int:
 
 @router.patch("/users/{user_id}", response_model=UserRead,
               responses={409: {"description": "This would leave no active admin"}})
-def update_user(body: UserUpdate, user_id: int = UserId, session: Session = Depends(get_session),
-                caller: Caller = Depends(require_admin)) -> User:
+def update_user(*, body: UserUpdate, user_id: int = UserId, session: SessionDep,
+                caller: AdminUser) -> User:
     """Change a role or (de)activate someone; the last active admin cannot be removed."""
     user = get_user(session, user_id)
     demoting = (body.role is not None and body.role is not Role.admin) or body.active is False
@@ -78,17 +83,17 @@ def update_user(body: UserUpdate, user_id: int = UserId, session: Session = Depe
 
 
 @router.get("/users/{user_id}/tokens", response_model=list[TokenRead])
-def list_tokens(user_id: int = UserId, session: Session = Depends(get_session),
-                _: Caller = Depends(require_admin)) -> list[ApiToken]:
+def list_tokens(*, user_id: int = UserId, session: SessionDep,
+                _: AdminUser) -> list[ApiToken]:
     get_user(session, user_id)
     return list(session.exec(select(ApiToken).where(ApiToken.user_id == user_id)
                              .order_by(ApiToken.id)).all())
 
 
 @router.post("/users/{user_id}/tokens", response_model=TokenIssued, status_code=201)
-def create_token(body: TokenCreate, user_id: int = UserId,
-                 session: Session = Depends(get_session),
-                 caller: Caller = Depends(require_admin)) -> dict:
+def create_token(*, body: TokenCreate, user_id: int = UserId,
+                 session: SessionDep,
+                 caller: AdminUser) -> dict:
     """A new token; the secret is in this response only."""
     user = get_user(session, user_id)
     row, secret = security.issue_token(session, user, body.name, body.expires_in_days)
@@ -99,9 +104,9 @@ def create_token(body: TokenCreate, user_id: int = UserId,
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int = Path(..., ge=1, le=DB_ID_MAX),
-                 session: Session = Depends(get_session),
-                 caller: Caller = Depends(current_caller)) -> Response:
+def revoke_token(*, token_id: int = Path(..., ge=1, le=DB_ID_MAX),
+                 session: SessionDep,
+                 caller: CurrentUser) -> Response:
     """Revoke a token: admins any token, everyone their own."""
     token = session.get(ApiToken, token_id)
     if token is None or (caller.role is not Role.admin and token.user_id != caller.user_id):

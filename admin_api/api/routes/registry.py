@@ -12,13 +12,13 @@ from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from admin_api.api.deps import (
-    Caller,
+    AdminUser,
+    SessionDep,
+    StaffUser,
     current_caller,
-    get_session,
-    require_admin,
     require_staff,
 )
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
@@ -26,25 +26,25 @@ from admin_api.models import ModelDetail, ModelRead, ModelStatus, ModelVersion
 from common.config import get_settings
 from learning import registry
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"])
 ModelKey = Path(..., ge=1, le=DB_ID_MAX)
 
 
 @router.get("", response_model=Page[ModelRead])
-def list_models(status_: ModelStatus | None = Query(None, alias="status"),
+def list_models(*, status_: ModelStatus | None = Query(None, alias="status"),
                 sort: str = sort_param("-created_at", ("created_at", "promoted_at", "id")),
-                paging: Paging = Depends(), session: Session = Depends(get_session),
-                _: Caller = Depends(require_staff)) -> dict:
+                paging: Paging = Depends(), session: SessionDep,
+                _: StaffUser) -> dict:
     query = select(ModelVersion)
     if status_ is not None:
         query = query.where(ModelVersion.status == status_.value)
     return paginate(session, query, paging, ModelVersion, sort)
 
 
-def _rasa_or_staff(request: Request,
+def _rasa_or_staff(request: Request, session: SessionDep,
                    x_rasa_token: str | None = Header(None, max_length=200,
-                                                     description="Rasa's own API token"),
-                   session: Session = Depends(get_session)) -> str:
+                                                     description="Rasa's own API token")
+                   ) -> str:
     """Rasa authenticates with its own API token (``X-Rasa-Token``); people with a bearer
     token. A wrong Rasa token is a 401 like a wrong bearer token."""
     expected = get_settings().resolved_rasa_token
@@ -62,8 +62,8 @@ def _rasa_or_staff(request: Request,
                        401: {"description": "Neither Rasa's token nor a bearer token"},
                        403: {"description": "The caller's role may not do this"},
                        404: {"description": "No production model yet"}})
-def production_file(if_none_match: str | None = Header(None),
-                    session: Session = Depends(get_session),
+def production_file(*, if_none_match: str | None = Header(None),
+                    session: SessionDep,
                     _: str = Depends(_rasa_or_staff)) -> Response:
     """The production model archive, for Rasa's model server protocol (ETag = SHA-256)."""
     entry = registry.production(session)
@@ -80,8 +80,8 @@ def production_file(if_none_match: str | None = Header(None),
 
 
 @router.get("/{model_key}", response_model=ModelDetail)
-def read_model(model_key: int = ModelKey, session: Session = Depends(get_session),
-               _: Caller = Depends(require_staff)) -> ModelVersion:
+def read_model(*, model_key: int = ModelKey, session: SessionDep,
+               _: StaffUser) -> ModelVersion:
     """One model with its maturity report (markdown), metrics and gate decision."""
     entry = session.get(ModelVersion, model_key)
     if entry is None:
@@ -91,17 +91,14 @@ def read_model(model_key: int = ModelKey, session: Session = Depends(get_session
 
 @router.post("/{model_key}/promote", response_model=ModelRead,
              responses={409: {"description": "The model's archive is gone"}})
-def promote_model(model_key: int = ModelKey, session: Session = Depends(get_session),
-                  caller: Caller = Depends(require_admin)) -> ModelVersion:
+def promote_model(*, model_key: int = ModelKey, session: SessionDep,
+                  caller: AdminUser) -> ModelVersion:
     """Serve this model (also a rejected or archived one: an admin's decision, audited).
     Rasa picks it up at its next pull, within a few seconds, without a restart."""
     entry = session.get(ModelVersion, model_key)
     if entry is None:
         raise not_found("model", model_key)
-    try:
-        registry.promote(session, entry, caller.name, reason="by hand")
-    except registry.RegistryError as error:
-        raise HTTPException(409, str(error)) from None
+    registry.promote(session, entry, caller.name, reason="by hand")
     session.commit()
     session.refresh(entry)
     return entry
@@ -109,13 +106,10 @@ def promote_model(model_key: int = ModelKey, session: Session = Depends(get_sess
 
 @router.post("/rollback", response_model=ModelRead,
              responses={409: {"description": "Nothing to roll back to"}})
-def rollback(session: Session = Depends(get_session),
-             caller: Caller = Depends(require_admin)) -> ModelVersion:
+def rollback(*, session: SessionDep,
+             caller: AdminUser) -> ModelVersion:
     """Serve again the model that was in production before the current one."""
-    try:
-        entry = registry.rollback(session, caller.name)
-    except registry.RegistryError as error:
-        raise HTTPException(409, str(error)) from None
+    entry = registry.rollback(session, caller.name)
     session.commit()
     session.refresh(entry)
     return entry
