@@ -23,8 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The admin database.", no_args_is_help=True)
 data_app = typer.Typer(help="The bot's seed data in data/.", no_args_is_help=True)
+config_app = typer.Typer(help="The HELPDESK_* settings.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
 
@@ -32,6 +34,36 @@ app.add_typer(users_app, name="users")
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+@config_app.command("docs")
+def config_docs(
+    out: Path | None = typer.Option(None, help="Write here instead of standard output."),
+) -> None:
+    """Print the configuration reference, generated from the settings' fields."""
+    from common.config import reference_markdown
+    from common.files import write_atomic
+
+    text = reference_markdown()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+        typer.echo(f"wrote {out}")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """The settings in force (from the environment and the defaults), one per line."""
+    from common.config import ENV_PREFIX, get_settings
+
+    try:
+        settings = get_settings()
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    for name, value in settings.dict().items():
+        shown = "(set)" if name == "rasa_token" and value else value
+        typer.echo(f"{ENV_PREFIX}{name.upper()}={shown}")
 
 
 def _var_dir() -> Path:
