@@ -58,7 +58,7 @@ def _record(session: Session, answer: Answer, action: str, changed: list[str],
 
 
 def last_revision(session: Session, answer_id: int) -> int:
-    value = session.execute(select(func.max(AnswerRevision.revision))
+    value = session.execute(select(func.max(AnswerRevision.revision))  # type: ignore[call-overload]
                             .where(AnswerRevision.answer_id == answer_id)).scalar()
     return int(value or 0)
 
@@ -143,7 +143,7 @@ def restore_revision(session: Session, answer_id: int, revision: AnswerRevision,
     content = {k: revision.data.get(k) for k in CONTENT_FIELDS}
     answer = session.get(Answer, answer_id)
     if answer is None:
-        data = AnswerData(id=answer_id, **content, status=AnswerStatus.draft)
+        data = AnswerData(id=answer_id, **content, status=AnswerStatus.draft)  # type: ignore[arg-type]
         [answer] = create_answers(session, [data], author)
         answer_revision = session.exec(select(AnswerRevision).where(
             AnswerRevision.answer_id == answer_id,

@@ -31,8 +31,8 @@ from retrieval.answers import MAX_ANSWER_ID, AnswerData, AnswerStatus
 class Answer(SQLModel, table=True):
     """A curated answer; the live copy (``data/answers`` only seeds it)."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
-    intent: Optional[str] = Field(default=None, index=True, max_length=100)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
+    intent: Optional[str] = Field(default=None, index=True, max_length=100)
     title: str = Field(max_length=200)
     body: str = Field(sa_column=Column(Text, nullable=False))
     questions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -52,7 +52,8 @@ class Answer(SQLModel, table=True):
     def to_data(self) -> AnswerData:
         return AnswerData(
             id=self.id, intent=self.intent, title=self.title, body=self.body,
-            questions=list(self.questions), tags=list(self.tags), status=self.status,
+            questions=list(self.questions), tags=list(self.tags),
+            status=AnswerStatus(self.status),
         )
 
 
@@ -139,17 +140,17 @@ class Feedback(SQLModel, table=True):
     taken from the client, so they are empty until that lookup runs.
     """
 
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     session_id: str = Field(max_length=128, index=True)
     message_id: str = Field(max_length=128)
-    answer_id: Optional[int] = Field(default=None, index=True)  # noqa: UP045
+    answer_id: Optional[int] = Field(default=None, index=True)
     rating: str = Field(max_length=8)
-    comment: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
+    comment: Optional[str] = Field(default=None, sa_column=Column(Text))
     status: str = Field(default=FeedbackStatus.new.value, max_length=16, index=True)
-    text: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
-    intent: Optional[str] = Field(default=None, max_length=100)  # noqa: UP045
-    confidence: Optional[float] = None  # noqa: UP045
+    text: Optional[str] = Field(default=None, sa_column=Column(Text))
+    intent: Optional[str] = Field(default=None, max_length=100)
+    confidence: Optional[float] = None
 
     __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_feedback_message"),)
 
@@ -170,7 +171,7 @@ class FeedbackCreate(ApiModel):
         extra = "forbid"
 
     @validator("comment")
-    def _comment(cls, value: str | None) -> str | None:  # noqa: N805 - pydantic validator
+    def _comment(cls, value: str | None) -> str | None:  # pydantic validator
         if value is None:
             return None
         if "\x00" in value:
@@ -219,7 +220,7 @@ class Role(str, enum.Enum):
 
 
 class User(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     role: str = Field(max_length=16)
     active: bool = True
@@ -230,15 +231,15 @@ class ApiToken(SQLModel, table=True):
     """A bearer token. Only its SHA-256 is stored: the token is shown once, when made."""
 
     __tablename__ = "api_token"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
     name: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     prefix: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
-    expires_at: Optional[datetime] = None  # noqa: UP045
-    revoked_at: Optional[datetime] = None  # noqa: UP045
-    last_used_at: Optional[datetime] = None  # noqa: UP045
+    expires_at: Optional[datetime] = None
+    revoked_at: Optional[datetime] = None
+    last_used_at: Optional[datetime] = None
 
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
@@ -310,13 +311,13 @@ class AnswerRevision(SQLModel, table=True):
     """
 
     __tablename__ = "answer_revision"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     answer_id: int = Field(index=True)
     revision: int
     action: str = Field(max_length=16)
     changed: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    author: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    author: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
     __table_args__ = (UniqueConstraint("answer_id", "revision", name="uq_answer_revision"),)
@@ -354,20 +355,20 @@ class ReviewItem(SQLModel, table=True):
     """
 
     __tablename__ = "review_item"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=128, index=True)
     message_id: str = Field(max_length=128)
     reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    text: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
-    intent: Optional[str] = Field(default=None, max_length=100)  # noqa: UP045
-    confidence: Optional[float] = None  # noqa: UP045
-    answer_id: Optional[int] = None  # noqa: UP045
-    model_id: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    text: Optional[str] = Field(default=None, sa_column=Column(Text))
+    intent: Optional[str] = Field(default=None, max_length=100)
+    confidence: Optional[float] = None
+    answer_id: Optional[int] = None
+    model_id: Optional[str] = Field(default=None, max_length=128)
     turn_at: datetime = Field(default_factory=utcnow, index=True)
     status: str = Field(default=FeedbackStatus.new.value, max_length=16, index=True)
     resolution: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    handled_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    handled_at: Optional[datetime] = None  # noqa: UP045
+    handled_by: Optional[str] = Field(default=None, max_length=64)
+    handled_at: Optional[datetime] = None
 
     __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_review_message"),)
 
@@ -417,7 +418,7 @@ class TrainingExampleCreate(ApiModel):
         extra = "forbid"
 
     @validator("text")
-    def _text(cls, value: str) -> str:  # noqa: N805
+    def _text(cls, value: str) -> str:
         value = " ".join(value.split())
         if not value:
             raise ValueError("text must not be blank")
@@ -458,7 +459,7 @@ class ExampleBulkReview(ApiModel):
         extra = "forbid"
 
     @validator("status")
-    def _status(cls, value: ExampleStatus) -> ExampleStatus:  # noqa: N805
+    def _status(cls, value: ExampleStatus) -> ExampleStatus:
         if value == ExampleStatus.pending:
             raise ValueError("status must be approved or rejected")
         return value

@@ -69,7 +69,7 @@ class _ConversationCollector:
                 self.cached[key] = hit
             return hit[1]
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self):  # prometheus_client's collector protocol
         figures = self.figures()
         for name in ("messages", "conversations"):
             yield GaugeMetricFamily(f"helpdesk_{name}_24h", f"Customer {name}, last 24 h",

@@ -24,6 +24,7 @@ import re
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
@@ -141,7 +142,8 @@ def _scrub_jobs(retrain_dir: Path, words: set[str],
                 example_ids: list[int]) -> tuple[list[int], int]:
     """Rewrite each job's text files with the marker (temporary file, then rename); returns
     the jobs whose training data held the words and the number of files rewritten."""
-    jobs, files = [], 0
+    jobs: list[int] = []
+    files = 0
     if not retrain_dir.is_dir() or not words:
         return jobs, files
     for job_dir in sorted(retrain_dir.glob("job-*")):
@@ -189,6 +191,11 @@ def _replace_casefolded(line: str, word: str) -> str:
     return re.sub(pattern, ERASED, line, flags=re.IGNORECASE)
 
 
+def _deleted(session: Session, statement: Any) -> int:
+    """Rows a bulk DELETE removed."""
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
 def erase(session: Session, store: TrackerStore, session_id: str,
           author: str = "retention") -> dict:
     """Remove one conversation and everything derived from its words; the caller commits."""
@@ -201,10 +208,10 @@ def erase(session: Session, store: TrackerStore, session_id: str,
     models = sorted(session.exec(select(ModelVersion.model_id).where(
         ModelVersion.job_id.in_(jobs))).all()) if jobs else []  # type: ignore[union-attr]
     counts: dict = {
-        "feedback": session.execute(delete(Feedback).where(Feedback.session_id == session_id)
-                                    ).rowcount,
-        "review_items": session.execute(delete(ReviewItem)
-                                        .where(ReviewItem.session_id == session_id)).rowcount,
+        "feedback": _deleted(session, delete(Feedback).where(
+            Feedback.session_id == session_id)),
+        "review_items": _deleted(session, delete(ReviewItem).where(
+            ReviewItem.session_id == session_id)),
         "training_examples": len(example_ids),
         "question_variants": len(variants),
         "cached_vectors": vectors,

@@ -218,18 +218,18 @@ class TrackerStore:
             matching = sa_select(EVENTS.c.sender_id).where(
                 and_(users, EVENTS.c.data.ilike(f'%"text": "%{needle}%', escape="\\")))
             summary = summary.where(EVENTS.c.sender_id.in_(matching))
-        summary = summary.subquery()
-        query = sa_select(summary)
+        table = summary.subquery()
+        query = sa_select(table)
         if since is not None:
-            query = query.where(summary.c["last"] >= to_timestamp(since))
+            query = query.where(table.c["last"] >= to_timestamp(since))
         if until is not None:
-            query = query.where(summary.c["first"] < to_timestamp(until))
+            query = query.where(table.c["first"] < to_timestamp(until))
         total_rows = self._rows(sa_select(func.count()).select_from(query.subquery()))
         total = int(total_rows[0][0]) if total_rows else 0
-        column = {"last_at": summary.c["last"], "first_at": summary.c["first"],
-                  "messages": summary.c["messages"]}[sort.lstrip("-")]
+        column = {"last_at": table.c["last"], "first_at": table.c["first"],
+                  "messages": table.c["messages"]}[sort.lstrip("-")]
         ordered = column.desc() if sort.startswith("-") else column.asc()
-        rows = self._rows(query.order_by(ordered, summary.c.sender_id).limit(limit)
+        rows = self._rows(query.order_by(ordered, table.c.sender_id).limit(limit)
                           .offset(offset))
         return total, [{"session_id": r.sender_id, "first_at": from_timestamp(r.first),
                         "last_at": from_timestamp(r.last), "messages": int(r.messages)}

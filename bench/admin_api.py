@@ -46,7 +46,7 @@ def _conversations(n: int) -> dict[str, list[Say]]:
     return conversations
 
 
-def _time(call, repeat: int) -> dict[str, float]:  # noqa: ANN001
+def _time(call, repeat: int) -> dict[str, float]:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
         print(f"inbox items: {first.json()['total']}")
         revision = [client.get("/api/v1/answers/101", headers=headers).json()["revision"]]
 
-        def edit():  # noqa: ANN202
+        def edit():
             reply = client.patch("/api/v1/answers/101", headers=headers, json={
                 "base_revision": revision[0], "body": f"Edited at {time.perf_counter()}"})
             revision[0] = reply.json()["revision"]

@@ -140,7 +140,7 @@ def accuracy(product: Product, pairs: list[tuple[str, str]]) -> float:
     return right / len(pairs)
 
 
-def wait_for(what, seconds: float, message: str) -> None:  # noqa: ANN001
+def wait_for(what, seconds: float, message: str) -> None:
     deadline = time.monotonic() + seconds
     while not what():
         if time.monotonic() > deadline:
@@ -249,7 +249,7 @@ def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str
             out[label].append(text)
         return out
 
-    def without(intent: str):  # noqa: ANN202
+    def without(intent: str):
         return lambda examples: {i: ([] if i == intent else ts) for i, ts in examples.items()}
 
     settings = get_settings()

@@ -19,7 +19,7 @@ from nlu.evaluation import threshold_for_accuracy
 BATCH = 128
 
 
-def _forward(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def _forward(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     logits, embeddings = [], []
     for start in range(0, len(texts), BATCH):
         chunk_logits, chunk_embeddings = classifier.logits_and_embeddings(
@@ -32,7 +32,7 @@ def _forward(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # 
     return np.concatenate(logits), embedded / np.linalg.norm(embedded, axis=1, keepdims=True)
 
 
-def _scores(classifier, texts: list[str], reference: oos.Reference, oos_index: int  # noqa: ANN001
+def _scores(classifier, texts: list[str], reference: oos.Reference, oos_index: int
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Predicted label ids and the single in-scope scores of ``nlu.oos`` per text."""
     logits, embedded = _forward(classifier, texts)
@@ -59,7 +59,7 @@ def _kept_right(score: np.ndarray, threshold: float, right: np.ndarray,
     return float((right & kept)[~is_oos].mean()), float((~kept)[is_oos].mean())
 
 
-def study(classifier, train: list, val: list, test: list, oos_label: str,  # noqa: ANN001
+def study(classifier, train: list, val: list, test: list, oos_label: str,
           loss_budget: float, target: float = 0.96) -> dict:
     """Each score's test AUROC and oracle point at ``target``; the score with the best
     validation AUROC, thresholded so validation in-scope accuracy loses at most

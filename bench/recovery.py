@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from startup import ROOT, free_port, serve_until_ready, stop  # noqa: E402
+from startup import ROOT, free_port, serve_until_ready, stop
 
 FAQ = "I am still waiting on my card?"
 # (name serve prints, a marker of its command line)

@@ -10,13 +10,14 @@ Parts (each merges into ``bench/results/retrieval.json``; ``retrieval.md`` is re
   text alone and with ``support`` (a weight on the second-best text's similarity). The
   support and boost weights and the decision thresholds are chosen on a validation split of
   the training questions plus CLINC150's out-of-scope validation queries, never on the test
-  set; ``--write-thresholds`` saves them to ``retrieval/thresholds.json`` (the defaults the
-  product uses), chosen for the encoder ``HELPDESK_RETRIEVER_MODEL`` names (the shipped one
-  when unset; the decision figures are that encoder's).
+  set, by the product's own calibration (``retrieval.calibrate``, what ``helpdesk index
+  calibrate`` runs), for the encoder ``HELPDESK_RETRIEVER_MODEL`` names (the shipped one when
+  unset; the decision figures are that encoder's). The product's thresholds file is written
+  by that command, never by this benchmark.
 - ``speed``: encode plus search, and search alone, at 1k, 100k and 1M vectors, exact against
   approximate (IVF), with build time, memory and recall@10 of approximate against exact.
 
-    .venv/bin/python bench/retrieval.py [--only quality|speed] [--write-thresholds]
+    .venv/bin/python bench/retrieval.py [--only quality|speed] [--smoke]
         [--finetune-epochs N] [--finetune-all] [--finetuned-classifier]
 
 Figures of an optional measurement (``--finetune-all``, ``--finetuned-classifier``) that a run
@@ -163,7 +164,7 @@ def _oos_queries() -> dict[str, list[str]]:
             + [t for t, i in data[split] if i in foreign] for split in ("val", "test")}
 
 
-def _classifier(fit: list, path: Path, retrain: bool,  # noqa: ANN202 - nlu.IntentClassifier
+def _classifier(fit: list, path: Path, retrain: bool,  # nlu.IntentClassifier
                 epochs: int = 0):
     """The default bot's classifier (a linear probe on the frozen encoder, ``epochs`` 0) or the
     fine-tuned one (``epochs`` > 0), trained on ``fit``."""
@@ -201,7 +202,7 @@ def _classifier_recall(rankings: list[list[dict]], examples: list) -> dict[str, 
                                           for n, e in zip(names, examples, strict=False)]))}
 
 
-def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
+def _rankings(classifier, texts: list[str]) -> list[list[dict]]:
     """Rankings as the bot's action server receives them: top 10, rescaled as the Rasa
     component rescales them (learned out-of-scope threshold onto the configured one)."""
     import yaml
@@ -215,7 +216,7 @@ def _rankings(classifier, texts: list[str]) -> list[list[dict]]:  # noqa: ANN001
             for p in classifier.predict_batch(texts)]
 
 
-def _encode_times(encoder, queries: list[str]) -> list[float]:  # noqa: ANN001
+def _encode_times(encoder, queries: list[str]) -> list[float]:
     """Milliseconds to encode each customer question alone, by the model (never the cache)."""
     for query in queries[:10]:  # warm-up
         encoder.encode([query], cache=False)
@@ -227,28 +228,19 @@ def _encode_times(encoder, queries: list[str]) -> list[float]:  # noqa: ANN001
     return times
 
 
-def _encode_ms(encoder, queries: list[str]) -> dict[str, float]:  # noqa: ANN001
+def _encode_ms(encoder, queries: list[str]) -> dict[str, float]:
     p50, p99 = _percentiles(_encode_times(encoder, queries))
     return {"p50": p50, "p99": p99}
 
 
-def _run(retriever, queries: list[str], gold: list[int | None],  # noqa: ANN001
+def _run(retriever, queries: list[str], gold: list[int | None],
          rankings: list | None = None) -> tuple[dict, list]:
-    from retrieval.decision import Case
+    from retrieval.calibrate import Queries, measure
 
-    cases, at1, at3 = [], 0, 0
-    for i, query in enumerate(queries):
-        result = retriever.search(query, k=3, intent_ranking=rankings[i] if rankings else None)
-        ids = [h.answer_id for h in result.hits]
-        rank = ids.index(gold[i]) if gold[i] in ids else None
-        at1 += rank == 0
-        at3 += rank is not None
-        cases.append(Case(tuple(h.score for h in result.hits), rank, gold[i] is not None))
-    in_scope = sum(g is not None for g in gold) or 1
-    return {"recall_at_1": at1 / in_scope, "recall_at_3": at3 / in_scope}, cases
+    return measure(retriever, Queries(queries, gold, rankings), use_rankings=bool(rankings))
 
 
-def _decision_figures(cases: list, thresholds) -> dict:  # noqa: ANN001
+def _decision_figures(cases: list, thresholds) -> dict:
     from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS, FALLBACK, decide
 
     inside = [c for c in cases if c.in_scope]
@@ -274,7 +266,7 @@ def quality(args: argparse.Namespace) -> None:
     from common.config import get_settings, shipped_model
     from nlu import datasets
     from retrieval.answers import load_answers_dir
-    from retrieval.decision import Calibration, choose_thresholds
+    from retrieval.decision import Calibration
     from retrieval.encoder import Encoder, EnsembleEncoder, load_encoder
     from retrieval.retriever import Retriever
 
@@ -327,17 +319,15 @@ def quality(args: argparse.Namespace) -> None:
 
     # Support is chosen with the fit split's questions as variants: the staff variants were
     # picked on this validation split, so on their own they would favour the best text alone.
-    def choose_support(encoder) -> float:  # noqa: ANN001
+    def choose_support(encoder) -> float:
+        from retrieval.calibrate import Queries
+        from retrieval.calibrate import choose_support as choose
+
         retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
                               cache_queries=True, hybrid=False)
         retriever.replace_all(answers, extra_texts=variants(fit))
         n_val = len(val)
-        scores = {}
-        for weight in (0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0):
-            retriever.calibration = Calibration(boost=0.0, support=weight)
-            scores[weight] = _run(retriever, val_queries[:n_val], val_gold[:n_val])[0][
-                "recall_at_1"]
-        best = max(scores, key=lambda w: (scores[w], -w))
+        best, scores = choose(retriever, Queries(val_queries[:n_val], val_gold[:n_val]))
         print(f"[quality] support on validation ({encoder.model_id}): {scores} -> {best}",
               flush=True)
         val_recall[id(encoder)] = scores[best]
@@ -345,7 +335,7 @@ def quality(args: argparse.Namespace) -> None:
 
     support = {id(base): choose_support(base), id(tuned): choose_support(tuned)}
 
-    def measure(name: str, base_name: str, encoder, answer_set, extra, hybrid: bool,  # noqa: ANN001
+    def measure(name: str, base_name: str, encoder, answer_set, extra, hybrid: bool,
                 rankings: list | None = None, boost: float = 0.0,
                 best_text_only: bool = False, option: str = "") -> dict:
         weight = 0.0 if best_text_only else support[id(encoder)]
@@ -379,17 +369,17 @@ def quality(args: argparse.Namespace) -> None:
                     best_text_only=best_text_only)
 
     # (d): the boost is chosen on validation queries, with variants from the fit split only.
-    def choose_boost(encoder, extra, rankings: list | None = None) -> float:  # noqa: ANN001
+    def choose_boost(encoder, extra, rankings: list | None = None) -> float:
+        from retrieval.calibrate import Queries
+        from retrieval.calibrate import choose_boost as choose
+
         retriever = Retriever(encoder, Calibration(boost=0.0), device="cpu",
                               cache_queries=True, hybrid=False)
         retriever.replace_all(answers, extra_texts=extra)
         n_val = len(val)
-        scores = {}
-        for boost in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5):
-            retriever.calibration = Calibration(boost=boost, support=support[id(encoder)])
-            scores[boost] = _run(retriever, val_queries[:n_val], val_gold[:n_val],
-                                 (rankings or val_rank)[:n_val])[0]["recall_at_1"]
-        best = max(scores, key=lambda b: (scores[b], -b))
+        best, scores = choose(retriever, Queries(val_queries[:n_val], val_gold[:n_val],
+                                                 (rankings or val_rank)[:n_val]),
+                              support[id(encoder)])
         print(f"[quality] boost on validation: {scores} -> {best}", flush=True)
         return best
 
@@ -471,39 +461,34 @@ def quality(args: argparse.Namespace) -> None:
 
     # Decision thresholds for the product's configuration: staff variants, dense, and the
     # encoder HELPDESK_RETRIEVER_MODEL names (the shipped one by default), so that
-    # --write-thresholds calibrates what will be served.
+    # its figures are those of what will be served.
     served = get_settings().encoder_models
     product_encoder = base
-    product_boost = staff_boost
     if served != [shipped_model()]:
         product_encoder = load_encoder(served, cache_path=WORK / "embeddings.sqlite")
         encoder_names[id(product_encoder)] = f"configured ({product_encoder.model_id})"
         print(f"[quality] encoding queries with {product_encoder.model_id}", flush=True)
         product_encoder.encode(val_queries + test_queries, progress=True)
-        support[id(product_encoder)] = choose_support(product_encoder)
-        product_boost = choose_boost(product_encoder, None)
-    product = Retriever(product_encoder,
-                        Calibration(boost=product_boost, support=support[id(product_encoder)]),
-                        device="cpu", cache_queries=True, hybrid=False)
-    product.replace_all(answers)
-    _, val_plain = _run(product, val_queries, val_gold)
-    _, val_ranked = _run(product, val_queries, val_gold, val_rank)
-    without, worth_without = choose_thresholds(val_plain)
-    with_ranking, worth_with = choose_thresholds(val_ranked)
-    calibration = Calibration(
-        boost=product_boost, support=support[id(product_encoder)], without_ranking=without,
-        with_ranking=with_ranking,
+    # The product's own command (`helpdesk index calibrate`) chooses support, boost and
+    # thresholds the same way; the benchmark calls its function on its validation split.
+    from retrieval.calibrate import Queries, calibrate
+
+    choice = calibrate(
+        product_encoder, answers, Queries(val_queries, val_gold, val_rank),
+        support_texts=variants(fit),
         chosen_on=f"bench/retrieval.py {time.strftime('%Y-%m-%d')}: {len(val)} BANKING77 "
                   f"validation questions + {len(oos['val'])} out-of-scope queries, "
-                  f"encoder {product_encoder.model_id}",
-    )
+                  f"encoder {product_encoder.model_id}")
+    calibration = choice.calibration
+    without, with_ranking = calibration.without_ranking, calibration.with_ranking
+    worth_without, worth_with = choice.worth["without"], choice.worth["with"]
+    product = Retriever(product_encoder, calibration, device="cpu", cache_queries=True,
+                        hybrid=False)
+    product.replace_all(answers)
     _, test_plain = _run(product, test_queries, test_gold)
     _, test_ranked = _run(product, test_queries, test_gold, test_rank)
     decisions = {"no": _decision_figures(test_plain, without),
                  "yes": _decision_figures(test_ranked, with_ranking)}
-    if args.write_thresholds:
-        calibration.save(get_settings().retriever_thresholds)
-        print(f"[quality] thresholds written to {get_settings().retriever_thresholds}", flush=True)
 
     gain = keyed["dense_hybrid"]["recall_at_1"] - keyed["dense"]["recall_at_1"]
     hybrid_default = gain >= 0.005
@@ -533,9 +518,9 @@ def quality(args: argparse.Namespace) -> None:
         "with_variants_hybrid": keyed["with_variants_tuned_hybrid"],
         "combined": keyed["combined"], "combined_staff": keyed["combined_staff"],
         "classifier_only": classifier_only,
-        "calibration": {"encoder": product_encoder.model_id, "boost": product_boost,
+        "calibration": {"encoder": product_encoder.model_id, "boost": calibration.boost,
                         "boost_with_training_questions": tuned_boost,
-                        "support": support[id(product_encoder)],
+                        "support": calibration.support,
                         "support_fine_tuned": support[id(tuned)],
                         "without_ranking": without.__dict__,
                         "with_ranking": with_ranking.__dict__,
@@ -578,7 +563,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
 
 
-def _timed_searches(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:  # noqa: ANN001
+def _timed_searches(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:
     times, found = [], []
     for row in queries:
         started = time.perf_counter()
@@ -680,9 +665,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(PARTS), action="append",
                         help="run only this part (repeatable); default: all")
-    parser.add_argument("--write-thresholds", action="store_true",
-                        help="save the boost and thresholds chosen on validation data to "
-                             "retrieval/thresholds.json")
     parser.add_argument("--tuned-encoder", default="",
                         help="use this fine-tuned encoder folder instead of training one")
     parser.add_argument("--refinetune", action="store_true")

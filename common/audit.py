@@ -17,12 +17,12 @@ class AuditEntry(SQLModel, table=True):
     transaction as the write itself."""
 
     __tablename__ = "audit_log"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=64, index=True)
     action: str = Field(max_length=64, index=True)
     entity: str = Field(max_length=32)
-    entity_id: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    entity_id: Optional[str] = Field(default=None, max_length=128)
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

@@ -230,7 +230,7 @@ class Settings(BaseSettings):
         validate_assignment = False
 
     @validator("api_port", "rasa_port", "actions_port", pre=True)
-    def _port(cls, value: object, field: Any) -> int:  # noqa: N805 - pydantic's signature
+    def _port(cls, value: object, field: Any) -> int:  # pydantic's signature
         name = ENV_PREFIX + field.name.upper()
         try:
             port = int(str(value))
@@ -241,27 +241,27 @@ class Settings(BaseSettings):
         return port
 
     @validator("model_pull_seconds")
-    def _at_least_one(cls, value: int) -> int:  # noqa: N805
+    def _at_least_one(cls, value: int) -> int:
         return max(1, value)
 
     @validator("retrain_cron", "trusted_proxies")
-    def _strip(cls, value: str) -> str:  # noqa: N805
+    def _strip(cls, value: str) -> str:
         return value.strip()
 
     @validator("heldout_share")
-    def _share(cls, value: float) -> float:  # noqa: N805
+    def _share(cls, value: float) -> float:
         if not 0 <= value < 1:
             raise ValueError("HELPDESK_HELDOUT_SHARE must be in [0, 1)")
         return value
 
     @validator("registry_keep")
-    def _keep(cls, value: int) -> int:  # noqa: N805
+    def _keep(cls, value: int) -> int:
         if value < 1:
             raise ValueError("HELPDESK_REGISTRY_KEEP must be at least 1")
         return value
 
     @root_validator(skip_on_failure=True)
-    def _derived(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+    def _derived(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Resolve paths and fill the defaults that live under ``var_dir``."""
         var = Path(values["var_dir"]).resolve()
         values["var_dir"] = var

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -40,7 +41,7 @@ def _engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
             # WAL lets the action server and the API read while the CLI writes.
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -219,22 +219,22 @@ def evaluate(
     from nlu.evaluation import load_any, write_report
 
     try:
-        model = model or bot_train.model_to_serve()
+        chosen = model or bot_train.model_to_serve()
     except FileNotFoundError as error:
         raise _fail(str(error), 2) from None
-    if model is None or not Path(model).exists():
-        raise _fail(f"no model to evaluate: {model or 'var/models is empty'}", 2)
+    if chosen is None or not Path(chosen).exists():
+        raise _fail(f"no model to evaluate: {chosen or 'var/models is empty'}", 2)
     try:
         examples = (datasets.load_banking77("test") if data is None
                     else datasets.load_examples_csv(data))
-        classifier = load_any(Path(model), backend=backend)
+        classifier = load_any(Path(chosen), backend=backend)
     except (datasets.DataError, ValueError) as error:
         raise _fail(str(error), 2) from None
-    typer.echo(f"Evaluating {model} on {len(examples)} examples...")
+    typer.echo(f"Evaluating {chosen} on {len(examples)} examples...")
     result = run_evaluation(classifier, [e.text for e in examples],
                             [e.intent for e in examples])
     out = out or get_settings().var_dir / "reports" / time.strftime("%Y%m%d-%H%M%S")
-    report = write_report(result, out, title=f"Evaluation of {Path(model).name}")
+    report = write_report(result, out, title=f"Evaluation of {Path(chosen).name}")
     for key, value in result["summary"].items():
         shown = (", ".join(f"{k} {v:.2f}" for k, v in value.items())
                  if isinstance(value, dict) else value)

@@ -1,4 +1,4 @@
-"""``helpdesk index build|stats|search``: the answer retriever's index, from a terminal.
+"""``helpdesk index build|stats|search|calibrate|finetune``: the answer retriever, from a terminal.
 
 The action server keeps its own index live from the admin API; ``build`` writes the snapshot
 it starts from (so its first start encodes nothing), and ``search`` shows what it would answer.
@@ -19,7 +19,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
+def _retriever():  # lazy import keeps `helpdesk --help` fast
     from common.config import get_settings
     from retrieval.encoder import load_encoder
     from retrieval.retriever import Retriever
@@ -33,6 +33,125 @@ def _retriever():  # noqa: ANN202 - lazy import keeps `helpdesk --help` fast
         return Retriever(encoder)
     except ValueError as error:  # a hand-edited thresholds file that does not parse
         raise _fail(f"HELPDESK_RETRIEVER_THRESHOLDS: {error}", 2) from None
+
+
+def _published_answers() -> list:  # list[AnswerData]
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlmodel import Session, select
+
+    from admin_api.models import Answer
+    from common.db import get_engine
+    from retrieval.answers import AnswerStatus
+
+    try:
+        with Session(get_engine()) as session:
+            rows = session.exec(select(Answer).where(
+                Answer.status == AnswerStatus.published.value)).all()
+            return [row.to_data() for row in rows]
+    except (OperationalError, ProgrammingError) as error:
+        raise _fail(f"cannot read answers ({error.orig}); run `helpdesk db upgrade` first") \
+            from None
+
+
+def _rankings(model: Path, texts: list[str]) -> list[list[dict]]:
+    """Intent rankings as the action server receives them: the top 10, rescaled as the Rasa
+    component rescales them (its learned threshold onto the configured fallback threshold)."""
+    import yaml
+
+    from common.config import BOT_DIR
+    from nlu.calibration import rescale
+    from nlu.evaluation import load_any
+
+    classifier = load_any(model)
+    pipeline = yaml.safe_load((BOT_DIR / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    configured = next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier")
+    learned = classifier.meta.calibration.confidence_threshold()
+    return [[{"name": n, "confidence": rescale(c, learned, configured)} for n, c in p.ranking[:10]]
+            for p in classifier.predict_batch(texts)]
+
+
+@index_app.command("calibrate")
+def calibrate(
+    data: Path = typer.Option(
+        None, help="Labelled questions never trained on (CSV with `text` and `intent` or "
+                   "`category`); default: a stratified split of the domain's training questions."),
+    share: float = typer.Option(0.1, min=0.01, max=0.5,
+                                help="Share of each intent's training questions held out "
+                                     "for validation (without --data)."),
+    oos: Path = typer.Option(None, help="Out-of-scope questions, one per line: what the "
+                                        "bot must not answer."),
+    classifier: Path = typer.Option(
+        None, help="An intent model (folder or Rasa archive) whose rankings choose the boost "
+                   "and the with-ranking thresholds; without it those are kept."),
+    out: Path = typer.Option(None, help="Where to write; default: HELPDESK_RETRIEVER_THRESHOLDS."),
+    seed: int = typer.Option(0, help="Seed of the validation split."),
+    limit_per_intent: int = typer.Option(None, min=1, help="Use at most N training "
+                                         "questions per intent (a quick run)."),
+) -> None:
+    """Choose the retriever's support and boost weights and its decision thresholds on
+    labelled questions, for the published answers and the configured encoder."""
+    import time
+    from collections import defaultdict
+
+    from common.config import get_settings
+    from nlu import datasets
+    from retrieval.calibrate import Queries
+    from retrieval.calibrate import calibrate as choose
+
+    settings = get_settings()
+    answers = _published_answers()
+    answer_of = {a.intent: a.id for a in answers if a.intent}
+    if not answer_of:
+        raise _fail("no published answer has an intent: nothing to calibrate against", 2)
+    try:
+        training = datasets.load_banking77("train")
+        if limit_per_intent:
+            per_intent: dict[str, list] = defaultdict(list)
+            for example in training:
+                per_intent[example.intent].append(example)
+            training = [e for group in per_intent.values() for e in group[:limit_per_intent]]
+        if data is None:
+            training, validation = datasets.stratified_split(training, share, seed)
+            source = f"{len(validation)} validation questions ({share:g} of each intent's)"
+        else:
+            validation = datasets.load_examples_csv(data)
+            source = f"{len(validation)} questions of {data.name}"
+        outside = ([line.strip() for line in oos.read_text(encoding="utf-8").splitlines()
+                    if line.strip()] if oos is not None else [])
+    except (datasets.DataError, OSError, UnicodeDecodeError) as error:
+        raise _fail(str(error), 2) from None
+    inside = [e for e in validation if e.intent in answer_of]
+    if not inside:
+        raise _fail("no validation question has an intent with a published answer", 2)
+    skipped = len(validation) - len(inside)
+    texts = [e.text for e in inside] + outside
+    gold: list[int | None] = [answer_of[e.intent] for e in inside]
+    gold += [None] * len(outside)
+    support_texts: dict[int, list[str]] = defaultdict(list)
+    for example in training:
+        if example.intent in answer_of:
+            support_texts[answer_of[example.intent]].append(example.text)
+    typer.echo(f"Calibrating on {len(inside)} in-scope questions ({skipped} without an answer "
+               f"skipped) and {len(outside)} out-of-scope ones...")
+    rankings = _rankings(classifier, texts) if classifier is not None else None
+    retriever = _retriever()
+    previous = retriever.calibration
+    chosen_on = (f"helpdesk index calibrate {time.strftime('%Y-%m-%d')}: {source} + "
+                 f"{len(outside)} out-of-scope questions, encoder {retriever.encoder.model_id}"
+                 + ("" if rankings else "; boost and with-ranking thresholds kept"))
+    choice = choose(retriever.encoder, answers, Queries(texts, gold, rankings),
+                    chosen_on=chosen_on, support_texts=dict(support_texts), previous=previous,
+                    progress=lambda step: typer.echo(f"  {step}..."))
+    target = out or settings.retriever_thresholds
+    choice.calibration.save(target)
+    typer.echo(f"support {choice.calibration.support:g}, boost {choice.calibration.boost:g}; "
+               f"recall@1 on validation {json.dumps(choice.recall_at_1)}; "
+               f"mean worth {json.dumps(choice.worth)}")
+    for name, thresholds in (("without a ranking", choice.calibration.without_ranking),
+                             ("with a ranking", choice.calibration.with_ranking)):
+        typer.echo(f"  {name}: fallback {thresholds.fallback:g}, answer "
+                   f"{thresholds.answer:g}, margin {thresholds.margin:g}")
+    typer.echo(f"Wrote {target}; action servers read it when they start.")
 
 
 @index_app.command("build")

@@ -23,7 +23,7 @@ def create(
     from common.db import get_engine
 
     try:
-        body = UserCreate(name=name, role=role)
+        body = UserCreate(name=name, role=role)  # type: ignore[arg-type]
     except ValidationError as error:
         typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

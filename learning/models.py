@@ -29,17 +29,17 @@ class TrainingExample(SQLModel, table=True):
     """A training example added after launch (seed data stays in ``data/`` files)."""
 
     __tablename__ = "training_example"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
     intent: str = Field(max_length=100, index=True)
     source: str = Field(max_length=16)
     status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
-    review_item_id: Optional[int] = None  # noqa: UP045
-    feedback_id: Optional[int] = Field(default=None, index=True)  # noqa: UP045
-    created_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
+    review_item_id: Optional[int] = None
+    feedback_id: Optional[int] = Field(default=None, index=True)
+    created_by: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
-    approved_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    approved_at: Optional[datetime] = None  # noqa: UP045
+    approved_by: Optional[str] = Field(default=None, max_length=64)
+    approved_at: Optional[datetime] = None
 
 
 class JobStatus(str, enum.Enum):
@@ -59,22 +59,22 @@ class Job(SQLModel, table=True):
     heartbeat stopped belongs to a dead worker and is failed by the next worker."""
 
     __tablename__ = "job"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(default="retrain", max_length=16)
     status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
     requested_by: str = Field(max_length=64)
     params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
-    started_at: Optional[datetime] = None  # noqa: UP045
-    finished_at: Optional[datetime] = None  # noqa: UP045
-    heartbeat_at: Optional[datetime] = None  # noqa: UP045
-    worker: Optional[str] = Field(default=None, max_length=128)  # noqa: UP045
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    heartbeat_at: Optional[datetime] = None
+    worker: Optional[str] = Field(default=None, max_length=128)
     progress: float = 0.0
     step: str = Field(default="", max_length=64)
     log: str = Field(default="", sa_column=Column(Text, nullable=False))
     timings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    error: Optional[str] = Field(default=None, sa_column=Column(Text))  # noqa: UP045
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
     cancel_requested: bool = False
 
 
@@ -90,7 +90,7 @@ class ModelVersion(SQLModel, table=True):
     on, how it measured, and whether it serves customers. At most one is ``production``."""
 
     __tablename__ = "model_version"
-    id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+    id: Optional[int] = Field(default=None, primary_key=True)
     model_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     file_name: str = Field(max_length=255)
     path: str = Field(sa_column=Column(Text, nullable=False))
@@ -102,7 +102,7 @@ class ModelVersion(SQLModel, table=True):
     gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     report: str = Field(default="", sa_column=Column(Text, nullable=False))
     status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)
-    job_id: Optional[int] = Field(default=None, foreign_key="job.id")  # noqa: UP045
+    job_id: Optional[int] = Field(default=None, foreign_key="job.id")
     created_at: datetime = Field(default_factory=utcnow)
-    promoted_by: Optional[str] = Field(default=None, max_length=64)  # noqa: UP045
-    promoted_at: Optional[datetime] = None  # noqa: UP045
+    promoted_by: Optional[str] = Field(default=None, max_length=64)
+    promoted_at: Optional[datetime] = None

@@ -126,12 +126,18 @@ def _without_trained(pairs: list[tuple[str, str]],
     return [(t, i) for t, i in pairs if same_text_key(t) not in trained]
 
 
+def _fold_done(progress: Progress, done: int, total: int) -> None:
+    progress.check()
+    progress.step(f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total)
+
+
 def _evaluate(model_path: Path, heldout: list[tuple[str, str]],
               regression: list[tuple[str, str]]) -> dict:
     from nlu.evaluation import evaluate, load_any
 
     classifier = load_any(model_path)
-    result = {"heldout": evaluate(classifier, [t for t, _ in heldout], [i for _, i in heldout])}
+    result: dict[str, dict | None] = {
+        "heldout": evaluate(classifier, [t for t, _ in heldout], [i for _, i in heldout])}
     result["regression"] = (evaluate(classifier, [t for t, _ in regression],
                                      [i for _, i in regression], oos_label=None,
                                      measure_latency=False) if regression else None)
@@ -240,9 +246,7 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
                 [t for t, _ in training], [i for _, i in training],
                 train_params_of(_classifier_config(work_dir / "build")),
                 folds=settings.reliability_folds, max_examples=settings.reliability_max_examples,
-                progress=lambda done, total: (
-                    progress.check(),
-                    progress.step(f"reliability fold {done}/{total}", 0.8 + 0.1 * done / total)))
+                progress=lambda done, total: _fold_done(progress, done, total))
 
     with _Timer(progress, "gate", 0.95), Session(engine) as session:
         decision = release.judge(candidate, production, GatePolicy.from_settings(settings))

@@ -74,6 +74,7 @@ def recall_drops(candidate: dict, production: dict, policy: GatePolicy) -> list[
     paired = truth is not None and ours is not None and theirs is not None \
         and production.get("truth") == truth
     drops = []
+    truth, ours, theirs = truth or [], ours or [], theirs or []
     for name, recall in _recalls(production, policy.min_intent_support).items():
         if paired:
             rows = [k for k, t in enumerate(truth) if t == name]

@@ -50,8 +50,8 @@ def new_approved_examples(session: Session) -> int:
     """Approved examples newer than the last retraining job (whatever became of it)."""
     from learning.models import ExampleStatus, Job, TrainingExample
 
-    last = session.exec(select(func.max(Job.created_at))).one()
-    query = select(func.count()).select_from(TrainingExample).where(
+    last = session.exec(select(func.max(Job.created_at))).one()  # type: ignore[call-overload]
+    query = select(func.count()).select_from(TrainingExample).where(  # type: ignore[call-overload]
         TrainingExample.status == ExampleStatus.approved.value)
     if last is not None:
         query = query.where(TrainingExample.approved_at > last)  # type: ignore[operator]
@@ -87,7 +87,7 @@ def _heartbeat(job_id: int, name: str, settings: Settings, stop: threading.Event
             with Session(get_engine()) as session:
                 if not jobs.beat(session, job_id, name):
                     stop.set()
-        except Exception as error:  # noqa: BLE001 - a database hiccup must not kill the job
+        except Exception as error:  # a database hiccup must not kill the job
             print(f"heartbeat of job {job_id} failed: {error}", flush=True)
 
 
@@ -104,9 +104,13 @@ def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
         with Session(engine) as session:
             jobs.report(session, job_id, **fields)  # type: ignore[arg-type]
 
+    def log(line: str) -> None:
+        print(f"job {job_id}: {line}", flush=True)
+        record(line=line)
+
     progress = pipeline.Progress(
         step=lambda step, fraction: record(step=step, progress=fraction),
-        log=lambda line: (print(f"job {job_id}: {line}", flush=True), record(line=line)),
+        log=lambda line: log(line),
         timing=lambda step, seconds: record(timing=(step, seconds)),
     )
     done = threading.Event()
@@ -124,7 +128,7 @@ def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
             status, error = JobStatus.cancelled, "cancelled on request"
         else:
             status, error = JobStatus.failed, str(failure)
-    except Exception:  # noqa: BLE001 - any failure ends the job, with its traceback
+    except Exception:  # any failure ends the job, with its traceback
         result, status, error = {}, JobStatus.failed, traceback.format_exc()[-4000:]
     finally:
         done.set()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class IntentClassifier:
 
     _blend_memory = True  # False in ``head_only`` views
 
-    def __init__(self, meta: ModelMeta, path: Path, forward_fn, tokenizer,  # noqa: ANN001
+    def __init__(self, meta: ModelMeta, path: Path, forward_fn: backends.Forward, tokenizer: Any,
                  memory: ExampleMemory | None = None) -> None:
         """``forward_fn(ids, mask)`` returns the logits and the pooled embeddings (or None);
         ``memory`` is read from ``path`` when the caller has not loaded it already."""
@@ -62,6 +63,7 @@ class IntentClassifier:
             if self._memory is None:
                 raise FileNotFoundError(f"{path} uses an example memory but has none")
         if calib.oos_scorer:
+            assert self._memory is not None and calib.oos_intent is not None
             self._scorer = oos.OosScorer.from_dict(calib.oos_scorer)
             self._oos_index = meta.labels.index(calib.oos_intent)
             self._reference = oos.Reference(self._memory.embeddings, self._memory.label_ids,

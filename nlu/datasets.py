@@ -7,6 +7,7 @@ mapping and the train/test split are applied the same way everywhere.
 from __future__ import annotations
 
 import csv
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,3 +102,22 @@ def load_conversational(data_dir: Path | None = None) -> dict[str, list[str]]:
             intents[intent] = cleaned
             origin[intent] = path
     return intents
+
+
+def stratified_split(examples: list[Example], share: float,
+                     seed: int = 0) -> tuple[list[Example], list[Example]]:
+    """``share`` of each intent's examples (at least one) held out, the rest kept: a validation
+    split in which every intent is represented, the same for the same seed."""
+    by_intent: dict[str, list[Example]] = {}
+    for example in examples:
+        by_intent.setdefault(example.intent, []).append(example)
+    rng = random.Random(seed)
+    kept: list[Example] = []
+    held: list[Example] = []
+    for intent in sorted(by_intent):
+        group = by_intent[intent][:]
+        rng.shuffle(group)
+        cut = max(1, int(len(group) * share))
+        held += group[:cut]
+        kept += group[cut:]
+    return kept, held

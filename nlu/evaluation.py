@@ -195,6 +195,6 @@ def load_any(path: Path, backend: str = "auto", threads: int | None = 2) -> Inte
                    if "BertIntentClassifier" in m.name and (m.isfile() or m.isdir())]
         if not members:
             raise ValueError(f"{path}: this Rasa model has no BertIntentClassifier")
-        archive.extractall(tmp, members=members)  # noqa: S202 - our own model archives
+        archive.extractall(tmp, members=members)  # our own model archives
         [meta] = list(Path(tmp).rglob("intent_model.json"))
         return IntentClassifier.load(meta.parent, backend=backend, threads=threads)

@@ -79,12 +79,13 @@ def export_onnx(model_dir: Path, validation: tuple[Sequence[str], Sequence[str]]
         os.replace(full, model_dir / ONNX_FILE)
         os.replace(small, model_dir / QUANTIZED_FILE)
     chosen, report = ONNX_FILE, {"fast_format": "fp32"}
+    accuracies: dict[str, float] = {}
     texts, labels = validation or ([], [])
     if texts:
         reference = _accuracy(IntentClassifier.load(model_dir, backend="torch"), texts, labels)
         quantized = _accuracy(IntentClassifier.from_backend(
             model_dir, backends.onnx_backend(model_dir, QUANTIZED_FILE)), texts, labels)
-        report = {"val_accuracy_full": reference, "val_accuracy_int8": quantized}
+        accuracies = {"val_accuracy_full": reference, "val_accuracy_int8": quantized}
         if reference - quantized <= max_accuracy_drop:
             chosen = QUANTIZED_FILE
         report["fast_format"] = "int8" if chosen == QUANTIZED_FILE else "fp32"
@@ -92,8 +93,8 @@ def export_onnx(model_dir: Path, validation: tuple[Sequence[str], Sequence[str]]
     for leftover in (ONNX_FILE, QUANTIZED_FILE):
         (model_dir / leftover).unlink(missing_ok=True)
     meta = read_meta(model_dir)
-    metrics = {**meta.metrics, **{k: v for k, v in report.items() if not isinstance(v, str)}}
-    write_meta(model_dir, replace(meta, metrics=metrics, fast_format=str(report["fast_format"])))
+    write_meta(model_dir, replace(meta, metrics={**meta.metrics, **accuracies},
+                                  fast_format=report["fast_format"]))
     return serving_path(model_dir)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -93,7 +94,7 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 class IntentModel(nn.Module):
     """Encoder + mean pooling + dropout + linear head, returning logits."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size

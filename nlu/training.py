@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from common.config import get_settings
 from nlu import calibration, oos
@@ -137,7 +137,8 @@ def split_validation(labels: Sequence[str], fraction: float,
 class _Batches:
     """Pre-tokenised examples, padded per batch to the longest one (not to max_length)."""
 
-    def __init__(self, tokenizer, texts: Sequence[str], max_length: int) -> None:  # noqa: ANN001
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                 max_length: int) -> None:
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
         self.ids = encoded["input_ids"]
         self.pad = tokenizer.pad_token_id or 0
@@ -271,7 +272,7 @@ def train(
         from nlu.augment import augment_examples
 
         train_texts, train_labels = augment_examples(
-            train_texts, train_labels, params.augmentation, seed=params.seed
+            train_texts, train_labels, params.augmentation, seed=params.seed  # type: ignore[arg-type]
         )
     all_texts = train_texts + [texts[i] for i in val_idx]
     targets = torch.tensor([label_index[x] for x in train_labels]
@@ -300,7 +301,8 @@ def train(
     steps_per_epoch = (len(train_rows) + params.batch_size - 1) // params.batch_size
     total_steps = max(1, steps_per_epoch * params.epochs)
     if params.epochs > 0:
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
         optimiser = torch.optim.AdamW(
@@ -390,11 +392,13 @@ def train(
     refit = (params.epochs == 0 and probe_features is not None and params.refit_on_all
              and bool(val_rows) and validation is None)
     if refit:
+        assert probe_features is not None and val_features is not None
         features = torch.cat([probe_features, val_features])
         _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
     if blend.weight <= 0 and scorer is None:
         memory = None  # nothing reads it: no memory file
     elif memory is not None and validation is None:
+        assert train_features is not None and val_features is not None
         memory = ExampleMemory(torch.cat([train_features, val_features]).numpy(),
                                targets[train_rows + val_rows].numpy(), len(label_names))
     meta = ModelMeta(

@@ -20,13 +20,13 @@ from common.files import write_atomic
 from nlu.training import Interrupted, TrainParams, train
 
 if TYPE_CHECKING:
-    import optuna
+    import optuna  # imported lazily: the CLI's help must stay fast
 
 SAMPLERS = ("grid", "random", "tpe")
 GRID = {"learning_rate": [2e-5, 5e-5, 1e-4], "epochs": [1, 2, 3]}
 
 
-def suggest(trial) -> dict[str, object]:  # noqa: ANN001 - optuna.Trial
+def suggest(trial: optuna.Trial) -> dict[str, object]:
     """The search space (grid studies fix the parameters the grid does not cover)."""
     if trial.study.sampler.__class__.__name__ == "GridSampler":
         return {"learning_rate": trial.suggest_float("learning_rate", 2e-5, 1e-4, log=True),
@@ -42,11 +42,11 @@ def suggest(trial) -> dict[str, object]:  # noqa: ANN001 - optuna.Trial
     }
 
 
-def _sampler(name: str, seed: int):  # noqa: ANN202 - optuna.samplers.BaseSampler
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     if name == "grid":
-        return optuna.samplers.GridSampler(GRID, seed=seed)
+        return optuna.samplers.GridSampler(GRID, seed=seed)  # type: ignore[arg-type]
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
@@ -60,7 +60,7 @@ def run_study(texts: Sequence[str], labels: Sequence[str], storage: str, study_n
     """Run ``trials`` more trials of a (possibly shared, resumed) study; returns the study."""
     from collections import Counter
 
-    import optuna  # noqa: F811 - imported lazily: the CLI's help must stay fast
+    import optuna
 
     if min(Counter(labels).values(), default=0) < 3:
         raise ValueError("tuning scores trials on a validation split, which needs at least "

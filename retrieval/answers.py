@@ -65,15 +65,15 @@ class AnswerData(BaseModel):
         extra = "forbid"
 
     @validator("title")
-    def _title(cls, value: str) -> str:  # noqa: N805 - pydantic validator
+    def _title(cls, value: str) -> str:  # pydantic validator
         return _clean_text(value, "title", TITLE_MAX)
 
     @validator("body")
-    def _body(cls, value: str) -> str:  # noqa: N805
+    def _body(cls, value: str) -> str:
         return _clean_text(value, "body", BODY_MAX)
 
     @validator("questions")
-    def _questions(cls, value: list[str]) -> list[str]:  # noqa: N805
+    def _questions(cls, value: list[str]) -> list[str]:
         if len(value) > MAX_QUESTIONS:
             raise ValueError(f"at most {MAX_QUESTIONS} question variants")
         cleaned = [_clean_text(q, "question", QUESTION_MAX) for q in value]
@@ -82,7 +82,7 @@ class AnswerData(BaseModel):
         return cleaned
 
     @validator("tags")
-    def _tags(cls, value: list[str]) -> list[str]:  # noqa: N805
+    def _tags(cls, value: list[str]) -> list[str]:
         return sorted({_clean_text(t, "tag", TAG_MAX).lower() for t in value})
 
 
@@ -146,7 +146,7 @@ def _too_many(count: int, source: str) -> AnswerFileError:
 def parse_answers_yaml(content: str, source: str = "<yaml>") -> list[AnswerData]:
     """Answers from the YAML format (a list of mappings); ids are optional here."""
     try:
-        entries = yaml.load(content, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader
+        entries = yaml.load(content, Loader=_PlainLoader)  # a SafeLoader
     except yaml.YAMLError as error:
         raise AnswerFileError(f"{source}: not valid YAML: {error}") from error
     if entries is None:
@@ -184,7 +184,7 @@ def parse_answers_csv(content: str, source: str = "<csv>") -> list[AnswerData]:
         raise AnswerFileError(f"{source}: columns must be among {', '.join(CSV_COLUMNS)} and "
                               f"include title and body (missing {sorted(missing)}, unknown "
                               f"{sorted(unknown)})")
-    entries = []
+    entries: list[dict] = []
     for row in reader:
         if None in row:
             raise AnswerFileError(f"{source}: row {reader.line_num}: more cells than columns")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import write_atomic
+
 logger = logging.getLogger(__name__)
 
 ANSWER, CLARIFY, FALLBACK = "answer", "clarify", "fallback"
@@ -56,7 +58,7 @@ class Calibration:
         return self.with_ranking if has_ranking else self.without_ranking
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Calibration:

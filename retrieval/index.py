@@ -246,7 +246,8 @@ class VectorIndex:
         matrix = _as_matrix(queries, self.dim)
         k = max(1, min(k, 2048))
         with self._lock.read():
-            target = self._mirror if self._mirror_is_fresh() else self.master
+            target = self._mirror if self._mirror is not None and self._mirror_is_fresh() \
+                else self.master
             if target.ntotal == 0:
                 return (np.full((len(matrix), k), -np.inf, dtype=np.float32),
                         np.full((len(matrix), k), -1, dtype=np.int64))

@@ -120,7 +120,7 @@ class AnswerSync:
                 self.synced.set()
                 self._last_error = ""
                 self.save_if_due()
-            except Exception as error:  # noqa: BLE001 - keep serving the index we have
+            except Exception as error:  # keep serving the index we have
                 message = f"{type(error).__name__}: {error}"
                 if message != self._last_error:
                     logger.warning("answer sync failed (will retry): %s", message)

@@ -9,21 +9,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${1:-$root/.venv}
 lock="$root/requirements/lock.txt"
 
-find_python310() {
-    local candidates=("${PYTHON310:-}" python3.10)
-    if command -v pyenv >/dev/null 2>&1; then
-        candidates+=("$(pyenv root)"/versions/3.10*/bin/python3.10)
-    fi
-    candidates+=(/usr/local/bin/python3.10 /usr/bin/python3.10)
-    for candidate in "${candidates[@]}"; do
-        [ -n "$candidate" ] || continue
-        if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
-            command -v "$candidate" || echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/find_python310.sh"
 
 if [ ! -x "$venv/bin/python" ]; then
     if ! python=$(find_python310); then

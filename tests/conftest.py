@@ -56,7 +56,7 @@ def helpdesk_env(var_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _postgres_admin():  # noqa: ANN202 - psycopg2 connection
+def _postgres_admin():  # psycopg2 connection
     import psycopg2
 
     try:
@@ -199,7 +199,7 @@ def tiny_intent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def encoder(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - retrieval.encoder.Encoder
+def encoder(tmp_path_factory: pytest.TempPathFactory):  # retrieval.encoder.Encoder
     """The default sentence encoder, loaded once, with its embedding cache in a temp folder."""
     from common.config import shipped_model
     from retrieval.encoder import Encoder
@@ -209,7 +209,7 @@ def encoder(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - retriev
 
 
 def make_answer(answer_id: int, title: str, body: str, questions: list[str] | None = None,
-                intent: str | None = None, status: str = "published", tags: list[str] | None = None):  # noqa: ANN201,E501
+                intent: str | None = None, status: str = "published", tags: list[str] | None = None):  # noqa: E501
     """A curated answer for retrieval tests."""
     from retrieval.answers import AnswerData
 

@@ -26,7 +26,7 @@ class Say:
     pause: bool = False
 
 
-def rasa_store(url: str):  # noqa: ANN201 - rasa.core.tracker_store.SQLTrackerStore
+def rasa_store(url: str):  # rasa.core.tracker_store.SQLTrackerStore
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
 

@@ -68,7 +68,7 @@ def sort_param(default: str, allowed: tuple[str, ...]) -> Any:
                  description=f"One of {', '.join(allowed)}; prefix '-' for descending.")
 
 
-def order_by(model: type, sort: str) -> list[Any]:
+def order_by(model: Any, sort: str) -> list[Any]:
     column = getattr(model, sort.lstrip("-"))
     primary = column.desc() if sort.startswith("-") else column.asc()
     tiebreak = model.id.desc() if sort.startswith("-") else model.id.asc()
@@ -77,7 +77,8 @@ def order_by(model: type, sort: str) -> list[Any]:
 
 def paginate(session: Session, query: Any, paging: Paging, model: type, sort: str) -> dict:
     """Run ``query`` (a select of ``model`` with filters) as one page, with the total count."""
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = session.exec(select(func.count())  # type: ignore[call-overload]
+                         .select_from(query.subquery())).one()
     rows = session.exec(query.order_by(*order_by(model, sort))
                         .offset(paging.offset).limit(paging.limit)).all()
     return {"items": list(rows), "total": int(total), "limit": paging.limit,

@@ -59,7 +59,7 @@ def not_null(*names: str) -> Any:
     ``null`` (the column cannot hold it): a 422 naming the field, and documented as such.
     Assign it to ``__not_null__``'s companion: ``_not_null = not_null("role")``."""
 
-    def check(cls: type, value: object) -> object:  # noqa: ARG001 - pydantic's signature
+    def check(cls: type, value: object) -> object:  # pydantic's signature
         if value is None:
             raise ValueError("may be left out, but not null")
         return value

@@ -129,7 +129,7 @@ def guard(on_new_message: Handler) -> Handler:
         output.send_response = counting_send  # type: ignore[method-assign]
         try:
             result = await on_new_message(message)
-        except Exception:  # noqa: BLE001 - the customer must hear something either way
+        except Exception:  # the customer must hear something either way
             logger.exception("handling a message of %s failed", message.sender_id)
             result = None
         if sent == 0 and not await _paused(_agent(on_new_message), message.sender_id):
@@ -179,7 +179,7 @@ class GuardedRestInput(RestInput):
                                      status=413)
             try:
                 body = request.json
-            except Exception:  # noqa: BLE001 - Sanic raises its own InvalidUsage
+            except Exception:  # Sanic raises its own InvalidUsage
                 body = None
             reason = malformed(body)
             if reason:

@@ -7,11 +7,13 @@ write here reaches the running bot within a second, with no retraining and no re
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sqlalchemy import String, cast, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from admin_api import crud
 from admin_api.api.deps import Caller, SessionDep, StaffUser
@@ -40,7 +42,8 @@ from retrieval.answers import (
 
 router = APIRouter(prefix="/answers", tags=["answers"])
 _FORMATS = {"yaml": "application/yaml", "csv": "text/csv"}
-STALE = {409: {"description": "Someone saved the answer after `base_revision`: reload it"}}
+STALE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Someone saved the answer after `base_revision`: reload it"}}
 
 
 @router.get("/published", response_model=list[AnswerRead])
@@ -86,13 +89,14 @@ def list_answers(
     if intent is not None:
         query = query.where(Answer.intent == intent)
     if tag is not None:
-        query = query.where(cast(Answer.tags, String).contains(f'"{tag.lower()}"'))
+        query = query.where(cast(col(Answer.tags), String).contains(f'"{tag.lower()}"'))
     if q:
         for word in q.split():
             pattern = f"%{_escape_like(word)}%"
-            query = query.where(or_(Answer.title.ilike(pattern, escape="\\"),
-                                    Answer.body.ilike(pattern, escape="\\"),
-                                    cast(Answer.questions, String).ilike(pattern, escape="\\")))
+            query = query.where(or_(col(Answer.title).ilike(pattern, escape="\\"),
+                                    col(Answer.body).ilike(pattern, escape="\\"),
+                                    cast(col(Answer.questions), String).ilike(pattern,
+                                                                             escape="\\")))
     return paginate(session, query, paging, Answer, sort)
 
 
@@ -157,9 +161,10 @@ def _import(raw: bytes, format_: str, session: Session, caller: Caller) -> dict:
         before = row.revision
         changes = data.dict(exclude={"id"})
         crud.update_answer(session, row, changes, caller.name, action="import")
-        report["updated" if row.revision != before else "unchanged"].append(data.id)
+        assert row.id is not None  # a stored row has its id
+        report["updated" if row.revision != before else "unchanged"].append(row.id)
     rows = crud.create_answers(session, fresh, caller.name) if fresh else []
-    report["created"] = [r.id for r in rows]
+    report["created"] = [r.id for r in rows if r.id is not None]
     audit.record(session, caller.name, "answer.import", "answer", None, format=format_,
                  created=report["created"], updated=report["updated"])
     session.commit()

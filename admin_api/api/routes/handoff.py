@@ -8,6 +8,7 @@ staff reply to the customer's open widget over socket.io.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import Field as PField
@@ -24,7 +25,8 @@ from admin_api.tracker import TrackerStore
 from common import audit
 
 router = APIRouter(prefix="/handoff", tags=["hand-off"])
-UPSTREAM = {502: {"description": "Rasa is unreachable: nothing was sent; try again"}}
+UPSTREAM: dict[int | str, dict[str, Any]] = {
+    502: {"description": "Rasa is unreachable: nothing was sent; try again"}}
 SessionId = Path(..., min_length=1, max_length=255)
 REPLY_CHANNEL = "socketio"
 
@@ -43,7 +45,7 @@ class StaffReply(ApiModel):
         extra = "forbid"
 
     @validator("text")
-    def _text(cls, value: str) -> str:  # noqa: N805
+    def _text(cls, value: str) -> str:
         value = value.strip()
         if not value:
             raise ValueError("text must not be blank")

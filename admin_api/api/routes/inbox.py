@@ -7,9 +7,11 @@ the item. The inbox scans the tracker store for new turns each time it is listed
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import String, cast
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from admin_api import inbox
 from admin_api.api.deps import (
@@ -33,7 +35,8 @@ from common.config import get_settings
 from common.text import INTENT_PATTERN
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
-SETTLED = {409: {"description": "The review item is already used or ignored"}}
+SETTLED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The review item is already used or ignored"}}
 ItemId = Path(..., ge=1, le=DB_ID_MAX)
 
 
@@ -54,7 +57,7 @@ def list_inbox(
     inbox.sync(session, store, get_settings().review_confidence_below)
     query = select(ReviewItem)
     if reason is not None:
-        query = query.where(cast(ReviewItem.reasons, String).contains(f'"{reason.value}"'))
+        query = query.where(cast(col(ReviewItem.reasons), String).contains(f'"{reason.value}"'))
     if status_ is not None:
         query = query.where(ReviewItem.status == status_.value)
     if intent is not None:

@@ -20,7 +20,7 @@ JobId = Path(..., ge=1, le=DB_ID_MAX)
 
 @router.post("/retrain", response_model=JobRead, status_code=202,
              responses={409: {"description": "A retraining job is already queued"}})
-def start_retraining(*, body: JobCreate = Body(default_factory=JobCreate),
+def start_retraining(*, body: JobCreate = Body(default_factory=JobCreate),  # type: ignore[arg-type]
                      session: SessionDep,
                      caller: AdminUser) -> Job:
     """Queue a retraining run: snapshot the data, train, evaluate against production, gate.

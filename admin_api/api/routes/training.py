@@ -3,6 +3,8 @@ Rasa's NLU format for the next retraining (the seed data stays in ``data/``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlmodel import Session, select
@@ -23,7 +25,8 @@ from common import audit
 from common.text import INTENT_PATTERN
 
 router = APIRouter(prefix="/training-examples", tags=["training data"])
-DECIDED = {409: {"description": "The example was already approved or rejected"}}
+DECIDED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The example was already approved or rejected"}}
 ExampleId = Path(..., ge=1, le=DB_ID_MAX)
 
 

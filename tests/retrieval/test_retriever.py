@@ -39,7 +39,7 @@ def bank_answers() -> list:
 
 
 @pytest.fixture
-def retriever(encoder) -> Retriever:  # noqa: ANN001
+def retriever(encoder) -> Retriever:
     built = Retriever(encoder, CALIBRATION, device="cpu")
     built.replace_all(bank_answers(), version=1)
     return built
@@ -94,7 +94,7 @@ def test_intent_ranking_boosts_and_filters_restrict(retriever: Retriever) -> Non
         retriever.search(query, filters={"colour": "red"})
 
 
-def test_a_second_close_text_adds_support(encoder, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_second_close_text_adds_support(encoder, tmp_path: Path) -> None:
     answers = bank_answers()
     query = "my card still has not arrived"
     plain = Retriever(encoder, CALIBRATION, device="cpu")
@@ -129,7 +129,7 @@ def test_a_second_close_text_adds_support(encoder, tmp_path: Path) -> None:  # n
     assert Calibration.load(tmp_path / "old.json").support == 0.0
 
 
-def test_a_question_staff_wrote_beats_any_intent_boost(encoder) -> None:  # noqa: ANN001
+def test_a_question_staff_wrote_beats_any_intent_boost(encoder) -> None:
     # The production boost (retrieval/thresholds.json) is large: 1.5 x the intent probability.
     retriever = Retriever(encoder, Calibration(1.5, CALIBRATION.without_ranking,
                                                CALIBRATION.with_ranking, "tests"), device="cpu")
@@ -145,7 +145,7 @@ def test_a_question_staff_wrote_beats_any_intent_boost(encoder) -> None:  # noqa
     assert retriever.search("metal", k=3, intent_ranking=confident_elsewhere).top.answer_id == 1
 
 
-def test_close_candidates_ask_which_one(encoder) -> None:  # noqa: ANN001
+def test_close_candidates_ask_which_one(encoder) -> None:
     twins = Retriever(encoder, Calibration(0.3, Thresholds(0.3, 0.05), Thresholds(0.3, 0.05)),
                       device="cpu")
     twins.replace_all([
@@ -155,7 +155,7 @@ def test_close_candidates_ask_which_one(encoder) -> None:  # noqa: ANN001
     assert twins.search("how much does a card cost", k=3).decision == CLARIFY
 
 
-def test_empty_index_and_odd_queries_fall_back_without_raising(encoder) -> None:  # noqa: ANN001
+def test_empty_index_and_odd_queries_fall_back_without_raising(encoder) -> None:
     empty = Retriever(encoder, CALIBRATION, device="cpu")
     result = empty.search("my card has not arrived")
     assert result.decision == FALLBACK and result.hits == []
@@ -171,7 +171,7 @@ def test_empty_index_and_odd_queries_fall_back_without_raising(encoder) -> None:
         filled.search("card", k=0)
 
 
-def test_snapshot_round_trip_gives_identical_results(retriever: Retriever, encoder,  # noqa: ANN001
+def test_snapshot_round_trip_gives_identical_results(retriever: Retriever, encoder,
                                                     tmp_path: Path) -> None:
     queries = ["my card never came", "rates for euros", "shut my account", "gibberish qwzx"]
     before = [retriever.search(q, k=3) for q in queries]
@@ -186,13 +186,13 @@ def test_snapshot_round_trip_gives_identical_results(retriever: Retriever, encod
     assert encoder.encoded == encoded
 
 
-def test_snapshot_is_atomic_and_checked(retriever: Retriever, encoder,  # noqa: ANN001
+def test_snapshot_is_atomic_and_checked(retriever: Retriever, encoder,
                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot.save(retriever, tmp_path)
     good = snapshot.current_folder(tmp_path)
     retriever.upsert([make_answer(9, "Savings", "Earn 3 % on savings.")], version=2)
 
-    def crash(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def crash(*args, **kwargs) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(np, "save", crash)
@@ -212,7 +212,7 @@ def test_snapshot_is_atomic_and_checked(retriever: Retriever, encoder,  # noqa: 
         snapshot.load(restored, tmp_path / "nowhere")
 
 
-def test_searches_in_threads_during_reloads_never_see_a_half_built_index(encoder) -> None:  # noqa: ANN001
+def test_searches_in_threads_during_reloads_never_see_a_half_built_index(encoder) -> None:
     retriever = Retriever(encoder, CALIBRATION, device="cpu")
     old = [make_answer(i, f"Old topic {i}", f"Old body {i}.", [f"old question {i}"])
            for i in range(1, 31)]
@@ -233,7 +233,7 @@ def test_searches_in_threads_during_reloads_never_see_a_half_built_index(encoder
                     mixed.append(ids)
                 if retriever.search("when does my card arrive", k=1).top.answer_id != 500:
                     mixed.append({-1})
-            except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            except BaseException as error:  # collected for the assertion
                 errors.append(error)
 
     threads = [threading.Thread(target=search) for _ in range(4)]
@@ -323,7 +323,7 @@ def test_body_opening_is_the_first_paragraph_without_markdown() -> None:
     assert len(body_opening("word " * 200)) <= 300
 
 
-def test_a_doubtful_best_answer_is_offered_beside_the_others(encoder) -> None:  # noqa: ANN001
+def test_a_doubtful_best_answer_is_offered_beside_the_others(encoder) -> None:
     """Between the fallback and the answer thresholds the customer is asked, even when the
     runner-up is far behind (a question between two intents scores middling on both)."""
     def retriever(answer_at: float) -> Retriever:
@@ -339,7 +339,7 @@ def test_a_doubtful_best_answer_is_offered_beside_the_others(encoder) -> None:  
     assert doubtful.decision == CLARIFY and doubtful.top.answer_id == 1 and len(doubtful.hits) > 1
 
 
-def test_a_question_is_encoded_before_a_large_change_finishes_re_encoding(encoder) -> None:  # noqa: ANN001
+def test_a_question_is_encoded_before_a_large_change_finishes_re_encoding(encoder) -> None:
     """An import re-encodes thousands of texts on the same model a search needs: the search's
     question goes between two of the write's batches instead of after all of them."""
     texts = [f"answer text number {i} about cards, transfers and top-ups" for i in range(1500)]

@@ -16,7 +16,7 @@ from tests.conftest import TINY_INTENTS, banking_examples
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _train(tmp: Path, name: str, pairs: list[tuple[str, str]]):  # noqa: ANN202 - evaluation
+def _train(tmp: Path, name: str, pairs: list[tuple[str, str]]):  # evaluation
     from nlu.classifier import IntentClassifier
     from nlu.training import TrainParams, train
 
@@ -25,7 +25,7 @@ def _train(tmp: Path, name: str, pairs: list[tuple[str, str]]):  # noqa: ANN202 
     return IntentClassifier.load(result.path)
 
 
-def _judged(classifier, heldout, regression) -> dict:  # noqa: ANN001
+def _judged(classifier, heldout, regression) -> dict:
     from nlu.evaluation import evaluate
 
     return {"heldout": evaluate(classifier, [t for t, _ in heldout], [i for _, i in heldout]),

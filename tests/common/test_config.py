@@ -10,7 +10,7 @@ import pytest
 
 from common.config import ENV_PREFIX, ROOT_PACKAGES, Settings, get_settings, reference_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_committed_reference_is_the_generated_one() -> None:

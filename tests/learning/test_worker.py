@@ -17,12 +17,12 @@ from sqlmodel import Session
 from tests.conftest import BIN_DIR, PROJECT_ROOT, banking_examples, helpdesk_env, processes_of
 
 
-def CORRECTIONS() -> list:  # noqa: N802 - a constant, computed late (data/ is read)
+def CORRECTIONS() -> list:  # a constant, computed late (data/ is read)
     """Staff corrections: BANKING77 train examples past the 12 per intent the seed keeps."""
     return [e for i, e in enumerate(banking_examples("train", 16)) if i % 16 >= 12]
 
 
-def _job(url: str, job_id: int):  # noqa: ANN202 - admin_api.models.Job
+def _job(url: str, job_id: int):  # admin_api.models.Job
     from admin_api.models import Job
     from common.db import get_engine
 

@@ -55,7 +55,7 @@ def admin_api(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         process.wait(timeout=20)
 
 
-def _wait_until(condition, timeout: float = 10.0) -> float:  # noqa: ANN001
+def _wait_until(condition, timeout: float = 10.0) -> float:
     started = time.monotonic()
     while not condition():
         assert time.monotonic() - started < timeout, "condition never became true"
@@ -64,7 +64,7 @@ def _wait_until(condition, timeout: float = 10.0) -> float:  # noqa: ANN001
 
 
 def test_edits_in_the_database_are_searchable_within_two_seconds(
-    admin_api: tuple[str, str], encoder, tmp_path: Path  # noqa: ANN001
+    admin_api: tuple[str, str], encoder, tmp_path: Path
 ) -> None:
     url, database_url = admin_api
     retriever = Retriever(encoder, CALIBRATION, device="cpu")
@@ -109,7 +109,7 @@ def test_edits_in_the_database_are_searchable_within_two_seconds(
 
 
 def test_a_reset_database_is_reindexed_from_scratch(
-    admin_api: tuple[str, str], encoder  # noqa: ANN001
+    admin_api: tuple[str, str], encoder
 ) -> None:
     url, _ = admin_api
     retriever = Retriever(encoder, CALIBRATION, device="cpu")
@@ -120,7 +120,7 @@ def test_a_reset_database_is_reindexed_from_scratch(
     assert retriever.version < 10**6
 
 
-def test_an_unreachable_api_keeps_the_index_serving(encoder) -> None:  # noqa: ANN001
+def test_an_unreachable_api_keeps_the_index_serving(encoder) -> None:
     retriever = Retriever(encoder, CALIBRATION, device="cpu")
     retriever.replace_all([make_answer(1, "Card delivery", "A week.", ["Where is my card?"])], 3)
     sync = AnswerSync(retriever, AdminApiFeed(f"http://127.0.0.1:{free_port()}", 0.5),

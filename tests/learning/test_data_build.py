@@ -73,7 +73,7 @@ def test_limit_per_intent_keeps_every_intent(tmp_path: Path) -> None:
     assert result.examples == 85 * 3
 
 
-def _break_answers(data_dir: Path, name: str, change) -> Path:  # noqa: ANN001
+def _break_answers(data_dir: Path, name: str, change) -> Path:
     path = data_dir / "answers" / name
     answers = yaml.safe_load(path.read_text())
     change(answers)

@@ -125,7 +125,7 @@ def test_the_learned_oos_score_decides_rasas_fallback(oos_intent_model: Path) ->
     classifier = IntentClassifier.load(oos_intent_model)
     assert classifier.meta.calibration.oos_scorer is not None
     # The bot's own FallbackClassifier settings (no ambiguity rule: the retriever clarifies).
-    bot_config = yaml.safe_load((Path(__file__).parents[1] / "bot" / "config.yml").read_text())
+    bot_config = yaml.safe_load((Path(__file__).parents[2] / "bot" / "config.yml").read_text())
     fallback_settings = next(c for c in bot_config["pipeline"] if c["name"] == "FallbackClassifier")
     config = {**BertIntentClassifier.get_default_config(),
               "fallback_threshold": fallback_settings["threshold"]}

@@ -146,7 +146,7 @@ def foreign_page() -> Iterator[Callable[[str], str]]:
     pages: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # http.server's name
             body = pages.get(self.path, b"")
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -226,3 +227,40 @@ def test_a_rasa_token_starting_with_a_dash_reaches_rasa_intact_and_no_command_li
     rasa_server.main()
     assert parsed["auth_token"] == "-Ab3_dash-first" == parsed["jwt_secret"]
     assert parsed["enable_api"] is True
+
+
+def test_index_calibrate_chooses_thresholds_that_answer_and_fall_back(tmp_path: Path) -> None:
+    from retrieval.decision import Calibration
+
+    env = helpdesk_env(tmp_path)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    assert _run(["index", "build"], env, timeout=300).returncode == 0
+    # Held-out questions (never trained on) of intents with answers, and out-of-scope ones.
+    with (PROJECT_ROOT / "data" / "banking77" / "test.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    first = {row["category"]: row["text"] for row in reversed(rows)}  # one per intent
+    data = tmp_path / "validation.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "category"])
+        writer.writerows((text, intent) for intent, text in first.items())
+    oos = tmp_path / "oos.txt"
+    oos.write_text("what is the weather in tokyo tomorrow\nwho won the football match\n"
+                   "recommend a good pasta recipe\nhow tall is mount everest\n"
+                   "play some jazz music please\ntranslate hello into french\n")
+    out = tmp_path / "thresholds.json"
+    previous = Calibration.load(PROJECT_ROOT / "retrieval" / "thresholds.json")
+    made = _run(["index", "calibrate", "--data", str(data), "--oos", str(oos), "--out", str(out),
+                 "--limit-per-intent", "3"], env, timeout=600)
+    assert made.returncode == 0, made.stderr
+    assert "support" in made.stdout and f"Wrote {out}" in made.stdout
+    chosen = Calibration.load(out)
+    assert chosen.chosen_on.startswith("helpdesk index calibrate")
+    assert chosen.boost == previous.boost and chosen.with_ranking == previous.with_ranking
+    served = {**env, "HELPDESK_RETRIEVER_THRESHOLDS": str(out)}
+    weather = _run(["index", "search", "what is the weather in tokyo tomorrow"], served)
+    assert weather.stdout.splitlines()[0] == "Decision: fallback", weather.stdout
+    card = _run(["index", "search", "I still have not received my new card"], served)
+    assert card.stdout.splitlines()[0] == "Decision: answer", card.stdout
+    bad = _run(["index", "calibrate", "--data", str(oos), "--out", str(out)], env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
