@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 from common.config import get_settings
 
@@ -51,8 +49,3 @@ def _engine_for(url: str) -> Engine:
         return engine
     return create_engine(url, pool_pre_ping=True)
 
-
-@contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    with Session(get_engine(url)) as session:
-        yield session

@@ -44,10 +44,6 @@ def answer_of(vid: int) -> int:
     return vid >> TEXT_BITS
 
 
-def text_number_of(vid: int) -> int:
-    return vid & (MAX_TEXTS_PER_ANSWER - 1)
-
-
 def choose_device(setting: str, num_gpus: int | None = None) -> str:
     """``gpu`` when asked for (or ``auto``) and FAISS sees a GPU, else ``cpu``; logged."""
     if num_gpus is None:
