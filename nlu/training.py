@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -225,6 +226,180 @@ def _save_checkpoint(path: Path, state: dict[str, object]) -> None:
     os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
 
 
+@dataclass
+class _Data:
+    """The examples as training sees them: rows of ``texts`` (training rows first, then the
+    validation rows), their label ids, and the original order for the resume fingerprint."""
+
+    texts: list[str]
+    targets: torch.Tensor
+    train_rows: list[int]
+    val_rows: list[int]
+    label_names: list[str]
+    fingerprint: str
+
+
+def _prepare(texts: Sequence[str], labels: Sequence[str], params: TrainParams,
+             validation: tuple[Sequence[str], Sequence[str]] | None) -> _Data:
+    """Check the examples, split off validation (or take the given split), augment."""
+    if len(texts) != len(labels) or not texts:
+        raise ValueError("texts and labels must be non-empty and of equal length")
+    if validation is not None:
+        val_texts, val_labels = list(validation[0]), list(validation[1])
+        if len(val_texts) != len(val_labels):
+            raise ValueError("validation texts and labels must be of equal length")
+        unknown = sorted(set(val_labels) - set(labels))
+        if unknown:
+            raise ValueError(f"validation labels never seen in training: {unknown[:5]}")
+        texts, labels = list(texts) + val_texts, list(labels) + val_labels
+    label_names = sorted(set(labels))
+    label_index = {name: i for i, name in enumerate(label_names)}
+    if validation is None:
+        train_idx, val_idx = split_validation(labels, params.validation_fraction, params.seed)
+    else:
+        given = len(texts) - len(validation[0])
+        train_idx, val_idx = list(range(given)), list(range(given, len(texts)))
+    train_texts = [texts[i] for i in train_idx]
+    train_labels = [labels[i] for i in train_idx]
+    if params.augmentation:
+        from nlu.augment import augment_examples
+
+        train_texts, train_labels = augment_examples(
+            train_texts, train_labels, params.augmentation,  # type: ignore[arg-type]
+            seed=params.seed)
+    all_texts = train_texts + [texts[i] for i in val_idx]
+    targets = torch.tensor([label_index[x] for x in train_labels]
+                           + [label_index[labels[i]] for i in val_idx])
+    return _Data(all_texts, targets, list(range(len(train_texts))),
+                 list(range(len(train_texts), len(all_texts))), label_names,
+                 _run_fingerprint(texts, labels, params, val_idx))
+
+
+class _FineTuning:
+    """The AdamW loop: warm-up and linear decay, label smoothing and class weights, early
+    stopping on validation accuracy, and a checkpoint after each epoch so that an interrupted
+    run resumes where it stopped (same batches, same random state)."""
+
+    def __init__(self, model: IntentModel, batches: _Batches, data: _Data, params: TrainParams,
+                 device: torch.device) -> None:
+        self.model, self.batches, self.data = model, batches, data
+        self.params, self.device = params, device
+        self.history: list[float] = []
+        self.best_acc, self.best_epoch, self.start_epoch = self.val_accuracy(), 0, 0
+        self.best_state: dict | None = None
+
+    def val_accuracy(self) -> float:
+        rows = self.data.val_rows
+        if not rows:
+            return float("nan")
+        logits = _forward_all(self.model, self.batches, rows, self.device)
+        return float((logits.argmax(1) == self.data.targets[rows]).float().mean())
+
+    def _optimiser(self) -> tuple[torch.optim.Optimizer, Any]:
+        params = self.params
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        for name, parameter in self.model.named_parameters():
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
+        optimiser = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": params.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=params.learning_rate)
+        steps_per_epoch = (len(self.data.train_rows) + params.batch_size - 1) // params.batch_size
+        total_steps = max(1, steps_per_epoch * params.epochs)
+        scheduler = get_linear_schedule_with_warmup(
+            optimiser, int(params.warmup_ratio * total_steps), total_steps)
+        return optimiser, scheduler
+
+    def _resume(self, checkpoint: Path | None, optimiser: torch.optim.Optimizer,
+                scheduler: Any) -> None:
+        if checkpoint is None or not checkpoint.is_file():
+            return
+        state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        if state.get("fingerprint") != self.data.fingerprint:
+            return
+        self.model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.best_acc, self.best_state = state["best_acc"], state["best_state"]
+        self.best_epoch, self.history = state["best_epoch"], state["history"]
+        self.start_epoch = state["epoch"] + 1
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resuming training at epoch %d from %s", self.start_epoch + 1, checkpoint)
+
+    def run(self, checkpoint_dir: Path | None, progress: bool,
+            on_epoch: Callable[[int, float], None] | None) -> None:
+        params, data, model = self.params, self.data, self.model
+        optimiser, scheduler = self._optimiser()
+        weights = _class_weights(data.targets[data.train_rows].tolist(), len(data.label_names),
+                                 params.class_weighting)
+        loss_fn = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(self.device),
+            label_smoothing=params.label_smoothing)
+        checkpoint = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
+        self._resume(checkpoint, optimiser, scheduler)
+        use_amp = self.device.type == "cuda"
+        generator = torch.Generator().manual_seed(params.seed)
+        for epoch in range(self.start_epoch, params.epochs):
+            generator.manual_seed(params.seed + epoch)  # same order when resumed
+            order = torch.randperm(len(data.train_rows), generator=generator).tolist()
+            model.train()
+            bar = tqdm(range(0, len(order), params.batch_size), disable=not progress,
+                       desc=f"epoch {epoch + 1}/{params.epochs}", unit="batch")
+            running = 0.0
+            for step, start in enumerate(bar, start=1):
+                chunk = [data.train_rows[i] for i in order[start: start + params.batch_size]]
+                ids, mask = self.batches.collate(chunk, self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = loss_fn(model(ids, mask).float(), data.targets[chunk].to(self.device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimiser.step()
+                scheduler.step()
+                running += float(loss)
+                bar.set_postfix(loss=f"{running / step:.4f}")
+            accuracy = self.val_accuracy()
+            self.history.append(accuracy)
+            bar.set_postfix(loss=f"{running / max(1, step):.4f}", val_acc=f"{accuracy:.4f}")
+            bar.close()
+            if progress:
+                print(f"epoch {epoch + 1}: loss {running / max(1, step):.4f}, "
+                      f"validation accuracy {accuracy:.4f}", flush=True)
+            if not data.val_rows or accuracy > self.best_acc or self.best_state is None:
+                self.best_acc, self.best_epoch = accuracy, epoch + 1
+                self.best_state = copy.deepcopy(model.state_dict())
+            if checkpoint is not None:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                _save_checkpoint(checkpoint, {
+                    "fingerprint": data.fingerprint, "epoch": epoch,
+                    "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(), "best_acc": self.best_acc,
+                    "best_state": self.best_state, "best_epoch": self.best_epoch,
+                    "history": self.history, "torch_rng": torch.get_rng_state(),
+                })
+            if on_epoch is not None:
+                on_epoch(epoch + 1, accuracy)
+            if data.val_rows and epoch + 1 - self.best_epoch >= params.early_stopping_patience:
+                logger.info("early stopping after epoch %d (best %d)", epoch + 1,
+                            self.best_epoch)
+                break
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+def _example_memory(model: IntentModel, batches: _Batches, data: _Data, params: TrainParams,
+                    device: torch.device, probe_features: torch.Tensor | None
+                    ) -> tuple[torch.Tensor | None, ExampleMemory | None]:
+    """The training rows' embeddings as an example memory, when the model may use one."""
+    if not (params.example_memory or params.oos_scorer) or not data.val_rows:
+        return None, None
+    # Before fine-tuning the probe's features are the encoder's; after, they are stale.
+    features = (probe_features if params.epochs == 0 and probe_features is not None
+                else _forward_all(model, batches, data.train_rows, device, embed=True))
+    return features, ExampleMemory(features.numpy(), data.targets[data.train_rows].numpy(),
+                                   len(data.label_names))
+
+
 def train(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -240,188 +415,75 @@ def train(
     ``validation`` is a data set's own validation split (texts, labels): then every given
     example is trained on, and early stopping, temperature and the out-of-scope threshold are
     chosen on that split instead of on ``validation_fraction`` of the training examples. A
-    published split is usually larger where it matters (CLINC150's holds 100 out-of-scope
-    questions; a 10 % share of its training data holds 10).
+    published split is usually larger where it matters (CLINC150's holds far more out-of-scope
+    questions than a share of its training data would).
+
+    The steps: prepare the data; fit the head on frozen embeddings (the linear probe); fine-tune
+    the whole network; build the example memory; calibrate on validation; refit the probe on
+    every example; save.
     """
-    if len(texts) != len(labels) or not texts:
-        raise ValueError("texts and labels must be non-empty and of equal length")
-    if validation is not None:
-        val_texts, val_labels = list(validation[0]), list(validation[1])
-        if len(val_texts) != len(val_labels):
-            raise ValueError("validation texts and labels must be of equal length")
-        unknown = sorted(set(val_labels) - set(labels))
-        if unknown:
-            raise ValueError(f"validation labels never seen in training: {unknown[:5]}")
-        texts, labels = list(texts) + val_texts, list(labels) + val_labels
     started = time.monotonic()
     seed_everything(params.seed)
     device = pick_device(params.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    label_names = sorted(set(labels))
-    label_index = {name: i for i, name in enumerate(label_names)}
-
-    if validation is None:
-        train_idx, val_idx = split_validation(labels, params.validation_fraction, params.seed)
-    else:
-        given = len(texts) - len(val_texts)
-        train_idx, val_idx = list(range(given)), list(range(given, len(texts)))
-    train_texts = [texts[i] for i in train_idx]
-    train_labels = [labels[i] for i in train_idx]
-    if params.augmentation:
-        from nlu.augment import augment_examples
-
-        train_texts, train_labels = augment_examples(
-            train_texts, train_labels, params.augmentation, seed=params.seed  # type: ignore[arg-type]
-        )
-    all_texts = train_texts + [texts[i] for i in val_idx]
-    targets = torch.tensor([label_index[x] for x in train_labels]
-                           + [label_index[labels[i]] for i in val_idx])
-    train_rows = list(range(len(train_texts)))
-    val_rows = list(range(len(train_texts), len(all_texts)))
-
+    data = _prepare(texts, labels, params, validation)
     base = params.resolved_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = IntentModel.from_base(base, len(label_names), params.dropout).to(device)
-    batches = _Batches(tokenizer, all_texts, params.max_length)
+    model = IntentModel.from_base(base, len(data.label_names), params.dropout).to(device)
+    batches = _Batches(tokenizer, data.texts, params.max_length)
+    train_rows, val_rows, targets = data.train_rows, data.val_rows, data.targets
 
     probe_features = None
     if params.linear_probe:
         probe_features = _forward_all(model, batches, train_rows, device, embed=True)
         _fit_linear_probe(model, probe_features, targets[train_rows], params.probe_c)
 
-    def val_accuracy() -> float:
-        if not val_rows:
-            return float("nan")
-        logits = _forward_all(model, batches, val_rows, device)
-        return float((logits.argmax(1) == targets[val_rows]).float().mean())
-
-    history: list[float] = []
-    best_acc, best_state, best_epoch, start_epoch = val_accuracy(), None, 0, 0
-    steps_per_epoch = (len(train_rows) + params.batch_size - 1) // params.batch_size
-    total_steps = max(1, steps_per_epoch * params.epochs)
+    tuning = _FineTuning(model, batches, data, params, device)
     if params.epochs > 0:
-        decay: list[torch.nn.Parameter] = []
-        no_decay: list[torch.nn.Parameter] = []
-        for name, parameter in model.named_parameters():
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
-        optimiser = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": params.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}], lr=params.learning_rate)
-        scheduler = get_linear_schedule_with_warmup(
-            optimiser, int(params.warmup_ratio * total_steps), total_steps)
-        weights = _class_weights(targets[train_rows].tolist(), len(label_names),
-                                 params.class_weighting)
-        loss_fn = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(device),
-            label_smoothing=params.label_smoothing)
-        fingerprint = _run_fingerprint(texts, labels, params, val_idx)
-        checkpoint = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
-        if checkpoint is not None and checkpoint.is_file():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
-            if state.get("fingerprint") == fingerprint:
-                model.load_state_dict(state["model"])
-                optimiser.load_state_dict(state["optimiser"])
-                scheduler.load_state_dict(state["scheduler"])
-                best_acc, best_state = state["best_acc"], state["best_state"]
-                best_epoch, history = state["best_epoch"], state["history"]
-                start_epoch = state["epoch"] + 1
-                torch.set_rng_state(state["torch_rng"])
-                logger.info("resuming training at epoch %d from %s", start_epoch + 1, checkpoint)
-        use_amp = device.type == "cuda"
-        generator = torch.Generator().manual_seed(params.seed)
-        for epoch in range(start_epoch, params.epochs):
-            generator.manual_seed(params.seed + epoch)  # same order when resumed
-            order = torch.randperm(len(train_rows), generator=generator).tolist()
-            model.train()
-            bar = tqdm(range(0, len(order), params.batch_size), disable=not progress,
-                       desc=f"epoch {epoch + 1}/{params.epochs}", unit="batch")
-            running = 0.0
-            for step, start in enumerate(bar, start=1):
-                chunk = [train_rows[i] for i in order[start: start + params.batch_size]]
-                ids, mask = batches.collate(chunk, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = loss_fn(model(ids, mask).float(), targets[chunk].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimiser.step()
-                scheduler.step()
-                running += float(loss)
-                bar.set_postfix(loss=f"{running / step:.4f}")
-            accuracy = val_accuracy()
-            history.append(accuracy)
-            bar.set_postfix(loss=f"{running / max(1, step):.4f}", val_acc=f"{accuracy:.4f}")
-            bar.close()
-            if progress:
-                print(f"epoch {epoch + 1}: loss {running / max(1, step):.4f}, "
-                      f"validation accuracy {accuracy:.4f}", flush=True)
-            improved = not val_rows or accuracy > best_acc or best_state is None
-            if improved:
-                best_acc, best_epoch = accuracy, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
-                checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                _save_checkpoint(checkpoint, {
-                    "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                    "best_acc": best_acc, "best_state": best_state, "best_epoch": best_epoch,
-                    "history": history, "torch_rng": torch.get_rng_state(),
-                })
-            if on_epoch is not None:
-                on_epoch(epoch + 1, accuracy)
-            if val_rows and epoch + 1 - best_epoch >= params.early_stopping_patience:
-                logger.info("early stopping after epoch %d (best %d)", epoch + 1, best_epoch)
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        tuning.run(checkpoint_dir, progress, on_epoch)
 
     val_features = _forward_all(model, batches, val_rows, device, embed=True)
-    train_features, memory = None, None
-    if (params.example_memory or params.oos_scorer) and val_rows:
-        # Before fine-tuning the probe's features are the encoder's; after, they are stale.
-        train_features = (probe_features if params.epochs == 0 and probe_features is not None
-                          else _forward_all(model, batches, train_rows, device, embed=True))
-        memory = ExampleMemory(train_features.numpy(), targets[train_rows].numpy(),
-                               len(label_names))
+    train_features, memory = _example_memory(model, batches, data, params, device,
+                                             probe_features)
     temperature, threshold, blend, scorer, val_metrics = _calibrate(
-        model, val_features, targets[val_rows], label_names, params, memory)
+        model, val_features, targets[val_rows], data.label_names, params, memory)
     # A data set's own validation split stays held out; a share of the given examples joins
     # the head (probe only: the encoder is frozen, so its features are still valid) and the
     # memory once it has measured them.
     refit = (params.epochs == 0 and probe_features is not None and params.refit_on_all
              and bool(val_rows) and validation is None)
     if refit:
-        assert probe_features is not None and val_features is not None
+        assert probe_features is not None
         features = torch.cat([probe_features, val_features])
         _fit_linear_probe(model, features, targets[train_rows + val_rows], params.probe_c)
     if blend.weight <= 0 and scorer is None:
         memory = None  # nothing reads it: no memory file
     elif memory is not None and validation is None:
-        assert train_features is not None and val_features is not None
+        assert train_features is not None
         memory = ExampleMemory(torch.cat([train_features, val_features]).numpy(),
-                               targets[train_rows + val_rows].numpy(), len(label_names))
+                               targets[train_rows + val_rows].numpy(), len(data.label_names))
+    oos_intent = params.oos_intent if params.oos_intent in data.label_names else None
     meta = ModelMeta(
-        labels=label_names,
+        labels=data.label_names,
         max_length=params.max_length,
         calibration=Calibration(temperature=temperature, oos_threshold=threshold,
-                                oos_intent=params.oos_intent if params.oos_intent in
-                                label_index else None, knn_weight=blend.weight,
+                                oos_intent=oos_intent, knn_weight=blend.weight,
                                 knn_k=blend.k, knn_temperature=blend.temperature,
                                 oos_scorer=None if scorer is None else scorer.to_dict()),
         base_model=base,
         train_params={k: v for k, v in asdict(params).items() if k != "device"},
         metrics={**val_metrics, "train_seconds": round(time.monotonic() - started, 1),
-                 "best_epoch": float(best_epoch),
+                 "best_epoch": float(tuning.best_epoch),
                  "train_examples": float(len(train_rows) + (len(val_rows) if refit else 0))},
     )
     model.eval()
     path = save(model.cpu(), tokenizer, meta, output_dir, memory)
     if checkpoint_dir is not None:
         (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete
-    validation = ([all_texts[i] for i in val_rows],
-                  [label_names[int(targets[i])] for i in val_rows])
-    return TrainResult(path=path, metrics=meta.metrics, meta=meta, validation=validation)
+    held = ([data.texts[i] for i in val_rows],
+            [data.label_names[int(targets[i])] for i in val_rows])
+    return TrainResult(path=path, metrics=meta.metrics, meta=meta, validation=held)
 
 
 @torch.no_grad()
