@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
 from common.config import Settings
+from common.files import write_atomic
 from common.text import same_text_key
 from learning.release import GatePolicy
 
@@ -167,22 +169,19 @@ class _Timer:
         self.progress.timing(self.name, time.monotonic() - self.started)
 
 
-def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
-        registry_dir: Path, *, job_id: int | None = None, actor: str = "retraining",
-        transform: Transform | None = None) -> dict:
-    """Run the pipeline; returns what the job records as its result.
+@dataclass
+class _Sets:
+    """What one run trains on and judges with."""
 
-    ``transform`` rewrites the training examples before training (benchmarks use it to make
-    deliberately worse candidates that the gate must reject); the evaluation sets never change.
-    """
-    from common.db import get_engine
-    from learning import data_build, registry, release
-    from learning import train as bot_train
-    from learning.models import ModelStatus
-    from nlu.rasa_component import train_params_of
+    seed: Examples
+    approved: Examples
+    training: list[tuple[str, str]]
+    heldout: list[tuple[str, str]]
+    regression: list[tuple[str, str]]
 
-    engine = get_engine()
-    work_dir.mkdir(parents=True, exist_ok=True)
+
+def _snapshot(engine: Any, settings: Settings, params: dict, progress: Progress,
+              transform: Transform | None) -> tuple[Snapshot, _Sets]:
     with _Timer(progress, "snapshot", 0.02), Session(engine) as session:
         snap = take_snapshot(session, settings, params.get("limit_per_intent"))
     seed, approved = snap.seed, snap.approved
@@ -196,29 +195,42 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
                     if snap.skipped else ""))
     if not heldout:
         raise ValueError("the held-out set is empty: nothing to judge a candidate on")
+    return snap, _Sets(seed, approved, training, heldout, snap.regression)
 
-    classifier_params: dict[str, object] = {}
-    if params.get("tune_trials"):
-        with _Timer(progress, "tune", 0.05):
-            from nlu.tuning import run_study
 
-            study = run_study([t for t, _ in training], [i for _, i in training],
-                              f"sqlite:///{work_dir / 'tuning.db'}", "retrain",
-                              "tpe", int(params["tune_trials"]), progress=False)
-            classifier_params = dict(study.best_trial.params)
-            progress.log(f"tuned: {classifier_params} (validation accuracy "
-                         f"{study.best_value:.4f})")
+def _tune(sets: _Sets, trials: int, work_dir: Path, progress: Progress) -> dict[str, object]:
+    if not trials:
+        return {}
+    with _Timer(progress, "tune", 0.05):
+        from nlu.tuning import run_study
+
+        study = run_study([t for t, _ in sets.training], [i for _, i in sets.training],
+                          f"sqlite:///{work_dir / 'tuning.db'}", "retrain",
+                          "tpe", trials, progress=False)
+        tuned = dict(study.best_trial.params)
+        progress.log(f"tuned: {tuned} (validation accuracy {study.best_value:.4f})")
+        return tuned
+
+
+def _build(sets: _Sets, snap: Snapshot, classifier_params: dict[str, object], work_dir: Path,
+           progress: Progress) -> Any:
+    from learning import data_build
 
     with _Timer(progress, "build", 0.1):
-        build = data_build.build(work_dir / "build", examples=seed, extra_examples=approved,
+        build = data_build.build(work_dir / "build", examples=sets.seed,
+                                 extra_examples=sets.approved,
                                  classifier_params=classifier_params or None)
-        snapshot_file = work_dir / "snapshot.json"
-        snapshot_file.write_text(json.dumps({
+        write_atomic(work_dir / "snapshot.json", json.dumps({
             "data_hash": build.data_hash, "approved_example_ids": snap.approved_ids,
-            "training_examples": len(training), "heldout": len(heldout),
-            "regression": len(snap.regression), "skipped": snap.skipped,
-        }, indent=2), encoding="utf-8")
+            "training_examples": len(sets.training), "heldout": len(sets.heldout),
+            "regression": len(sets.regression), "skipped": snap.skipped,
+        }, indent=2))
         progress.log(f"data hash {build.data_hash}")
+    return build
+
+
+def _train(work_dir: Path, registry_dir: Path, progress: Progress) -> Path:
+    from learning import train as bot_train
 
     with _Timer(progress, "train", 0.15):
         model_path = bot_train.train(
@@ -227,26 +239,64 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
             on_progress=lambda what, done: progress.step(f"train: {what}"[:64],
                                                          0.15 + 0.5 * done))
     progress.log(f"trained {model_path.name}")
+    return model_path
+
+
+def _judge_both(engine: Any, model_path: Path, sets: _Sets,
+                progress: Progress) -> tuple[dict, dict | None, str | None]:
+    """The candidate and the production model on the same held-out and regression sets."""
+    from learning import registry
 
     with _Timer(progress, "evaluate", 0.7), Session(engine) as session:
         current = registry.production(session)
         production_path = Path(current.path) if current and Path(current.path).is_file() else None
         production_id = current.model_id if current else None
-        candidate = _evaluate(model_path, heldout, snap.regression)
-        production = (_evaluate(production_path, heldout, snap.regression)
+        candidate = _evaluate(model_path, sets.heldout, sets.regression)
+        production = (_evaluate(production_path, sets.heldout, sets.regression)
                       if production_path else None)
     progress.log(f"candidate held-out accuracy {candidate['heldout']['summary']['accuracy']:.4f}"
                  + (f", production {production['heldout']['summary']['accuracy']:.4f}"
                     if production else ", no production model"))
+    return candidate, production, production_id
 
-    reliability = None
-    if settings.reliability_folds >= 2:
-        with _Timer(progress, "reliability", 0.8):
-            reliability = release.cross_validate(
-                [t for t, _ in training], [i for _, i in training],
-                train_params_of(_classifier_config(work_dir / "build")),
-                folds=settings.reliability_folds, max_examples=settings.reliability_max_examples,
-                progress=lambda done, total: _fold_done(progress, done, total))
+
+def _reliability(sets: _Sets, settings: Settings, work_dir: Path,
+                 progress: Progress) -> dict | None:
+    from learning import release
+    from nlu.rasa_component import train_params_of
+
+    if settings.reliability_folds < 2:
+        return None
+    with _Timer(progress, "reliability", 0.8):
+        return release.cross_validate(
+            [t for t, _ in sets.training], [i for _, i in sets.training],
+            train_params_of(_classifier_config(work_dir / "build")),
+            folds=settings.reliability_folds, max_examples=settings.reliability_max_examples,
+            progress=lambda done, total: _fold_done(progress, done, total))
+
+
+def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
+        registry_dir: Path, *, job_id: int | None = None, actor: str = "retraining",
+        transform: Transform | None = None) -> dict:
+    """Run the pipeline; returns what the job records as its result.
+
+    ``transform`` rewrites the training examples before training (benchmarks use it to make
+    deliberately worse candidates that the gate must reject); the evaluation sets never change.
+    Steps: snapshot, tune (optional), build, train, evaluate against production, reliability,
+    then the gate, the report and the registry.
+    """
+    from common.db import get_engine
+    from learning import registry, release
+    from learning.models import ModelStatus
+
+    engine = get_engine()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    snap, sets = _snapshot(engine, settings, params, progress, transform)
+    classifier_params = _tune(sets, int(params.get("tune_trials") or 0), work_dir, progress)
+    build = _build(sets, snap, classifier_params, work_dir, progress)
+    model_path = _train(work_dir, registry_dir, progress)
+    candidate, production, production_id = _judge_both(engine, model_path, sets, progress)
+    reliability = _reliability(sets, settings, work_dir, progress)
 
     with _Timer(progress, "gate", 0.95), Session(engine) as session:
         decision = release.judge(candidate, production, GatePolicy.from_settings(settings))
@@ -254,9 +304,8 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
                                   model_path.stat().st_size, decision)
         markdown = release.maturity_markdown(report, candidate,
                                              f"Maturity report: {model_path.name}")
-        (work_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
-                                              encoding="utf-8")
-        (work_dir / "report.md").write_text(markdown, encoding="utf-8")
+        write_atomic(work_dir / "report.json", json.dumps(report, indent=2, default=str))
+        write_atomic(work_dir / "report.md", markdown)
         progress.check()  # a cancelled job registers nothing
         entry = registry.register(
             session, model_path, data_hash=build.data_hash,
@@ -289,4 +338,3 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
                 "production_accuracy": (production["heldout"]["summary"]["accuracy"]
                                         if production else None),
                 "report": str(work_dir / "report.md")}
-
