@@ -1,10 +1,13 @@
 """Contrastive fine-tuning of the sentence encoder on labelled questions.
 
 Pairs two questions of the same intent as (anchor, positive) and trains with in-batch
-negatives (a symmetric multiple-negatives ranking loss). Each batch holds at most one pair per
-intent, so no "negative" is secretly a positive. The result is saved in sentence-transformers'
-``save_pretrained`` layout, written under a temporary name and renamed, and reloads with one
-call (``Encoder(path)`` or ``SentenceTransformer(path)``).
+negatives: sentence-transformers' own multiple-negatives ranking loss in both directions
+(anchor to positive and back), with transformers' linear warm-up and decay. Our part is the
+batching: each batch holds at most one pair per intent, so no "negative" is secretly a
+positive (sentence-transformers' trainer would need ``datasets`` and ``accelerate``, which this
+environment does not install, so a short loop drives the library's loss). The result is saved
+in sentence-transformers' ``save_pretrained`` layout, written under a temporary name and
+renamed, and reloads with one call (``Encoder(path)`` or ``SentenceTransformer(path)``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F  # torch's own convention
 from tqdm import tqdm
 
 from common.files import staged_dir
@@ -68,40 +71,46 @@ def _batches(texts: Sequence[str], labels: Sequence[str], batch_size: int,
     return done
 
 
+def symmetric_loss(model: Any, scale: float) -> Any:
+    """Multiple-negatives ranking in both directions: each anchor must find its positive among
+    the batch's positives, and each positive its anchor among the anchors."""
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    return MultipleNegativesRankingLoss(model, scale=scale,
+                                        directions=("query_to_doc", "doc_to_query"),
+                                        partition_mode="per_direction")
+
+
 def finetune(
     base: str, texts: Sequence[str], labels: Sequence[str], out_dir: Path,
     params: FinetuneParams = FinetuneParams(), progress: bool = True,
 ) -> Path:
     """Fine-tune ``base`` on the labelled texts and save it to ``out_dir``."""
     from sentence_transformers import SentenceTransformer
+    from transformers import get_linear_schedule_with_warmup
 
     rng = random.Random(params.seed)
     torch.manual_seed(params.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SentenceTransformer(base, device=device)
     model.max_seq_length = params.max_length
+    loss_fn = symmetric_loss(model, params.scale)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate)
     plans = [_batches(texts, labels, params.batch_size, rng) for _ in range(params.epochs)]
     total = sum(len(p) for p in plans)
-    warmup = max(1, int(total * params.warmup_ratio))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
-    )
+    schedule = get_linear_schedule_with_warmup(
+        optimizer, max(1, int(total * params.warmup_ratio)), total)
     model.train()
     started = time.monotonic()
     bar = tqdm(total=total, desc="fine-tuning encoder", disable=not progress)
     for plan in plans:
         for batch in plan:
-            embedded = []
+            sides = []
             for side in zip(*batch, strict=True):
                 features = model.tokenize(list(side))
-                features = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                            for k, v in features.items()}
-                embedded.append(F.normalize(model(features)["sentence_embedding"], dim=-1))
-            scores = params.scale * embedded[0] @ embedded[1].T
-            target = torch.arange(len(batch), device=scores.device)
-            loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+                sides.append({k: v.to(device) if isinstance(v, torch.Tensor) else v
+                              for k, v in features.items()})
+            loss = loss_fn(sides, None)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
