@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.results_file import merge  # noqa: E402
+from bench.results_file import add_smoke_flag, merge  # noqa: E402
 from tests.tracker_seed import Say, seed  # noqa: E402
 
 
@@ -62,7 +62,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=30)
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.conversations, args.repeat = 50, 3
     work = Path(tempfile.mkdtemp(prefix="bench-admin-"))
     os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
                        "HELPDESK_TRACKER_STORE_URL": f"sqlite:///{work / 'tracker.db'}",
@@ -130,7 +133,7 @@ def main() -> None:
         print(f"{name:<30} {row['p50_ms']:>9} {row['p95_ms']:>9}")
     merge("admin_api", f"sqlite_{args.conversations}", {
         "conversations": args.conversations, "turns": 3 * args.conversations,
-        "repeat": args.repeat, "routes": figures})
+        "repeat": args.repeat, "routes": figures}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

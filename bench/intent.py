@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import oos_scores  # noqa: E402 - after the path is set
-from results_file import RESULTS, merge  # noqa: E402
+from results_file import add_smoke_flag, merge, results_dir  # noqa: E402
 
 CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")) \
     / "clinc150" / "data_full.json"
@@ -46,14 +46,17 @@ PUBLISHED = {
 }
 
 
+SMOKE = False  # --smoke: figures go to results/smoke/, never over the recorded ones
+
+
 def _merge(part: str, figures: dict) -> None:
-    merged = merge("intent", part, figures)
+    merged = merge("intent", part, figures, smoke=SMOKE)
     _write_markdown(merged)
 
 
 def _recorded(part: str) -> dict:
     """The figures of ``part`` as ``intent.json`` holds them now (empty when none)."""
-    path = RESULTS / "intent.json"
+    path = results_dir(SMOKE) / "intent.json"
     return json.loads(path.read_text()).get(part, {}) if path.is_file() else {}
 
 
@@ -135,7 +138,7 @@ def _write_markdown(r: dict) -> None:
                   "", f"Published: {PUBLISHED['clinc150']}. Target: in-scope >= 96 % with OOS "
                   "recall >= 75 %.", ""]
         lines += _oos_scores_table(clinc.get("oos_scores"))
-    (RESULTS / "intent.md").write_text("\n".join(lines) + "\n")
+    (results_dir(SMOKE) / "intent.md").write_text("\n".join(lines) + "\n")
 
 
 def _oos_scores_table(study: dict | None) -> list[str]:
@@ -490,11 +493,17 @@ def main() -> None:
                         help="KEY=VALUE training parameter for banking77_full and clinc150 "
                         "(repeatable)")
     parser.add_argument("--train-limit", type=int, default=0,
-                        help="smoke test: at most N training examples per intent")
+                        help="at most N training examples per intent")
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:  # our model on a few examples per intent, scored on the test set
+        global SMOKE
+        SMOKE = True
+        args.only, args.train_limit, args.epochs, args.no_diet = ["banking77_full"], 4, 0, True
     for name in args.only or list(PARTS):
         PARTS[name](args)
-    print((RESULTS / "intent.md").read_text() if (RESULTS / "intent.md").is_file() else "")
+    table = results_dir(SMOKE) / "intent.md"
+    print(table.read_text() if table.is_file() else "")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results"
-
+from bench.results_file import add_smoke_flag, results_dir  # noqa: E402
 from bench.startup import free_port, serve_until_ready, stop  # noqa: E402
 
 # The chatter's conversations: a random part, then its count (32 hex digits, as Rasa makes).
@@ -278,7 +277,10 @@ def main() -> None:
                              "gets a thumbs-down)")
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--seed", type=int, default=13)
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:  # the whole loop on a bot that knows a couple of examples per intent
+        args.shots, args.corrections, args.evaluation = 2, 20, 40
 
     from nlu import datasets
 
@@ -414,10 +416,10 @@ def main() -> None:
     finally:
         product.stop()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = results_dir(args.smoke)
     figures["date"] = time.strftime("%Y-%m-%d %H:%M")
     figures["machine"] = {"cpus": os.cpu_count()}
-    (RESULTS / "learning_loop.json").write_text(json.dumps(figures, indent=2, sort_keys=True)
+    (results / "learning_loop.json").write_text(json.dumps(figures, indent=2, sort_keys=True)
                                                 + "\n")
     rows = [
         ("accuracy before (10-shot model), held-out", figures["accuracy_before"]),
@@ -442,7 +444,7 @@ def main() -> None:
     table = "\n".join(["| measure | value |", "|---|---|"]
                       + [f"| {name} | {value} |" for name, value in rows])
     reasons = "\n".join(f"- {name}: " + "; ".join(bad[name]["reasons"]) for name in bad)
-    (RESULTS / "learning_loop.md").write_text(
+    (results / "learning_loop.md").write_text(
         f"# Learning loop ({figures['date']}, {os.cpu_count()} CPUs)\n\n{table}\n\n"
         f"Gate reasons for the worse candidates:\n\n{reasons}\n")
     print(table)

@@ -11,7 +11,6 @@ as failed requests. Prints a table and writes ``bench/results/recovery.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import add_smoke_flag, results_dir, write_json
 from startup import ROOT, free_port, serve_until_ready, stop
 
 FAQ = "I am still waiting on my card?"
@@ -85,7 +85,9 @@ def _back_after(log: Path, name: str, seen: int, deadline: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a model to serve (default: train one)")
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    services = SERVICES[:2] if args.smoke else SERVICES  # smoke: the admin API and the worker
     rows = []
     with tempfile.TemporaryDirectory(prefix="helpdesk-recovery-") as tmp:
         var = Path(tmp)
@@ -100,7 +102,7 @@ def main() -> None:
         print(f"serving after {ready:.0f}s")
         rasa = f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}"
         try:
-            for name, marker in SERVICES:
+            for name, marker in services:
                 time.sleep(5)  # settled: the previous service is back and warm
                 customer = Customer(rasa)
                 customer.start()
@@ -118,10 +120,8 @@ def main() -> None:
     result = {"benchmark": "recovery", "date": time.strftime("%Y-%m-%d"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "customer_turn_every_s": 0.5, "services": rows}
-    out = ROOT / "bench" / "results" / "recovery.json"
-    partial = out.with_suffix(".json.tmp")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    partial.rename(out)
+    out = results_dir(args.smoke) / "recovery.json"
+    write_json(out, result)
     print(f"\n{'service killed (kill -9)':<26}{'back after':>11}{'answered':>10}"
           f"{'apology':>9}{'failed':>8}")
     for row in rows:

@@ -50,7 +50,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from results_file import RESULTS, merge  # noqa: E402 - after the path is set
+from results_file import add_smoke_flag, merge, results_dir  # noqa: E402 - after the path
 
 WORK = ROOT / "var" / "bench"
 CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")) \
@@ -59,8 +59,11 @@ CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" /
 FOREIGN_DOMAINS = ("travel", "kitchen_and_dining", "home", "auto_and_commute")
 
 
+SMOKE = False  # --smoke: figures go to results/smoke/, never over the recorded ones
+
+
 def _merge(part: str, figures: dict) -> dict:
-    merged = merge("retrieval", part, figures)
+    merged = merge("retrieval", part, figures, smoke=SMOKE)
     _write_markdown(merged)
     return merged
 
@@ -132,7 +135,7 @@ def _write_markdown(r: dict) -> None:
                         f"{f.get('recall_at_10', 1.0):.3f} |")
         if "gpu" not in speed:
             lines += ["", f"GPU: {speed.get('gpu_note', 'not run')}"]
-    (RESULTS / "retrieval.md").write_text("\n".join(lines) + "\n")
+    (results_dir(SMOKE) / "retrieval.md").write_text("\n".join(lines) + "\n")
 
 
 # -- quality --------------------------------------------------------------------------------
@@ -274,6 +277,9 @@ def quality(args: argparse.Namespace) -> None:
     answers = load_answers_dir(ROOT / "data" / "answers")
     answer_of = {a.intent: a.id for a in answers if a.intent}
     train_set, test_set = datasets.load_banking77("train"), datasets.load_banking77("test")
+    if SMOKE:  # a few questions per intent, a slice of the test set
+        train_set = [e for i, e in enumerate(train_set) if i % 40 == 0]
+        test_set = test_set[::15]
     fit, val = _split(train_set, 0.1, seed=0)
     oos = _oos_queries()
     val_queries = [e.text for e in val] + oos["val"]
@@ -291,7 +297,9 @@ def quality(args: argparse.Namespace) -> None:
     bare = [a.copy(update={"questions": []}) for a in answers]
     base = Encoder(shipped_model(), cache_path=WORK / "embeddings.sqlite")
     tuned_path = Path(args.tuned_encoder) if args.tuned_encoder else WORK / "tuned-encoder-fit"
-    _finetuned(tuned_path, fit, args.finetune_epochs, args.refinetune, "the fit split")
+    if SMOKE:
+        tuned_path = WORK / "smoke-tuned-encoder"
+    _finetuned(tuned_path, fit, args.finetune_epochs, args.refinetune or SMOKE, "the fit split")
     tuned = Encoder(str(tuned_path), cache_path=WORK / "embeddings.sqlite")
     encoders = [base, tuned]
     refit = None
@@ -308,7 +316,8 @@ def quality(args: argparse.Namespace) -> None:
         print(f"[quality] encoding queries with {encoder.model_id}", flush=True)
         encoder.encode(val_queries + test_queries, progress=True)
 
-    classifier = _classifier(fit, WORK / "retrieval-classifier", args.retrain_classifier)
+    classifier = _classifier(fit, WORK / ("smoke-classifier" if SMOKE else "retrieval-classifier"),
+                             args.retrain_classifier or SMOKE)
     print("[quality] classifier rankings", flush=True)
     val_rank = _rankings(classifier, val_queries)
     test_rank = _rankings(classifier, test_queries)
@@ -546,7 +555,7 @@ OPTIONS = {"finetuned_classifier": "with_finetuned_classifier", "finetune_all": 
 def _carry_over(args: argparse.Namespace, figures: dict) -> None:
     """Keep the figures of the optional measurements this run skipped, from the last run that
     made them and stamped with its date: a quick run must not erase an hour's figures."""
-    path = RESULTS / "retrieval.json"
+    path = results_dir(SMOKE) / "retrieval.json"
     previous = json.loads(path.read_text()).get("quality", {}) if path.is_file() else {}
     for option, key in OPTIONS.items():
         if getattr(args, option) or not previous.get(key):
@@ -681,10 +690,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.3,
                         help="norm of the noise added to real embeddings for the large sets")
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        global SMOKE
+        SMOKE = True
+        args.sizes, args.queries, args.finetune_epochs = [1000], 20, 1
     for name in args.only or list(PARTS):
         PARTS[name](args)
-    print((RESULTS / "retrieval.md").read_text())
+    print((results_dir(SMOKE) / "retrieval.md").read_text())
 
 
 if __name__ == "__main__":

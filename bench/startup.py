@@ -11,7 +11,6 @@ classifier issue must beat. Prints a table and writes ``bench/results/startup.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -28,6 +27,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 HELPDESK = str(Path(sys.executable).parent / "helpdesk")
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_file import add_smoke_flag, results_dir, write_json  # noqa: E402
 
 
 def free_port() -> int:
@@ -70,7 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--help-runs", type=int, default=5)
     parser.add_argument("--eval-limit", type=int, default=0, help="0 = the whole test set")
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.help_runs, args.eval_limit = 1, 20
 
     from nlu import datasets
 
@@ -132,11 +137,8 @@ def main() -> None:
         },
         "targets": {"first_run_s": 900, "warm_start_s": 90},
     }
-    out = ROOT / "bench" / "results" / "startup.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.rename(out)
+    out = results_dir(args.smoke) / "startup.json"
+    write_json(out, result)
 
     rows = [
         ("first run to serving (s)", result["first_run_s"], "<= 900"),

@@ -25,21 +25,26 @@ class ExampleSource(str, enum.Enum):
     confirmed = "confirmed"  # the bot's own intent, confirmed by a customer's thumbs-up
 
 
-class TrainingExample(SQLModel, table=True):
-    """A training example added after launch (seed data stays in ``data/`` files)."""
+class TrainingExampleBase(SQLModel):
+    """A training example's fields as its table stores them and the admin API shows them."""
 
-    __tablename__ = "training_example"
-    id: Optional[int] = Field(default=None, primary_key=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
     intent: str = Field(max_length=100, index=True)
-    source: str = Field(max_length=16)
-    status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
     review_item_id: Optional[int] = None
     feedback_id: Optional[int] = Field(default=None, index=True)
     created_by: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     approved_by: Optional[str] = Field(default=None, max_length=64)
     approved_at: Optional[datetime] = None
+
+
+class TrainingExample(TrainingExampleBase, table=True):
+    """A training example added after launch (seed data stays in ``data/`` files)."""
+
+    __tablename__ = "training_example"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)
+    status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
 
 
 class JobStatus(str, enum.Enum):
@@ -54,14 +59,10 @@ FINISHED_JOB_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value,
                          JobStatus.cancelled.value)
 
 
-class Job(SQLModel, table=True):
-    """A retraining run. The worker that claims it beats ``heartbeat_at``; a running job whose
-    heartbeat stopped belongs to a dead worker and is failed by the next worker."""
+class JobBase(SQLModel):
+    """A job's fields as its table stores them and the admin API shows them (written once)."""
 
-    __tablename__ = "job"
-    id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(default="retrain", max_length=16)
-    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
     requested_by: str = Field(max_length=64)
     params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -71,11 +72,20 @@ class Job(SQLModel, table=True):
     worker: Optional[str] = Field(default=None, max_length=128)
     progress: float = 0.0
     step: str = Field(default="", max_length=64)
-    log: str = Field(default="", sa_column=Column(Text, nullable=False))
     timings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
     cancel_requested: bool = False
+
+
+class Job(JobBase, table=True):
+    """A retraining run. The worker that claims it beats ``heartbeat_at``; a running job whose
+    heartbeat stopped belongs to a dead worker and is failed by the next worker."""
+
+    __tablename__ = "job"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
+    log: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class ModelStatus(str, enum.Enum):
@@ -85,24 +95,29 @@ class ModelStatus(str, enum.Enum):
     archived = "archived"
 
 
-class ModelVersion(SQLModel, table=True):
-    """One trained Rasa model: Rasa's own model id, where its archive is, what it was trained
-    on, how it measured, and whether it serves customers. At most one is ``production``."""
+class ModelVersionBase(SQLModel):
+    """A registered model's fields as its table stores them and the admin API shows them."""
 
-    __tablename__ = "model_version"
-    id: Optional[int] = Field(default=None, primary_key=True)
     model_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     file_name: str = Field(max_length=255)
-    path: str = Field(sa_column=Column(Text, nullable=False))
     sha256: str = Field(max_length=64)
     size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     data_hash: str = Field(default="", max_length=64)
     params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    report: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)
     job_id: Optional[int] = Field(default=None, foreign_key="job.id")
     created_at: datetime = Field(default_factory=utcnow)
     promoted_by: Optional[str] = Field(default=None, max_length=64)
     promoted_at: Optional[datetime] = None
+
+
+class ModelVersion(ModelVersionBase, table=True):
+    """One trained Rasa model: Rasa's own model id, where its archive is, what it was trained
+    on, how it measured, and whether it serves customers. At most one is ``production``."""
+
+    __tablename__ = "model_version"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    report: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)

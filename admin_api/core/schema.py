@@ -54,6 +54,21 @@ class ApiModel(BaseModel):
         pass
 
 
+def document_read(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A response always carries every field that cannot be ``null``: say so, even for fields
+    that have a default because a table shares them."""
+    document_nullable(schema, model)
+    schema["required"] = [f.alias for f in model.__fields__.values() if not f.allow_none]
+
+
+class ApiRead(ApiModel):
+    """The base of a schema the API answers with, read from a table row."""
+
+    class Config(ApiConfig):
+        orm_mode = True
+        schema_extra = staticmethod(document_read)
+
+
 def not_null(*names: str) -> Any:
     """A validator for optional fields of a partial update that may be left out but not set to
     ``null`` (the column cannot hold it): a 422 naming the field, and documented as such.
