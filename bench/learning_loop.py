@@ -267,46 +267,13 @@ def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corrections", type=int, default=500)
-    parser.add_argument("--evaluation", type=int, default=1000,
-                        help="test queries kept for measuring accuracy (never replayed)")
-    parser.add_argument("--thumbs-up-rate", type=float, default=0.25,
-                        help="share of right answers that get a thumbs-up (every wrong answer "
-                             "gets a thumbs-down)")
-    parser.add_argument("--shots", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=13)
-    add_smoke_flag(parser)
-    args = parser.parse_args()
-    if args.smoke:  # the whole loop on a bot that knows a couple of examples per intent
-        args.shots, args.corrections, args.evaluation = 2, 20, 40
-
-    from nlu import datasets
-
-    work = Path(tempfile.mkdtemp(prefix="helpdesk-learning-loop-"))
-    var_dir = work / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
-    env.update({"HELPDESK_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1",
-                "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
-                "HELPDESK_API_PORT": str(free_port()), "HELPDESK_RASA_PORT": str(free_port()),
-                "HELPDESK_ACTIONS_PORT": str(free_port()),
-                "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0",
-                # It replays thousands of turns as fast as the bot answers: no person does.
-                "HELPDESK_SENDER_MESSAGES_PER_MINUTE": "0",
-                "HELPDESK_ADDRESS_MESSAGES_PER_MINUTE": "0"})
-    figures: dict[str, object] = {"shots": args.shots, "seed": args.seed,
-                                  "thumbs_up_rate": args.thumbs_up_rate}
-    loop_started = time.monotonic()
-
-    print(f"1. training the {args.shots}-shot model ({work})", flush=True)
-    started = time.monotonic()
-    subprocess.run([str(BIN / "helpdesk"), "train", "--limit-per-intent", str(args.shots)],
-                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    figures["initial_train_s"] = round(time.monotonic() - started, 1)
-
+def _query_sets(args: argparse.Namespace,
+                work: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
+    """The never-replayed evaluation queries (also the gate's held-out set, written to
+    ``work/evaluation.csv``) and the queries replayed through the bot."""
     from common.config import get_settings
     from learning import data_build
+    from nlu import datasets
 
     test = [(e.text, e.intent) for e in datasets.load_banking77("test")]
     random.Random(args.seed).shuffle(test)
@@ -320,7 +287,6 @@ def main() -> None:
     random.Random(args.seed).shuffle(unseen)
     replay_test = len(replay)
     replay += unseen
-    figures["evaluation_queries"] = len(evaluation)
     # The gate judges on the same never-replayed share. Judged on the rest of test.csv, it
     # would see only the replayed queries production got right (the wrong ones were corrected
     # and trained on), a sample biased towards production.
@@ -329,93 +295,76 @@ def main() -> None:
         writer = csv.writer(handle)
         writer.writerow(["text", "category"])
         writer.writerows(evaluation)
-    env["HELPDESK_HELDOUT_CSV"] = str(heldout_csv)
+    return evaluation, replay, replay_test
 
-    product = Product(var_dir, env)
-    try:
-        product.start()
-        admin = {"Authorization": f"Bearer {product.admin_token()}"}
-        staff_token = subprocess.run([str(BIN / "helpdesk"), "users", "create", "sam", "--role",
-                                      "staff"], cwd=ROOT, env=env, check=True,
-                                     capture_output=True, text=True).stdout
-        staff = {"Authorization": "Bearer " + next(w for w in staff_token.split()
-                                                   if w.startswith("lh_"))}
-        print("2. accuracy before", flush=True)
-        figures["accuracy_before"] = round(accuracy(product, evaluation), 4)
-        print(f"   {figures['accuracy_before']}\n3. replaying queries", flush=True)
-        started = time.monotonic()
-        sent, ups, truth = replay_and_collect(product, replay, args.corrections,
-                                              args.thumbs_up_rate, args.seed)
-        figures.update({"replayed": sent, "replayed_from_test": min(sent, replay_test),
-                        "thumbs_down": len(truth), "thumbs_up": ups,
-                        "replay_s": round(time.monotonic() - started, 1)})
-        print(f"   {sent} sent, {len(truth)} wrong, {ups} thumbs-up\n4. staff review",
-              flush=True)
-        started = time.monotonic()
-        figures["corrected"] = staff_correct(product, truth, staff)
-        figures["confirmed_approved"] = staff_approve_confirmed(product, staff)
-        figures["staff_api_s"] = round(time.monotonic() - started, 1)
-        print(f"   {figures['corrected']}\n5. retraining through the job API", flush=True)
-        before_model = product.model_id()
-        chatter = Chatter(product)
-        chatter.start()
-        started = time.monotonic()
-        job = run_job(product, admin, {"limit_per_intent": args.shots})
-        figures["retrain_job_s"] = round(time.monotonic() - started, 1)
-        figures["job_timings_s"] = job["timings"]
-        figures["job_steps_utc"] = [line for line in job["log"].splitlines()
-                                    if "step:" in line or "promoted" in line]
-        if job["status"] != "succeeded" or not job["result"].get("promoted"):
-            raise SystemExit(f"retraining did not promote: {json.dumps(job)[:4000]}")
-        new_model = job["result"]["model_id"]
-        wait_for(lambda: product.model_id() == new_model, 120, "Rasa never swapped")
-        figures["swap_after_promotion_s"] = round(time.monotonic() - started
-                                                  - figures["retrain_job_s"], 1)
-        time.sleep(5)
-        chatter.stop.set()
-        chatter.join()
-        # Training (up to the promotion) and the swap (from the promotion until 5 s after
-        # Rasa reports the new model) are judged apart: the 2-second bound is the swap's.
-        promotion = promoted_at(job)
-        training_window = chatter.figures(until=promotion)
-        swap = chatter.figures(since=promotion)
-        swapped = [line for line in (var_dir / "logs" / "rasa.log").read_text().splitlines()
-                   if "Swapped in model" in line]
-        figures.update({"reply_latency_during_retraining": training_window,
-                        "reply_latency_during_swap": swap, "swap_log": swapped[-1:],
-                        "swap_max_reply_delay_s": swap["max_s"],
-                        "swap_failed_requests": swap["failed"],
-                        "gate_of_promoted": job["result"]["gate"]})
-        print("6. accuracy after", flush=True)
-        figures["accuracy_after"] = round(accuracy(product, evaluation), 4)
-        figures["accuracy_gain_points"] = round(
-            100 * (figures["accuracy_after"] - figures["accuracy_before"]), 2)
-        print(f"   {figures['accuracy_after']}\n7. two worse candidates", flush=True)
-        bad = worse_candidates(var_dir, env, args.shots)
-        figures["worse_candidates"] = bad
-        figures["corrupted_candidate_rejected"] = bad["corrupted"]["rejected"]
-        figures["subtle_candidate_rejected"] = bad["subtle"]["rejected"]
-        figures["loop_wall_s"] = round(time.monotonic() - loop_started, 1)
-        product.stop()
 
-        print("8. Rasa's own blocking load, for comparison (rollback)", flush=True)
-        product.start(HELPDESK_SWAP_IN_THREAD="0")
-        chatter = Chatter(product)
-        chatter.start()
-        time.sleep(3)
-        httpx.post(f"{product.api}/api/v1/models/rollback", headers=admin,
-                   timeout=30).raise_for_status()
-        wait_for(lambda: product.model_id() == before_model, 120, "rollback never arrived")
-        time.sleep(5)
-        chatter.stop.set()
-        chatter.join()
-        blocking = chatter.figures()
-        figures["rasa_blocking_swap_max_reply_delay_s"] = blocking["max_s"]
-        figures["rasa_blocking_swap_failed_requests"] = blocking["failed"]
-        figures["rollback_restored_previous_model"] = product.model_id() == before_model
-    finally:
-        product.stop()
+def _feedback_and_retraining(product: Product, args: argparse.Namespace, env: dict[str, str],
+                             var_dir: Path, evaluation: list, replay: list, replay_test: int,
+                             admin: dict[str, str], staff: dict[str, str],
+                             figures: dict[str, object]) -> tuple[str, dict, dict]:
+    """Steps 2-7: accuracy before, the customers' feedback, staff review, retraining through
+    the job API while a customer chats, accuracy after, and two worse candidates."""
+    print("2. accuracy before", flush=True)
+    figures["accuracy_before"] = round(accuracy(product, evaluation), 4)
+    print(f"   {figures['accuracy_before']}\n3. replaying queries", flush=True)
+    started = time.monotonic()
+    sent, ups, truth = replay_and_collect(product, replay, args.corrections,
+                                          args.thumbs_up_rate, args.seed)
+    figures.update({"replayed": sent, "replayed_from_test": min(sent, replay_test),
+                    "thumbs_down": len(truth), "thumbs_up": ups,
+                    "replay_s": round(time.monotonic() - started, 1)})
+    print(f"   {sent} sent, {len(truth)} wrong, {ups} thumbs-up\n4. staff review",
+          flush=True)
+    started = time.monotonic()
+    figures["corrected"] = staff_correct(product, truth, staff)
+    figures["confirmed_approved"] = staff_approve_confirmed(product, staff)
+    figures["staff_api_s"] = round(time.monotonic() - started, 1)
+    print(f"   {figures['corrected']}\n5. retraining through the job API", flush=True)
+    before_model = product.model_id()
+    chatter = Chatter(product)
+    chatter.start()
+    started = time.monotonic()
+    job = run_job(product, admin, {"limit_per_intent": args.shots})
+    figures["retrain_job_s"] = round(time.monotonic() - started, 1)
+    figures["job_timings_s"] = job["timings"]
+    figures["job_steps_utc"] = [line for line in job["log"].splitlines()
+                                if "step:" in line or "promoted" in line]
+    if job["status"] != "succeeded" or not job["result"].get("promoted"):
+        raise SystemExit(f"retraining did not promote: {json.dumps(job)[:4000]}")
+    new_model = job["result"]["model_id"]
+    wait_for(lambda: product.model_id() == new_model, 120, "Rasa never swapped")
+    figures["swap_after_promotion_s"] = round(time.monotonic() - started
+                                              - figures["retrain_job_s"], 1)
+    time.sleep(5)
+    chatter.stop.set()
+    chatter.join()
+    # Training (up to the promotion) and the swap (from the promotion until 5 s after
+    # Rasa reports the new model) are judged apart: the 2-second bound is the swap's.
+    promotion = promoted_at(job)
+    training_window = chatter.figures(until=promotion)
+    swap = chatter.figures(since=promotion)
+    swapped = [line for line in (var_dir / "logs" / "rasa.log").read_text().splitlines()
+               if "Swapped in model" in line]
+    figures.update({"reply_latency_during_retraining": training_window,
+                    "reply_latency_during_swap": swap, "swap_log": swapped[-1:],
+                    "swap_max_reply_delay_s": swap["max_s"],
+                    "swap_failed_requests": swap["failed"],
+                    "gate_of_promoted": job["result"]["gate"]})
+    print("6. accuracy after", flush=True)
+    figures["accuracy_after"] = round(accuracy(product, evaluation), 4)
+    figures["accuracy_gain_points"] = round(
+        100 * (figures["accuracy_after"] - figures["accuracy_before"]), 2)
+    print(f"   {figures['accuracy_after']}\n7. two worse candidates", flush=True)
+    bad = worse_candidates(var_dir, env, args.shots)
+    figures["worse_candidates"] = bad
+    figures["corrupted_candidate_rejected"] = bad["corrupted"]["rejected"]
+    figures["subtle_candidate_rejected"] = bad["subtle"]["rejected"]
 
+    return before_model, bad, training_window
+
+
+def _record(figures: dict, args: argparse.Namespace, bad: dict, training_window: dict) -> None:
+    """The figures as JSON and a markdown table (under results/smoke/ for a smoke run)."""
     results = results_dir(args.smoke)
     figures["date"] = time.strftime("%Y-%m-%d %H:%M")
     figures["machine"] = {"cpus": os.cpu_count()}
@@ -449,6 +398,82 @@ def main() -> None:
         f"Gate reasons for the worse candidates:\n\n{reasons}\n")
     print(table)
     print(reasons)
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corrections", type=int, default=500)
+    parser.add_argument("--evaluation", type=int, default=1000,
+                        help="test queries kept for measuring accuracy (never replayed)")
+    parser.add_argument("--thumbs-up-rate", type=float, default=0.25,
+                        help="share of right answers that get a thumbs-up (every wrong answer "
+                             "gets a thumbs-down)")
+    parser.add_argument("--shots", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=13)
+    add_smoke_flag(parser)
+    args = parser.parse_args()
+    if args.smoke:  # the whole loop on a bot that knows a couple of examples per intent
+        args.shots, args.corrections, args.evaluation = 2, 20, 40
+
+    work = Path(tempfile.mkdtemp(prefix="helpdesk-learning-loop-"))
+    var_dir = work / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update({"HELPDESK_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1",
+                "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
+                "HELPDESK_API_PORT": str(free_port()), "HELPDESK_RASA_PORT": str(free_port()),
+                "HELPDESK_ACTIONS_PORT": str(free_port()),
+                "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0",
+                # It replays thousands of turns as fast as the bot answers: no person does.
+                "HELPDESK_SENDER_MESSAGES_PER_MINUTE": "0",
+                "HELPDESK_ADDRESS_MESSAGES_PER_MINUTE": "0"})
+    figures: dict[str, object] = {"shots": args.shots, "seed": args.seed,
+                                  "thumbs_up_rate": args.thumbs_up_rate}
+    loop_started = time.monotonic()
+
+    print(f"1. training the {args.shots}-shot model ({work})", flush=True)
+    started = time.monotonic()
+    subprocess.run([str(BIN / "helpdesk"), "train", "--limit-per-intent", str(args.shots)],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    figures["initial_train_s"] = round(time.monotonic() - started, 1)
+
+    evaluation, replay, replay_test = _query_sets(args, work)
+    figures["evaluation_queries"] = len(evaluation)
+    env["HELPDESK_HELDOUT_CSV"] = str(work / "evaluation.csv")
+
+    product = Product(var_dir, env)
+    try:
+        product.start()
+        admin = {"Authorization": f"Bearer {product.admin_token()}"}
+        staff_token = subprocess.run([str(BIN / "helpdesk"), "users", "create", "sam", "--role",
+                                      "staff"], cwd=ROOT, env=env, check=True,
+                                     capture_output=True, text=True).stdout
+        staff = {"Authorization": "Bearer " + next(w for w in staff_token.split()
+                                                   if w.startswith("lh_"))}
+        before_model, bad, training_window = _feedback_and_retraining(
+            product, args, env, var_dir, evaluation, replay, replay_test, admin, staff, figures)
+        figures["loop_wall_s"] = round(time.monotonic() - loop_started, 1)
+        product.stop()
+
+        print("8. Rasa's own blocking load, for comparison (rollback)", flush=True)
+        product.start(HELPDESK_SWAP_IN_THREAD="0")
+        chatter = Chatter(product)
+        chatter.start()
+        time.sleep(3)
+        httpx.post(f"{product.api}/api/v1/models/rollback", headers=admin,
+                   timeout=30).raise_for_status()
+        wait_for(lambda: product.model_id() == before_model, 120, "rollback never arrived")
+        time.sleep(5)
+        chatter.stop.set()
+        chatter.join()
+        blocking = chatter.figures()
+        figures["rasa_blocking_swap_max_reply_delay_s"] = blocking["max_s"]
+        figures["rasa_blocking_swap_failed_requests"] = blocking["failed"]
+        figures["rollback_restored_previous_model"] = product.model_id() == before_model
+    finally:
+        product.stop()
+
+    _record(figures, args, bad, training_window)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import time
 from collections import defaultdict
@@ -139,22 +138,6 @@ def _write_markdown(r: dict) -> None:
 
 
 # -- quality --------------------------------------------------------------------------------
-def _split(examples: list, share: float, seed: int) -> tuple[list, list]:
-    """Stratified: ``share`` of each intent's examples held out for validation."""
-    by_intent: dict[str, list] = defaultdict(list)
-    for example in examples:
-        by_intent[example.intent].append(example)
-    rng = random.Random(seed)
-    fit, held = [], []
-    for intent in sorted(by_intent):
-        group = by_intent[intent][:]
-        rng.shuffle(group)
-        cut = max(1, int(len(group) * share))
-        held += group[:cut]
-        fit += group[cut:]
-    return fit, held
-
-
 def _oos_queries() -> dict[str, list[str]]:
     if not CLINC.is_file():
         print(f"[quality] out-of-scope figures skipped: {CLINC} not found "
@@ -240,7 +223,9 @@ def _run(retriever, queries: list[str], gold: list[int | None],
          rankings: list | None = None) -> tuple[dict, list]:
     from retrieval.calibrate import Queries, measure
 
-    return measure(retriever, Queries(queries, gold, rankings), use_rankings=bool(rankings))
+    # Rankings may cover more queries (out-of-scope ones) than a measurement uses.
+    ranked = rankings[: len(queries)] if rankings else None
+    return measure(retriever, Queries(queries, gold, ranked), use_rankings=bool(rankings))
 
 
 def _decision_figures(cases: list, thresholds) -> dict:
@@ -280,7 +265,7 @@ def quality(args: argparse.Namespace) -> None:
     if SMOKE:  # a few questions per intent, a slice of the test set
         train_set = [e for i, e in enumerate(train_set) if i % 40 == 0]
         test_set = test_set[::15]
-    fit, val = _split(train_set, 0.1, seed=0)
+    fit, val = datasets.stratified_split(train_set, 0.1, seed=0)
     oos = _oos_queries()
     val_queries = [e.text for e in val] + oos["val"]
     val_gold = [answer_of[e.intent] for e in val] + [None] * len(oos["val"])
