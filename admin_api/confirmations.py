@@ -43,7 +43,7 @@ def on_rating(session: Session, feedback: Feedback, turn: Turn) -> TrainingExamp
         if existing is None or existing.status == ExampleStatus.rejected.value:
             return None
         existing.status, existing.approved_by, existing.approved_at = (
-            ExampleStatus.rejected.value, CUSTOMER, utcnow())
+            ExampleStatus.rejected, CUSTOMER, utcnow())
         session.add(existing)
         audit.record(session, CUSTOMER, "training_example.withdrawn", "training_example",
                      existing.id)
@@ -52,7 +52,7 @@ def on_rating(session: Session, feedback: Feedback, turn: Turn) -> TrainingExamp
     if existing is not None:
         if existing.status != ExampleStatus.rejected.value or existing.approved_by != CUSTOMER:
             return None  # already there, or staff rejected it: their call stands
-        existing.status = status.value
+        existing.status = status
         existing.approved_by, existing.approved_at = (
             (CUSTOMER, utcnow()) if mode == "auto" else (None, None))
         session.add(existing)

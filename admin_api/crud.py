@@ -118,7 +118,7 @@ def set_status(session: Session, answer: Answer, status: AnswerStatus,
                author: str | None = None) -> Answer:
     if answer.status == status.value:
         return answer
-    answer.status = status.value
+    answer.status = status
     action = "publish" if status is AnswerStatus.published else "unpublish"
     return _write(session, answer, action, ["status"], author)
 

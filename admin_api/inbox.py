@@ -131,13 +131,13 @@ def _settle(session: Session, item: ReviewItem, status: FeedbackStatus, actor: s
             resolution: dict) -> None:
     if item.status in (FeedbackStatus.used.value, FeedbackStatus.ignored.value):
         raise Conflict(f"review item {item.id} is already {item.status}")
-    item.status, item.handled_by, item.handled_at = status.value, actor, utcnow()
+    item.status, item.handled_by, item.handled_at = status, actor, utcnow()
     item.resolution = resolution
     session.add(item)
     for feedback in session.exec(select(Feedback).where(
             Feedback.session_id == item.session_id,
             Feedback.message_id == item.message_id)).all():
-        feedback.status = status.value
+        feedback.status = status
         session.add(feedback)
 
 

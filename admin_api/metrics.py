@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from admin_api.models import Feedback
+from admin_api.models import Feedback, Rating
 from admin_api.tracker import TrackerStore, Turn
 
 FAILING = frozenset({"fallback", "clarify", "handoff"})
@@ -50,7 +50,7 @@ def summarize(turns: list[Turn], feedback: Iterable[Feedback]) -> dict[str, Any]
     per_model: dict[str, list[Turn]] = defaultdict(list)
     for turn in turns:
         per_model[turn.model_id or "(unknown)"].append(turn)
-    up, down = ratings.get("up", 0), ratings.get("down", 0)
+    up, down = ratings.get(Rating.up, 0), ratings.get(Rating.down, 0)
     return {
         "messages": messages,
         "conversations": len(sessions),

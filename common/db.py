@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import String, event
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import create_engine
 
 from common.config import get_settings
@@ -18,6 +20,25 @@ DB_ID_MAX = 2**31 - 1  # ids are 32-bit integer columns on every database we sup
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class EnumText(TypeDecorator):
+    """A status column typed by its enum: stored as plain text (no database ENUM type, so
+    adding a member needs no migration), read back as the enum's member, and refusing a value
+    that is not one on write."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_type: type[enum.Enum], length: int) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: object, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum_type(value).value)
+
+    def process_result_value(self, value: object, dialect: Dialect) -> enum.Enum | None:
+        return None if value is None else self.enum_type(value)
 
 
 def get_engine(url: str | None = None) -> Engine:

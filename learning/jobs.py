@@ -86,7 +86,7 @@ def reap_stale(session: Session, stale_after: timedelta, now: datetime | None = 
     stale = session.exec(select(Job).where(Job.status == JobStatus.running.value,
                                            Job.heartbeat_at < limit)).all()  # type: ignore[operator]
     for job in stale:
-        job.status = JobStatus.failed.value
+        job.status = JobStatus.failed
         job.finished_at = utcnow()
         last = f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S}"
         job.error = (f"worker {job.worker} stopped its heartbeat at {last} UTC (killed or "
@@ -99,7 +99,7 @@ def reap_stale(session: Session, stale_after: timedelta, now: datetime | None = 
 def request_cancel(session: Session, job: Job, actor: str) -> Job:
     """A queued job is cancelled at once; a running one when its worker next checks."""
     if job.status == JobStatus.queued.value:
-        job.status = JobStatus.cancelled.value
+        job.status = JobStatus.cancelled
         job.finished_at = utcnow()
         job.error = f"cancelled by {actor} before it started"
     elif job.status == JobStatus.running.value:
@@ -136,7 +136,7 @@ def finish(session: Session, job_id: int, status: JobStatus, result: dict | None
     job = session.get(Job, job_id)
     if job is None:
         return
-    job.status = status.value
+    job.status = status
     job.finished_at = utcnow()
     job.progress = 1.0 if status == JobStatus.succeeded else job.progress
     job.result = result or {}

@@ -10,7 +10,7 @@ from typing import Optional
 from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
-from common.db import utcnow
+from common.db import EnumText, utcnow
 
 
 class ExampleStatus(str, enum.Enum):
@@ -43,8 +43,9 @@ class TrainingExample(TrainingExampleBase, table=True):
 
     __tablename__ = "training_example"
     id: Optional[int] = Field(default=None, primary_key=True)
-    source: str = Field(max_length=16)
-    status: str = Field(default=ExampleStatus.pending.value, max_length=16, index=True)
+    source: ExampleSource = Field(sa_column=Column(EnumText(ExampleSource, 16), nullable=False))
+    status: ExampleStatus = Field(default=ExampleStatus.pending, sa_column=Column(
+        EnumText(ExampleStatus, 16), index=True, nullable=False))
 
 
 class JobStatus(str, enum.Enum):
@@ -84,7 +85,8 @@ class Job(JobBase, table=True):
 
     __tablename__ = "job"
     id: Optional[int] = Field(default=None, primary_key=True)
-    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)
+    status: JobStatus = Field(default=JobStatus.queued, sa_column=Column(
+        EnumText(JobStatus, 16), index=True, nullable=False))
     log: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
@@ -120,4 +122,5 @@ class ModelVersion(ModelVersionBase, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False))
     report: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: str = Field(default=ModelStatus.candidate.value, max_length=16, index=True)
+    status: ModelStatus = Field(default=ModelStatus.candidate, sa_column=Column(
+        EnumText(ModelStatus, 16), index=True, nullable=False))

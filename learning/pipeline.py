@@ -320,7 +320,7 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
         if promoted:
             registry.promote(session, entry, actor, reason="passed the release gate")
         elif not decision.passed:
-            entry.status = ModelStatus.rejected.value
+            entry.status = ModelStatus.rejected
             session.add(entry)
         session.commit()
         for reason in decision.reasons:

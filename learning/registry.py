@@ -76,10 +76,10 @@ def promote(session: Session, entry: ModelVersion, actor: str, reason: str = "")
     if current is not None and current.id == entry.id:
         return entry
     if current is not None:
-        current.status = ModelStatus.archived.value
+        current.status = ModelStatus.archived
         session.add(current)
         session.flush()  # one production row at any moment
-    entry.status = ModelStatus.production.value
+    entry.status = ModelStatus.production
     entry.promoted_by = actor
     entry.promoted_at = utcnow()
     session.add(entry)
@@ -104,7 +104,7 @@ def rollback(session: Session, actor: str) -> ModelVersion:
     if previous is None:
         raise RegistryError("no earlier production model to roll back to")
     promote(session, previous, actor, reason=f"rollback from {current.model_id}")
-    current.status = ModelStatus.rejected.value
+    current.status = ModelStatus.rejected
     session.add(current)
     return previous
 

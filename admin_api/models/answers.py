@@ -12,7 +12,7 @@ from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel, not_null
-from common.db import utcnow
+from common.db import EnumText, utcnow
 from retrieval.answers import AnswerData, AnswerStatus
 
 
@@ -25,7 +25,8 @@ class Answer(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     questions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default=AnswerStatus.draft.value, max_length=20, index=True)
+    status: AnswerStatus = Field(default=AnswerStatus.draft, sa_column=Column(
+        EnumText(AnswerStatus, 20), index=True, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     # The answer clock's value at this answer's last write.

@@ -12,7 +12,7 @@ from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel
-from common.db import utcnow
+from common.db import EnumText, utcnow
 from nlu.privacy import mask_sensitive
 from retrieval.answers import MAX_ANSWER_ID
 
@@ -41,9 +41,10 @@ class Feedback(SQLModel, table=True):
     session_id: str = Field(max_length=128, index=True)
     message_id: str = Field(max_length=128)
     answer_id: Optional[int] = Field(default=None, index=True)
-    rating: str = Field(max_length=8)
+    rating: Rating = Field(sa_column=Column(EnumText(Rating, 8), nullable=False))
     comment: Optional[str] = Field(default=None, sa_column=Column(Text))
-    status: str = Field(default=FeedbackStatus.new.value, max_length=16, index=True)
+    status: FeedbackStatus = Field(default=FeedbackStatus.new, sa_column=Column(
+        EnumText(FeedbackStatus, 16), index=True, nullable=False))
     text: Optional[str] = Field(default=None, sa_column=Column(Text))
     intent: Optional[str] = Field(default=None, max_length=100)
     confidence: Optional[float] = None

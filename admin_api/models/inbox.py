@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel
 from admin_api.models.feedback import FeedbackStatus
-from common.db import utcnow
+from common.db import EnumText, utcnow
 from common.text import INTENT_PATTERN
 from retrieval.answers import MAX_ANSWER_ID, AnswerData
 
@@ -43,7 +43,8 @@ class ReviewItem(SQLModel, table=True):
     answer_id: Optional[int] = None
     model_id: Optional[str] = Field(default=None, max_length=128)
     turn_at: datetime = Field(default_factory=utcnow, index=True)
-    status: str = Field(default=FeedbackStatus.new.value, max_length=16, index=True)
+    status: FeedbackStatus = Field(default=FeedbackStatus.new, sa_column=Column(
+        EnumText(FeedbackStatus, 16), index=True, nullable=False))
     resolution: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     handled_by: Optional[str] = Field(default=None, max_length=64)
     handled_at: Optional[datetime] = None

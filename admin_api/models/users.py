@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Optional
 
 from pydantic import Field as PField
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel, not_null
-from common.db import utcnow
+from common.db import EnumText, utcnow
 
 
 class Role(str, enum.Enum):
@@ -24,7 +25,7 @@ class Role(str, enum.Enum):
 class User(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
-    role: str = Field(max_length=16)
+    role: Role = Field(sa_column=Column(EnumText(Role, 16), nullable=False))
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 

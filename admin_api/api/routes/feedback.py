@@ -56,7 +56,7 @@ def submit_feedback(
         )
     ).first()
     if existing is not None:
-        existing.rating = payload.rating.value
+        existing.rating = payload.rating
         existing.comment = payload.comment
         existing.answer_id = payload.answer_id
         existing.created_at = utcnow()

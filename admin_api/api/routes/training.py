@@ -105,7 +105,7 @@ def add_example(*, body: TrainingExampleCreate, session: SessionDep,
 
 def _set_status(session: Session, example: TrainingExample, target: ExampleStatus,
                 caller: Caller) -> None:
-    example.status = target.value
+    example.status = target
     example.approved_by, example.approved_at = caller.name, utcnow()
     session.add(example)
     audit.record(session, caller.name, f"training_example.{target.value}", "training_example",
