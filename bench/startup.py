@@ -27,9 +27,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 HELPDESK = str(Path(sys.executable).parent / "helpdesk")
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from results_file import add_smoke_flag, results_dir, write_json  # noqa: E402
+from bench.results_file import add_smoke_flag, results_dir, write_json  # noqa: E402
 
 
 def free_port() -> int:
