@@ -232,7 +232,8 @@ def run_job(product: Product, admin: dict, body: dict) -> dict:
             time.sleep(2)
 
 
-def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str, dict]:
+def worse_candidates(var_dir: Path, env: dict[str, str], limit: int,
+                     promote: bool = True) -> dict[str, dict]:
     """The two bad candidates, through the same pipeline and gate (in this process)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith(("HELPDESK_", "HF_"))})
 
@@ -255,7 +256,7 @@ def worse_candidates(var_dir: Path, env: dict[str, str], limit: int) -> dict[str
     results = {}
     for name, transform in (("corrupted", shuffled), ("subtle", without("card_arrival"))):
         started = time.monotonic()
-        result = pipeline.run({"limit_per_intent": limit, "promote": True},
+        result = pipeline.run({"limit_per_intent": limit, "promote": promote},
                              pipeline.Progress(log=lambda line, n=name: print(f"  [{n}] {line}")),
                              settings, var_dir / "retrain" / name, settings.registry_dir,
                              actor=f"bench {name}", transform=transform)
@@ -355,7 +356,9 @@ def _feedback_and_retraining(product: Product, args: argparse.Namespace, env: di
     figures["accuracy_gain_points"] = round(
         100 * (figures["accuracy_after"] - figures["accuracy_before"]), 2)
     print(f"   {figures['accuracy_after']}\n7. two worse candidates", flush=True)
-    bad = worse_candidates(var_dir, env, args.shots)
+    # A smoke run's tiny data cannot tell a worse candidate from a good one: never promote
+    # them there, so that the rollback below still finds the model it started from.
+    bad = worse_candidates(var_dir, env, args.shots, promote=not args.smoke)
     figures["worse_candidates"] = bad
     figures["corrupted_candidate_rejected"] = bad["corrupted"]["rejected"]
     figures["subtle_candidate_rejected"] = bad["subtle"]["rejected"]
