@@ -486,7 +486,6 @@ class _Quality:
 
     def main_rows(self) -> None:
         """(a) to (d) for the base and the fit-split encoders, dense, hybrid and best text alone."""
-        from retrieval.decision import Calibration  # noqa: F401
 
         self.all_variants = self.variants(self.train_set)
         self.headline_candidates = {"with_variants": self.base, "with_variants_tuned": self.tuned}

@@ -227,7 +227,6 @@ class Settings(BaseSettings):
 
     class Config:
         env_prefix = ENV_PREFIX
-        validate_assignment = False
 
     @validator("api_port", "rasa_port", "actions_port", pre=True)
     def _port(cls, value: object, field: Any) -> int:  # pydantic's signature
