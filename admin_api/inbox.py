@@ -3,7 +3,8 @@ what triaging one does.
 
 Items come from two places: the tracker store (turns the bot fell back on, asked to clarify,
 or classified with low confidence), scanned incrementally from the last event seen; and
-thumbs-down feedback. One turn is one item, whatever the number of reasons.
+thumbs-down feedback. One turn is one item, whatever the number of reasons, and later turns
+with the same words are counted in the first open or ignored item (``repeats``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from admin_api.models import (
     Meta,
     ReviewItem,
     ReviewReason,
+    ReviewRepeat,
     TrainingExample,
     utcnow,
 )
 from admin_api.tracker import TrackerStore, Turn
 from common.errors import Conflict, Invalid, NotFound
+from common.text import same_text_key
 from retrieval.answers import MAX_QUESTIONS, QUESTION_MAX, AnswerData
 
 logger = logging.getLogger(__name__)
@@ -48,12 +51,46 @@ def _item_for(session: Session, turn: Turn) -> ReviewItem:
     item = session.exec(select(ReviewItem).where(ReviewItem.session_id == turn.session_id,
                                                  ReviewItem.message_id == turn.message_id)).first()
     if item is None:
-        item = ReviewItem(session_id=turn.session_id, message_id=turn.message_id, reasons=[])
+        item = ReviewItem(session_id=turn.session_id, message_id=turn.message_id, reasons=[],
+                          text_key=_key(turn.text))
     item.text, item.intent, item.confidence = turn.text, turn.intent, turn.confidence
     item.model_id, item.turn_at = turn.model_id, turn.at
     if item.answer_id is None and turn.answer_ids:
         item.answer_id = turn.answer_ids[0]
     return item
+
+
+def _key(text: str | None) -> str | None:
+    return same_text_key(text or "")[:255] or None
+
+
+def _merged(session: Session, turn: Turn, reasons: list[str]) -> bool:
+    """Count ``turn`` in an open or ignored item with the same words instead of making it an
+    item of its own; True when it was (or already is) counted there. Items already used are
+    not merged into: the same words coming back after a fix is news for staff."""
+    if session.exec(select(ReviewRepeat.id).where(
+            ReviewRepeat.session_id == turn.session_id,
+            ReviewRepeat.message_id == turn.message_id)).first() is not None:
+        return True
+    key = _key(turn.text)
+    if key is None or session.exec(select(ReviewItem.id).where(
+            ReviewItem.session_id == turn.session_id,
+            ReviewItem.message_id == turn.message_id)).first() is not None:
+        return False
+    earlier = session.exec(select(ReviewItem).where(
+        ReviewItem.text_key == key,
+        ReviewItem.status.in_([FeedbackStatus.new.value,  # type: ignore[attr-defined]
+                               FeedbackStatus.ignored.value])
+    ).order_by(ReviewItem.id)).first()
+    if earlier is None:
+        return False
+    session.add(ReviewRepeat(item_id=earlier.id, session_id=turn.session_id,
+                             message_id=turn.message_id, turn_at=turn.at))
+    earlier.repeats += 1
+    _add_reasons(earlier, reasons)
+    session.add(earlier)
+    session.flush()
+    return True
 
 
 def _add_reasons(item: ReviewItem, reasons: list[str]) -> None:
@@ -79,6 +116,9 @@ def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
             fresh_sessions.add(turn.session_id)
             reasons = reasons_of(turn, confidence_below)
             if reasons and turn.message_id:
+                if _merged(session, turn, reasons):
+                    touched += 1
+                    continue
                 item = _item_for(session, turn)
                 _add_reasons(item, reasons)
                 session.add(item)

@@ -29,6 +29,8 @@ from admin_api.api.routes import (
     widget,
 )
 from admin_api.api.unicode import UnicodeGuard
+from admin_api.console import pages as console_pages
+from admin_api.console.router import router as console_router
 from common.config import get_settings
 from nlu.privacy import redact_secrets_in_logs
 
@@ -85,7 +87,9 @@ def create_app() -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     for module in ROOT_ROUTERS:
         app.include_router(module.router)
+    app.include_router(console_router)
     errors.install(app)
+    console_pages.install(app)  # after the API's: console paths get HTML refusals
     openapi.install(app)
     return app
 

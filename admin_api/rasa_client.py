@@ -1,4 +1,6 @@
-"""Rasa's HTTP API, as the admin API uses it: hand-off replies and resuming the bot.
+"""Rasa's HTTP API, as the admin API uses it: hand-off replies and resuming the bot, and the
+console's "Try it" (``/model/parse``, so staff see what the served model and its fallback
+classifier make of a question).
 
 Events go through Rasa (not into the tracker store directly) so that Rasa's lock on the
 conversation is respected and its socket.io channel delivers a staff reply to the customer's
@@ -52,3 +54,35 @@ def append_events(session_id: str, events: list[dict[str, Any]],
     if reply.status_code != 200:
         raise RasaUnavailable(f"Rasa refused the events ({reply.status_code}): "
                               f"{reply.text[:300]}")
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    settings = get_settings()
+    url = f"{settings.rasa_url.rstrip('/')}{path}"
+    try:
+        headers = {**auth_header(settings.resolved_rasa_token), "Accept": "application/json"}
+    except jwt.InvalidKeyError:
+        raise RasaUnavailable("no token for Rasa's HTTP API (is `helpdesk serve` running?)") \
+            from None
+    try:
+        reply = httpx.request(method, url, timeout=TIMEOUT, headers=headers, **kwargs)
+    except httpx.HTTPError as error:
+        raise RasaUnavailable(f"Rasa at {settings.rasa_url} is unreachable: {error}") from None
+    if reply.status_code != 200:
+        raise RasaUnavailable(f"Rasa refused the request ({reply.status_code}): "
+                              f"{reply.text[:300]}")
+    return reply.json()
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The served model's reading of ``text``: ``intent``, ``intent_ranking``, entities."""
+    return _call("POST", "/model/parse", json={"text": text})
+
+
+def intents() -> list[str]:
+    """The served model's intents, from its domain."""
+    domain = _call("GET", "/domain")
+    names = []
+    for entry in domain.get("intents") or []:
+        names.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return sorted(names)

@@ -38,6 +38,7 @@ from admin_api.models import (
     Meta,
     ModelVersion,
     ReviewItem,
+    ReviewRepeat,
     TrainingExample,
     utcnow,
 )
@@ -196,6 +197,21 @@ def _deleted(session: Session, statement: Any) -> int:
     return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
+def _erase_repeats(session: Session, session_id: str) -> int:
+    """The conversation's turns merged into other items (whose counts drop), and the merged
+    turns of its own items (which go with them)."""
+    own = select(ReviewItem.id).where(ReviewItem.session_id == session_id)
+    mine = session.exec(select(ReviewRepeat).where(ReviewRepeat.session_id == session_id)).all()
+    for repeat in mine:
+        item = session.get(ReviewItem, repeat.item_id)
+        if item is not None and item.session_id != session_id:
+            item.repeats = max(1, item.repeats - 1)
+            session.add(item)
+    return _deleted(session, delete(ReviewRepeat).where(or_(
+        ReviewRepeat.session_id == session_id,
+        ReviewRepeat.item_id.in_(own))))  # type: ignore[attr-defined]
+
+
 def erase(session: Session, store: TrackerStore, session_id: str,
           author: str = "retention") -> dict:
     """Remove one conversation and everything derived from its words; the caller commits."""
@@ -210,6 +226,7 @@ def erase(session: Session, store: TrackerStore, session_id: str,
     counts: dict = {
         "feedback": _deleted(session, delete(Feedback).where(
             Feedback.session_id == session_id)),
+        "review_repeats": _erase_repeats(session, session_id),
         "review_items": _deleted(session, delete(ReviewItem).where(
             ReviewItem.session_id == session_id)),
         "training_examples": len(example_ids),

@@ -142,6 +142,30 @@ class Settings(BaseSettings):
                                        "How often the API purges conversations older than the "
                                        "retention setting.")
 
+    # --- Console ----------------------------------------------------------------------------
+    console_session_hours: float = _f(8.0, "Console",
+                                      "A console sign-in lasts this long (then sign in again).")
+    console_assets_dir: Path = _f(PROJECT_ROOT / "admin_api" / "console" / "frontend" / "dist",
+                                   "Console",
+                                   "The console's built scripts and styles (setup bundles "
+                                   "`admin_api/console/frontend/src` into it).")
+    handoff_claim_minutes: float = _f(2.0, "Console",
+                                      "A claimed hand-off whose holder's console has not been "
+                                      "seen this long returns to the queue for anyone.")
+    staff_presence_minutes: float = _f(2.0, "Console",
+                                       "Staff count as online while a console of theirs was "
+                                       "seen this recently; with none online, waiting "
+                                       "customers are told when the team is next available.")
+    opening_hours: str = _f("Mon-Fri 09:00-17:00", "Console",
+                            "When the support team works, for the message customers get while "
+                            "nobody is online: day ranges and times, `;` between rules, e.g. "
+                            "`Mon-Fri 09:00-17:00; Sat 10:00-14:00`.")
+    opening_timezone: str = _f("UTC", "Console",
+                               "The time zone of `HELPDESK_OPENING_HOURS` (an IANA name).")
+    proposal_min_new: int = _f(20, "Console",
+                               "The worker reclusters the unanswered questions into proposed "
+                               "answers once this many new ones arrived.")
+
     # --- Models -----------------------------------------------------------------------------
     model: str = _f("", "Models",
                     "A model file to register and promote at start (an explicit choice: it "
@@ -264,7 +288,7 @@ class Settings(BaseSettings):
         """Resolve paths and fill the defaults that live under ``var_dir``."""
         var = Path(values["var_dir"]).resolve()
         values["var_dir"] = var
-        for key in ("data_dir", "build_dir", "widget_dir"):
+        for key in ("data_dir", "build_dir", "widget_dir", "console_assets_dir"):
             values[key] = Path(values[key]).resolve()
         values["database_url"] = values["database_url"] or f"sqlite:///{var / 'admin.db'}"
         values["tracker_store_url"] = (values["tracker_store_url"]

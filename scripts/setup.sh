@@ -46,17 +46,19 @@ if [ "$here" != "$root" ] || [ ! -x "$venv/bin/helpdesk" ]; then
 fi
 echo "$want" > "$stamp"
 
-# The chat widget (bot/widget): bundled from the npm lock file whenever its sources change, into
-# the git-ignored bot/widget/dist that the admin API serves as /widget.js.
-widget="$root/bot/widget"
+# The chat widget (bot/widget) and the console's browser code (admin_api/console/frontend):
+# each bundled from its npm lock file whenever its sources change, into its git-ignored dist/
+# that the admin API serves (/widget.js, /markdown.js, /console/assets/...).
 if command -v npm >/dev/null 2>&1; then
-    want_widget=$(cat "$widget/package-lock.json" "$widget"/src/*.js | sha256sum | cut -d' ' -f1)
-    if [ ! -f "$widget/dist/widget.js" ] || [ "$(cat "$widget/dist/.stamp" 2>/dev/null)" != "$want_widget" ]; then
-        echo "Building the chat widget (npm ci, then esbuild)..."
-        (cd "$widget" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-        echo "$want_widget" > "$widget/dist/.stamp"
-    fi
+    for bundle in "$root/bot/widget" "$root/admin_api/console/frontend"; do
+        want_bundle=$(cat "$bundle/package-lock.json" "$bundle"/src/* | sha256sum | cut -d' ' -f1)
+        if [ "$(cat "$bundle/dist/.stamp" 2>/dev/null)" != "$want_bundle" ]; then
+            echo "Building $(basename "$(dirname "$bundle")")/$(basename "$bundle") (npm ci, then esbuild)..."
+            (cd "$bundle" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+            echo "$want_bundle" > "$bundle/dist/.stamp"
+        fi
+    done
 else
-    echo "Note: npm was not found, so the chat widget is not built; install Node.js 20 with npm" >&2
-    echo "and run this again (the bot and the admin API work without it)." >&2
+    echo "Note: npm was not found, so the chat widget and the console's scripts are not built;" >&2
+    echo "install Node.js 20 with npm and run this again (the bot and the admin API work without it)." >&2
 fi

@@ -6,6 +6,7 @@ walks the app's routes, so a write route without one of them fails the suite.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlmodel import Session
 
+from admin_api.console import sessions
 from admin_api.core import security
 from admin_api.models import Role, User, utcnow
 from admin_api.tracker import TrackerStore
@@ -30,12 +32,15 @@ def get_session() -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated person behind a request."""
+    """The authenticated person behind a request: by bearer token (the API) or by a console
+    session (the browser; ``csrf_token`` is what its pages send back on writes)."""
 
     user_id: int
     name: str
     role: Role
-    token_id: int
+    token_id: int | None = None
+    console_session_id: int | None = None
+    csrf_token: str | None = None
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -43,8 +48,29 @@ def _unauthorized(message: str) -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _console_caller(request: Request, session: Session, secret: str) -> Caller:
+    found = sessions.lookup(session, secret)
+    if found is None:
+        raise _unauthorized("the console session has ended or expired: sign in again")
+    user, row = found
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(sessions.CSRF_HEADER, ""), row.csrf_token):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "missing or wrong CSRF token (X-CSRF-Token): reload the page")
+    assert user.id is not None and row.id is not None
+    return Caller(user_id=user.id, name=user.name, role=Role(user.role),
+                  console_session_id=row.id, csrf_token=row.csrf_token)
+
+
 def current_caller(request: Request, session: Session = Depends(get_session)) -> Caller:
+    """A bearer token, or else the console's session cookie (with its CSRF token on writes):
+    one authentication for the API and the console, so both share the role checks."""
     header = request.headers.get("authorization")
+    if not header and (cookie := request.cookies.get(sessions.COOKIE)):
+        return _console_caller(request, session, cookie)
     if not header:
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
     scheme, _, secret = header.partition(" ")

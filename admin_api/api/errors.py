@@ -18,7 +18,11 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
+def as_json(error: DomainError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status_of(error))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def refused(_: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status_of(error))
+        return as_json(error)

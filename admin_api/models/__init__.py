@@ -18,6 +18,9 @@ from admin_api.models.answers import AnswerTombstone as AnswerTombstone
 from admin_api.models.answers import AnswerUpdate as AnswerUpdate
 from admin_api.models.answers import ImportReport as ImportReport
 from admin_api.models.audit import AuditEntryRead as AuditEntryRead
+from admin_api.models.console import CannedReply as CannedReply
+from admin_api.models.console import ConsoleSession as ConsoleSession
+from admin_api.models.console import HandoffClaim as HandoffClaim
 from admin_api.models.feedback import _ID_PATTERN as _ID_PATTERN
 from admin_api.models.feedback import Feedback as Feedback
 from admin_api.models.feedback import FeedbackCreate as FeedbackCreate
@@ -30,6 +33,7 @@ from admin_api.models.inbox import LinkAnswer as LinkAnswer
 from admin_api.models.inbox import ReviewItem as ReviewItem
 from admin_api.models.inbox import ReviewItemRead as ReviewItemRead
 from admin_api.models.inbox import ReviewReason as ReviewReason
+from admin_api.models.inbox import ReviewRepeat as ReviewRepeat
 from admin_api.models.jobs import JobCreate as JobCreate
 from admin_api.models.jobs import JobDetail as JobDetail
 from admin_api.models.jobs import JobRead as JobRead

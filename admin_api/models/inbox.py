@@ -48,8 +48,26 @@ class ReviewItem(SQLModel, table=True):
     resolution: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     handled_by: Optional[str] = Field(default=None, max_length=64)
     handled_at: Optional[datetime] = None
+    # The customer's words as "the same text" (``common.text.same_text_key``): a later turn
+    # with the same words is counted in ``repeats`` of the open or ignored item instead of
+    # becoming an item of its own, so an ignored phrase does not come back.
+    text_key: Optional[str] = Field(default=None, max_length=255, index=True)
+    repeats: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
     __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_review_message"),)
+
+
+class ReviewRepeat(SQLModel, table=True):
+    """A turn merged into an earlier item with the same words (once: rescans are idempotent)."""
+
+    __tablename__ = "review_repeat"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="review_item.id", index=True)
+    session_id: str = Field(max_length=128, index=True)
+    message_id: str = Field(max_length=128)
+    turn_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_review_repeat"),)
 
 
 class ReviewItemRead(ApiModel):
@@ -67,6 +85,8 @@ class ReviewItemRead(ApiModel):
     resolution: dict
     handled_by: str | None
     handled_at: datetime | None
+    repeats: int = PField(1, description="How many turns with the same words this item stands "
+                                         "for (repeats are merged into one item).")
 
     class Config:
         orm_mode = True

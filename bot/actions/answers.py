@@ -2,9 +2,10 @@
 
 The action asks the FAISS retriever (``bot/actions/retriever.py``), passing the classifier's
 intent ranking, so any published answer is reachable, including one published a second ago
-that no model was trained on. The retriever's decision picks the reply: the answer itself, a
-choice between the closest two or three answers as buttons, or an offer of a human (and, when
-the previous message had no answer either, the hand-off itself).
+that no model was trained on. The retriever's decision picks the reply (``retrieval.reply``, shared
+with the staff console's "Try it"): the answer itself, a choice between the closest two or three
+answers as buttons, or an offer of a human (and, when the previous message had no answer
+either, the hand-off itself).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.retriever import ready_retriever
 from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS
+from retrieval.reply import NO_ANSWER_RESPONSE as NO_ANSWER
+from retrieval.reply import reply_for
 from retrieval.retriever import SearchResult
 
 logger = logging.getLogger(__name__)
-NO_ANSWER = "utter_no_answer"
 
 
 def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | None:
@@ -76,24 +78,19 @@ class ActionAnswer(Action):
         message = tracker.latest_message or {}
         text = message.get("text") or ""
         result = await asyncio.to_thread(_search, text, message.get("intent_ranking"))
-        if result is None or result.top is None or result.decision not in {ANSWER, CLARIFY}:
-            return _fall_back(dispatcher, tracker)
-        if result.decision == CLARIFY:
+        retriever = ready_retriever(0)
+        reply = reply_for(result, retriever.answer if retriever else lambda _: None)
+        if reply.decision == CLARIFY:
             dispatcher.utter_message(
-                text="I'm not sure which of these you mean. Please pick one:",
-                buttons=[{"title": h.title, "payload": h.title} for h in result.hits],
-                json_message=_payload(message, decision=CLARIFY,
-                                      answer_ids=[h.answer_id for h in result.hits]),
+                text=reply.text, buttons=reply.buttons,
+                json_message=_payload(message, decision=CLARIFY, answer_ids=reply.answer_ids),
             )
             return []
-        top = result.top
-        retriever = ready_retriever(0)
-        answer = retriever.answer(top.answer_id) if retriever else None
-        if answer is None:  # unpublished between the search and now
+        if reply.decision != ANSWER:
             return _fall_back(dispatcher, tracker)
         dispatcher.utter_message(
-            text=answer.body.strip(),
-            json_message=_payload(message, decision=ANSWER, answer_id=top.answer_id,
-                                  score=round(top.score, 4), body=answer.body.strip()),
+            text=reply.text,
+            json_message=_payload(message, decision=ANSWER, answer_id=reply.answer_id,
+                                  score=reply.score, body=reply.text),
         )
         return []

@@ -139,10 +139,10 @@ async def import_answers(
     raw = await request.body()
     # Parsing, validating and writing a large file takes a while: on a worker thread, so the
     # event loop goes on serving the answers feed, the model server and everyone else.
-    return await run_in_threadpool(_import, raw, format_, session, caller)
+    return await run_in_threadpool(import_answers_file, raw, format_, session, caller)
 
 
-def _import(raw: bytes, format_: str, session: Session, caller: Caller) -> dict:
+def import_answers_file(raw: bytes, format_: str, session: Session, caller: Caller) -> dict:
     try:
         content = raw.decode("utf-8-sig")
         parse = parse_answers_yaml if format_ == "yaml" else parse_answers_csv

@@ -67,6 +67,8 @@ class Erasure(ApiModel):
     events: int
     feedback: int
     review_items: int
+    review_repeats: int = PField(..., description="Turns with the same words merged into "
+                                                  "review items, removed")
     training_examples: int
     question_variants: int
     cached_vectors: int = PField(..., description="The retriever's cached vectors of the "

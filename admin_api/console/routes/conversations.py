@@ -1,0 +1,86 @@
+"""Conversations: the list with filters, and a transcript that loads the newest turns first
+and older ones on demand, each turn linked to its inbox item; admins may erase one."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import select
+
+from admin_api.api.deps import AdminUser, SessionDep, StaffUser, TrackerDep
+from admin_api.api.routes import conversations as api
+from admin_api.api.routes.conversations import transcript_entries
+from admin_api.console.forms import blank
+from admin_api.console.pages import is_htmx, notice, render
+from admin_api.models import ReviewItem
+from common.errors import Invalid
+
+router = APIRouter(prefix="/conversations")
+PAGE = 30
+
+
+def _day(value: str | None, name: str) -> datetime | None:
+    value = blank(value)
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time())
+    except ValueError:
+        raise Invalid(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@router.get("", response_class=HTMLResponse)
+def conversation_list(request: Request, store: TrackerDep, caller: StaffUser,
+                      q: str | None = Query(None, max_length=200),
+                      since: str | None = Query(None, max_length=10),
+                      until: str | None = Query(None, max_length=10),
+                      handed_off: str | None = Query(None, max_length=5),
+                      limit: int = Query(50, ge=1, le=500),
+                      offset: int = Query(0, ge=0, le=10_000_000)) -> HTMLResponse:
+    filters = {"q": blank(q), "since": blank(since), "until": blank(until),
+               "handed_off": blank(handed_off)}
+    start, end = _day(since, "since"), _day(until, "until")
+    paused_now = store.paused()
+    only = list(paused_now) if filters["handed_off"] == "yes" else None
+    total, rows = store.conversations(q=filters["q"], since=start, until=end, session_ids=only,
+                                      sort="-last_at", limit=limit, offset=offset)
+    page = {"items": [{**r, "paused": r["session_id"] in paused_now} for r in rows],
+            "total": total, "limit": limit, "offset": offset}
+    template = "conversations/_list.html" if is_htmx(request) else "conversations/page.html"
+    return render(request, template, caller, page=page, filters=filters)
+
+
+def _transcript(request: Request, session: SessionDep, store: TrackerDep, caller: StaffUser,
+                session_id: str, before: int | None, template: str) -> HTMLResponse:
+    events = store.events(session_id)
+    if not events:
+        raise api.not_found("conversation", session_id)
+    entries = transcript_entries(events)
+    end = len(entries) if before is None else max(0, min(before, len(entries)))
+    start = max(0, end - PAGE)
+    items = {i.message_id: i.id for i in session.exec(select(ReviewItem).where(
+        ReviewItem.session_id == session_id)).all()}
+    return render(request, template, caller, session_id=session_id,
+                  entries=entries[start:end], older=start if start > 0 else None,
+                  items=items, total=len(entries))
+
+
+@router.get("/{session_id}", response_class=HTMLResponse)
+def transcript_page(request: Request, session: SessionDep, store: TrackerDep,
+                    caller: StaffUser, session_id: str = api.SessionId,
+                    before: int | None = Query(None, ge=0, le=10_000_000)) -> HTMLResponse:
+    template = ("conversations/_older.html" if before is not None
+                else "conversations/transcript.html")
+    return _transcript(request, session, store, caller, session_id, before, template)
+
+
+@router.post("/{session_id}/erase", response_class=HTMLResponse)
+def erase(request: Request, session: SessionDep, store: TrackerDep, caller: AdminUser,
+          session_id: str = api.SessionId) -> Response:
+    counts = api.erase_conversation(session_id=session_id, session=session, store=store,
+                                    caller=caller)
+    return notice(request, f"Erased: {counts['events']} events, {counts['feedback']} feedback, "
+                           f"{counts['review_items']} review items.",
+                  headers={"HX-Redirect": "/console/conversations"})
