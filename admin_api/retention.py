@@ -200,7 +200,7 @@ def _deleted(session: Session, statement: Any) -> int:
 def _erase_repeats(session: Session, session_id: str) -> int:
     """The conversation's turns merged into other items (whose counts drop), and the merged
     turns of its own items (which go with them)."""
-    own = select(ReviewItem.id).where(ReviewItem.session_id == session_id)
+    own = list(session.exec(select(ReviewItem.id).where(ReviewItem.session_id == session_id)))
     mine = session.exec(select(ReviewRepeat).where(ReviewRepeat.session_id == session_id)).all()
     for repeat in mine:
         item = session.get(ReviewItem, repeat.item_id)

@@ -235,6 +235,17 @@ class TrackerStore:
                         "last_at": from_timestamp(r.last), "messages": int(r.messages)}
                        for r in rows]
 
+    def last_texts(self, session_ids: list[str]) -> dict[str, str]:
+        """Each conversation's latest customer message (for lists of conversations)."""
+        if not session_ids:
+            return {}
+        latest = (sa_select(func.max(EVENTS.c.id))
+                  .where(EVENTS.c.type_name == "user", EVENTS.c.sender_id.in_(session_ids))
+                  .group_by(EVENTS.c.sender_id))
+        rows = self._rows(sa_select(EVENTS.c.sender_id, EVENTS.c.data)
+                          .where(EVENTS.c.id.in_(latest)))
+        return {r.sender_id: str(json.loads(r.data).get("text") or "") for r in rows}
+
     def paused(self) -> dict[str, datetime]:
         """Conversations whose latest pause/resume event is a pause, with when it paused."""
         marks = EVENTS.c.type_name.in_(("pause", "resume"))

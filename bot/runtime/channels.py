@@ -1,12 +1,13 @@
 """Rasa's REST and socket.io input channels, guarded: customer text is masked before Rasa sees
 (and stores) it, an oversize message is refused with a polite reply instead of being
-processed, a turn that produced no reply at all (the action server down: Rasa logs the
-failure and says nothing) gets an apology instead of silence, a malformed request (a message
-that is not text, a body over the size limit) is a 400 or 413 with a message instead of an
-exception inside Rasa, client metadata is cut to a short allow-list (never ``model_id``,
-which per-model figures read) before Rasa stores it, and a conversation or an address that
-sends faster than a person types gets a polite "slow down" instead of an answer
-(``common.ratelimit``; a 429 with Retry-After on REST).
+processed, a customer writing while their conversation waits for a person is acknowledged once
+(with when the team is next available if nobody is online), a turn that produced no reply at
+all (the action server down: Rasa logs the failure and says nothing) gets an apology instead
+of silence, a malformed request (a message that is not text, a body over the size limit) is a
+400 or 413 with a message instead of an exception inside Rasa, client metadata is cut to a
+short allow-list (never ``model_id``, which per-model figures read) before Rasa stores it, and
+a conversation or an address that sends faster than a person types gets a polite "slow down"
+instead of an answer (``common.ratelimit``; a 429 with Retry-After on REST).
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
@@ -21,9 +22,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
+from rasa.shared.core.events import BotUttered, ConversationPaused
 from sanic import response
 from sanic.request import Request
 
@@ -47,6 +50,9 @@ WEAK_ID_REPLY = ("Sorry, this chat's conversation id is not valid. Please reload
                  "start a new conversation.")
 SLOW_DOWN_REPLY = ("You're sending messages faster than I can read them. Please wait a few "
                    "seconds and try again.")
+WAITING_REPLY = "Thanks, a colleague will reply here shortly."
+ACK_MARK = "handoff_ack"
+ACK_TIMEOUT = 3.0
 METADATA_VALUE_MAX = 200
 Handler = Callable[[UserMessage], Awaitable[Any]]
 logger = logging.getLogger(__name__)
@@ -132,9 +138,13 @@ def guard(on_new_message: Handler) -> Handler:
         except Exception:  # the customer must hear something either way
             logger.exception("handling a message of %s failed", message.sender_id)
             result = None
-        if sent == 0 and not await _paused(_agent(on_new_message), message.sender_id):
-            # Typically the action server is down: Rasa logs it and says nothing.
-            await output.send_text_message(message.sender_id, FAILURE_REPLY)
+        if sent == 0:
+            agent = _agent(on_new_message)
+            if await _paused(agent, message.sender_id):
+                await _acknowledge_once(agent, message.sender_id, output)
+            else:
+                # Typically the action server is down: Rasa logs it and says nothing.
+                await output.send_text_message(message.sender_id, FAILURE_REPLY)
         return result
 
     return handle
@@ -160,6 +170,40 @@ async def _paused(agent: Any, sender_id: str) -> bool:
         return False
     tracker = await store.retrieve(sender_id)
     return bool(tracker and tracker.is_paused())
+
+
+async def _availability() -> str:
+    """What the admin API says a waiting customer should hear (staff online, or when the
+    team is next available); a plain acknowledgement when it cannot be asked."""
+    url = f"{get_settings().admin_api_url}/api/v1/handoff/availability"
+    try:
+        async with httpx.AsyncClient(timeout=ACK_TIMEOUT) as client:
+            reply = await client.get(url)
+        reply.raise_for_status()
+        return str(reply.json()["message"])
+    except (httpx.HTTPError, KeyError, ValueError) as error:
+        logger.warning("hand-off availability unknown (%s): plain acknowledgement", error)
+        return WAITING_REPLY
+
+
+async def _acknowledge_once(agent: Any, sender_id: str, output: Any) -> None:
+    """A customer writing while the conversation waits for a person hears back once per
+    hand-off, never the bot's answers: silence would look like a broken chat."""
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return
+    tracker = await store.retrieve(sender_id)
+    if tracker is None:
+        return
+    for event in reversed(tracker.events):
+        if isinstance(event, ConversationPaused):
+            break
+        if isinstance(event, BotUttered) and (event.metadata or {}).get(ACK_MARK):
+            return
+    text = await _availability()
+    await output.send_text_message(sender_id, text)
+    tracker.update(BotUttered(text, metadata={ACK_MARK: True}))
+    await store.save(tracker)
 
 
 class GuardedRestInput(RestInput):

@@ -46,7 +46,9 @@ def conversation_list(request: Request, store: TrackerDep, caller: StaffUser,
     only = list(paused_now) if filters["handed_off"] == "yes" else None
     total, rows = store.conversations(q=filters["q"], since=start, until=end, session_ids=only,
                                       sort="-last_at", limit=limit, offset=offset)
-    page = {"items": [{**r, "paused": r["session_id"] in paused_now} for r in rows],
+    texts = store.last_texts([r["session_id"] for r in rows])
+    page = {"items": [{**r, "paused": r["session_id"] in paused_now,
+                       "last_message": texts.get(r["session_id"])} for r in rows],
             "total": total, "limit": limit, "offset": offset}
     template = "conversations/_list.html" if is_htmx(request) else "conversations/page.html"
     return render(request, template, caller, page=page, filters=filters)

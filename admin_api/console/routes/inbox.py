@@ -7,6 +7,8 @@ The list refreshes itself: a small counts fragment polls, and when the counts ch
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import String, cast, func
@@ -32,23 +34,22 @@ TABS = [(ReviewReason.thumbs_down, "Thumbs-down"), (ReviewReason.fallback, "Fall
 CONTEXT_TURNS = 3
 
 
-def _reason_filter(query: object, reason: ReviewReason) -> object:
-    return query.where(  # type: ignore[attr-defined]
-        cast(col(ReviewItem.reasons), String).contains(f'"{reason.value}"'))
+def _reason_filter(query: Any, reason: ReviewReason) -> Any:
+    return query.where(cast(col(ReviewItem.reasons), String).contains(f'"{reason.value}"'))
 
 
 def counts(session: Session) -> dict[str, int]:
     found = {}
     for reason, _ in TABS:
-        query = select(func.count()).select_from(ReviewItem).where(
+        query = select(func.count()).select_from(ReviewItem).where(  # type: ignore[call-overload]
             ReviewItem.status == FeedbackStatus.new.value)
         found[reason.value] = int(session.exec(_reason_filter(query, reason)).one())
     return found
 
 
 def _signature(found: dict[str, int], session: Session) -> str:
-    newest = session.exec(select(func.max(ReviewItem.id))).one() or 0
-    repeats = session.exec(select(func.sum(ReviewItem.repeats))).one() or 0
+    newest = session.exec(select(func.max(ReviewItem.id))).one() or 0  # type: ignore[call-overload]
+    repeats = session.exec(select(func.sum(ReviewItem.repeats))).one() or 0  # type: ignore[call-overload]
     return "-".join(str(found[r.value]) for r, _ in TABS) + f"-{newest}-{repeats}"
 
 
@@ -119,7 +120,7 @@ def _row(request: Request, item: ReviewItem, caller: object, message: str) -> HT
 def assign(request: Request, session: SessionDep, caller: StaffUser,
            item_id: int = api.ItemId,
            intent: str = Form(..., min_length=1, max_length=100)) -> HTMLResponse:
-    example = api.assign_intent(body=AssignIntent(intent=intent.strip()), item_id=item_id,
+    example: Any = api.assign_intent(body=AssignIntent(intent=intent.strip()), item_id=item_id,
                                 session=session, caller=caller)
     item = session.get(ReviewItem, item_id)
     return _row(request, item, caller,  # type: ignore[arg-type]
@@ -130,7 +131,8 @@ def assign(request: Request, session: SessionDep, caller: StaffUser,
 def link(request: Request, session: SessionDep, caller: StaffUser,
          item_id: int = api.ItemId,
          answer_id: int = Form(..., ge=1, le=2**31 - 1)) -> HTMLResponse:
-    answer = api.link_answer(body=LinkAnswer(answer_id=answer_id), item_id=item_id,
+    answer: Any = api.link_answer(body=LinkAnswer(answer_id=answer_id, answer=None),
+                                  item_id=item_id,
                              session=session, caller=caller)
     item = session.get(ReviewItem, item_id)
     return _row(request, item, caller,  # type: ignore[arg-type]
@@ -144,10 +146,10 @@ def new_answer(request: Request, session: SessionDep, caller: StaffUser,
     item = api.read_item(item_id=item_id, session=session, _=caller)
     words = " ".join((item.text or "").split())
     title = words[:80] or f"Answer for review item {item_id}"
-    draft = AnswerData(title=title, body="(write the answer here)", intent=item.intent,
+    draft = AnswerData(id=None, title=title, body="(write the answer here)", intent=item.intent,
                        questions=[])
-    answer = api.link_answer(body=LinkAnswer(answer=draft), item_id=item_id, session=session,
-                             caller=caller)
+    answer: Any = api.link_answer(body=LinkAnswer(answer_id=None, answer=draft),
+                                  item_id=item_id, session=session, caller=caller)
     return notice(request, f"Draft answer {answer.id} created.",
                   headers={"HX-Redirect": f"/console/answers/{answer.id}"})
 
@@ -164,7 +166,7 @@ async def bulk(request: Request, session: SessionDep, caller: StaffUser) -> HTML
     """Ignore or assign one intent to the selected items (the page asked for confirmation);
     each item's outcome is reported, a settled one does not stop the rest."""
     form = await request.form()
-    ids = [int(v) for v in form.getlist("item") if str(v).isdigit()][:200]
+    ids = [int(str(v)) for v in form.getlist("item") if str(v).isdigit()][:200]
     action = blank(str(form.get("action") or ""))
     intent = blank(str(form.get("intent") or ""))
     if not ids:
@@ -178,7 +180,7 @@ async def bulk(request: Request, session: SessionDep, caller: StaffUser) -> HTML
             if action == "ignore":
                 api.ignore_item(item_id=item_id, session=session, caller=caller)
             else:
-                api.assign_intent(body=AssignIntent(intent=intent), item_id=item_id,
+                api.assign_intent(body=AssignIntent(intent=str(intent)), item_id=item_id,
                                   session=session, caller=caller)
             done.append(item_id)
         except (DomainError, ValueError) as error:

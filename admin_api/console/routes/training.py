@@ -36,7 +36,7 @@ def examples_page(request: Request, session: SessionDep, caller: StaffUser,
 @router.post("/review", response_class=HTMLResponse)
 async def review(request: Request, session: SessionDep, caller: StaffUser) -> HTMLResponse:
     form = await request.form()
-    ids = [int(v) for v in form.getlist("example") if str(v).isdigit()]
+    ids = [int(str(v)) for v in form.getlist("example") if str(v).isdigit()]
     target = choice(ExampleStatus, str(form.get("decision") or ""), "decision")
     if not ids:
         return notice(request, "Select at least one example.", status_code=422, kind="error")
