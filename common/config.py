@@ -24,7 +24,8 @@ ENV_PREFIX = "HELPDESK_"
 ROOT_PACKAGES = ("common", "nlu", "retrieval", "learning", "bot", "admin_api", "helpdesk")
 
 # The groups of the configuration reference, in the order it lists them.
-GROUPS = ("Storage", "Services", "Channels", "Admin API", "Models", "Retriever", "Retraining")
+GROUPS = ("Storage", "Services", "Channels", "Admin API", "Console", "Models", "Retriever",
+          "Retraining")
 
 
 def _f(default: Any, group: str, doc: str, **kwargs: Any) -> Any:

@@ -18,7 +18,9 @@ from common.db import get_engine
 PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/"),
           ("GET", "/widget.js"), ("GET", "/markdown.js"), ("GET", "/demo.css"),
           ("GET", "/api/v1/answers/published"), ("GET", "/api/v1/answers/changes"),
-          ("POST", "/api/v1/feedback")}
+          ("POST", "/api/v1/feedback"), ("GET", "/api/v1/handoff/availability"),
+          ("GET", "/console"), ("GET", "/console/sign-in"), ("POST", "/console/sign-in"),
+          ("GET", "/console/assets/{name}")}
 ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("PATCH", "/api/v1/users/{user_id}"), ("GET", "/api/v1/users/{user_id}/tokens"),
               ("POST", "/api/v1/users/{user_id}/tokens"), ("GET", "/api/v1/audit"),
@@ -26,11 +28,13 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("DELETE", "/api/v1/conversations/{session_id}"), ("POST", "/api/v1/retrain"),
               ("POST", "/api/v1/jobs/{job_id}/cancel"), ("POST", "/api/v1/models/rollback"),
               ("POST", "/api/v1/models/{model_key}/promote"),
-              ("GET", "/api/v1/conversations/{session_id}/export")}
+              ("GET", "/api/v1/conversations/{session_id}/export"),
+              ("POST", "/console/conversations/{session_id}/erase")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",
-          "session_id": "no-such-conversation", "job_id": "424242", "model_key": "424242"}
+          "session_id": "no-such-conversation", "job_id": "424242", "model_key": "424242",
+          "reply_id": "424242", "name": "nothing.js"}
 
 
 def _routes(client: TestClient) -> list[tuple[str, str]]:
@@ -42,8 +46,13 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict) -> int:
+    """The status a caller gets; the console refuses an unknown caller with a redirect to its
+    sign-in page rather than a bare 401, which counts as the same refusal here."""
     url = path.format(**ABSENT)
-    return client.request(method, url, headers=headers, json={}).status_code
+    reply = client.request(method, url, headers=headers, json={}, follow_redirects=False)
+    if reply.status_code == 303 and reply.headers["location"].endswith("/console/sign-in"):
+        return 401
+    return reply.status_code
 
 
 def _token(role: Role, name: str, **state: object) -> dict[str, str]:

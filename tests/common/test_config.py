@@ -19,6 +19,15 @@ def test_the_committed_reference_is_the_generated_one() -> None:
         "docs/configuration.md is stale: run `helpdesk config docs --out docs/configuration.md`")
 
 
+def test_every_field_belongs_to_a_group_the_reference_shows() -> None:
+    from common.config import GROUPS
+
+    assert {name: field.field_info.extra.get("group") for name, field in Settings.__fields__.items()
+            if field.field_info.extra.get("group") not in GROUPS} == {}
+    assert all(f"`{ENV_PREFIX}{name.upper()}`" in reference_markdown()
+               for name in Settings.__fields__)
+
+
 def test_every_variable_the_product_reads_is_a_documented_field() -> None:
     fields = {ENV_PREFIX + name.upper() for name in Settings.__fields__}
     found: dict[str, str] = {}

@@ -384,11 +384,18 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         queue = httpx.get(served.api + "/api/v1/handoff", headers=admin).json()
         assert [w["session_id"] for w in queue] == [sid("widget-7")]
 
-        # Paused: the bot stays quiet while the customer waits for a person.
+        # Paused: the customer's first message is acknowledged once (nobody is signed in to
+        # the console, so it says when the team is next available), never answered by the bot;
+        # a second message gets silence.
         before = len(customer.received)
         customer.say("hello?")
+        _wait(lambda: len(customer.received) > before, "a waiting customer heard nothing")
+        time.sleep(1)
+        [ack] = customer.received[before:]
+        assert "colleague will reply" in ack["text"], ack
+        customer.say("anyone there?")
         time.sleep(2)
-        assert len(customer.received) == before
+        assert len(customer.received) == before + 1
 
         reply = httpx.post(f"{served.api}/api/v1/handoff/{sid('widget-7')}/reply", headers=admin,
                            json={"text": "Hi, this is Ada from support <b>here</b>."})
@@ -398,8 +405,8 @@ def test_staff_take_over_a_conversation_live(serve: Callable[..., Served]) -> No
         _wait(lambda: {"staff": "admin"} in customer.received, "no staff payload")
         transcript = httpx.get(served.api + f"/api/v1/conversations/{sid('widget-7')}",
                                headers=admin).json()
-        assert [e["kind"] for e in transcript["entries"]][-3:] == ["handoff", "customer",
-                                                                   "staff"]
+        assert [e["kind"] for e in transcript["entries"]][-5:] == [
+            "handoff", "customer", "bot", "customer", "staff"]
 
         # The lost card flow: the digits (from a card number, masked on the way in), a
         # confirmation, frozen; "stop" ends it; another topic is answered instead.
