@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from admin_api import confirmations, crud
@@ -130,7 +130,13 @@ def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
             Feedback.session_id.in_(fresh_sessions))).all()  # type: ignore[attr-defined]
         for feedback in waiting:
             touched += int(attach_feedback(session, store, feedback))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another scan (a second API process, or the proposals' thread) stored the same turns
+        # first: its items stand, and the next scan starts from its cursor.
+        session.rollback()
+        return 0
     return touched
 
 

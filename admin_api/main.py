@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from admin_api import monitoring, retention
+from admin_api import monitoring, proposals, retention
 from admin_api.api import errors, openapi
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
@@ -30,6 +30,7 @@ from admin_api.api.routes import (
 )
 from admin_api.api.unicode import UnicodeGuard
 from admin_api.console import pages as console_pages
+from admin_api.console import try_it
 from admin_api.console.router import router as console_router
 from common.config import get_settings
 from nlu.privacy import redact_secrets_in_logs
@@ -58,6 +59,7 @@ redact_secrets_in_logs()
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     stop = threading.Event()
     retention.start_purger(stop)
+    proposals.start_worker(stop, try_it.live_retriever())
     yield
     stop.set()
 

@@ -30,7 +30,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from admin_api import crud
+from admin_api import crud, proposals
 from admin_api.models import (
     Answer,
     AnswerRevision,
@@ -227,6 +227,7 @@ def erase(session: Session, store: TrackerStore, session_id: str,
         "feedback": _deleted(session, delete(Feedback).where(
             Feedback.session_id == session_id)),
         "review_repeats": _erase_repeats(session, session_id),
+        "proposals": proposals.erase_conversation(session, session_id),
         "review_items": _deleted(session, delete(ReviewItem).where(
             ReviewItem.session_id == session_id)),
         "training_examples": len(example_ids),

@@ -77,6 +77,16 @@ class Turn:
                 "outcome": self.outcome, "answer_ids": self.answer_ids, "replies": self.replies}
 
 
+@dataclass
+class Handoff:
+    """A conversation handed to a person: what the customer wrote while waiting (the question
+    the bot could not take) and what staff answered."""
+
+    session_id: str
+    waiting: list[Turn] = field(default_factory=list)
+    staff_replies: list[str] = field(default_factory=list)
+
+
 def _user_turn(session_id: str, event_id: int, event: dict) -> Turn:
     parse = event.get("parse_data") or {}
     intent = parse.get("intent") or {}
@@ -193,6 +203,43 @@ class TrackerStore:
         if until is not None:
             query = query.where(EVENTS.c.timestamp < to_timestamp(until))
         return list(turns_of(self._rows(query)))
+
+    def handoffs(self, limit: int = 500) -> list[Handoff]:
+        """The ``limit`` most recently handed-off conversations, with the customer's messages
+        while paused (typed words only: a button's ``/intent`` says nothing) and the staff's
+        replies."""
+        latest = (sa_select(EVENTS.c.sender_id).where(EVENTS.c.type_name == "pause")
+                  .group_by(EVENTS.c.sender_id).order_by(func.max(EVENTS.c.id).desc())
+                  .limit(limit).subquery())
+        rows = self._rows(sa_select(EVENTS).where(
+            EVENTS.c.type_name.in_(("user", "bot", "pause", "resume")),
+            EVENTS.c.sender_id.in_(sa_select(latest.c.sender_id)))
+            .order_by(EVENTS.c.sender_id, EVENTS.c.id))
+        found: dict[str, Handoff] = {}
+        paused: set[str] = set()
+        for row in rows:
+            handoff = found.setdefault(row.sender_id, Handoff(row.sender_id))
+            if row.type_name == "pause":
+                paused.add(row.sender_id)
+                continue
+            if row.type_name == "resume":
+                paused.discard(row.sender_id)
+                continue
+            event = json.loads(row.data or "{}")
+            if row.type_name == "bot" and (event.get("metadata") or {}).get("staff"):
+                if event.get("text"):
+                    handoff.staff_replies.append(str(event["text"]))
+            elif row.type_name == "user" and row.sender_id in paused:
+                turn = _user_turn(row.sender_id, row.id, event)
+                if turn.text.strip() and not turn.text.startswith("/") and turn.message_id:
+                    handoff.waiting.append(turn)
+        return list(found.values())
+
+    def pauses_after(self, event_id: int) -> int:
+        """How many hand-offs happened after event ``event_id``."""
+        rows = self._rows(sa_select(func.count()).where(EVENTS.c.type_name == "pause",
+                                                        EVENTS.c.id > event_id))
+        return int(rows[0][0]) if rows else 0
 
     def last_event_id(self) -> int:
         rows = self._rows(sa_select(func.max(EVENTS.c.id)))

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     proposal_min_new: int = _f(20, "Console",
                                "The worker reclusters the unanswered questions into proposed "
                                "answers once this many new ones arrived.")
+    proposal_check_seconds: float = _f(30.0, "Console",
+                                       "How often the admin API looks for new unanswered "
+                                       "questions (and syncs the review inbox); 0 turns the "
+                                       "proposed answers' recomputation off.", ge=0)
 
     # --- Models -----------------------------------------------------------------------------
     model: str = _f("", "Models",

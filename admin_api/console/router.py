@@ -14,6 +14,7 @@ from admin_api.console.routes import (
     conversations,
     handoff,
     inbox,
+    proposals,
     training,
     try_it,
 )
@@ -26,5 +27,6 @@ def home() -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/answers", status_code=303)
 
 
-for module in (auth, assets, answers, try_it, inbox, handoff, training, conversations):
+for module in (auth, assets, answers, try_it, inbox, proposals, handoff, training,
+               conversations):
     router.include_router(module.router)

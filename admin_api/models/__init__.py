@@ -38,6 +38,8 @@ from admin_api.models.jobs import JobCreate as JobCreate
 from admin_api.models.jobs import JobDetail as JobDetail
 from admin_api.models.jobs import JobRead as JobRead
 from admin_api.models.meta import Meta as Meta
+from admin_api.models.proposals import AnswerProposal as AnswerProposal
+from admin_api.models.proposals import ProposalStatus as ProposalStatus
 from admin_api.models.registry import ModelDetail as ModelDetail
 from admin_api.models.registry import ModelRead as ModelRead
 from admin_api.models.training import BULK_MAX as BULK_MAX

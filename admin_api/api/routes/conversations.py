@@ -69,6 +69,8 @@ class Erasure(ApiModel):
     review_items: int
     review_repeats: int = PField(..., description="Turns with the same words merged into "
                                                   "review items, removed")
+    proposals: int = PField(..., description="Proposed answers that held its questions or "
+                                             "its staff replies, cleaned")
     training_examples: int
     question_variants: int
     cached_vectors: int = PField(..., description="The retriever's cached vectors of the "

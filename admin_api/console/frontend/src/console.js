@@ -94,6 +94,7 @@ document.addEventListener("click", (event) => {
     const box = document.querySelector(fill.getAttribute("data-fill"));
     if (box) {
       box.value = fill.getAttribute("data-text") || "";
+      box.dispatchEvent(new Event("input", { bubbles: true }));
       box.focus();
     }
   }
