@@ -23,11 +23,13 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    cast,
     func,
     inspect,
     or_,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from common.db import get_engine
@@ -164,6 +166,12 @@ def turns_of(rows: Iterable[Any]) -> Iterator[Turn]:
         yield current
 
 
+def _like_json_string(text: str) -> str:
+    """``text`` as Rasa's JSON stores it (non-ASCII escaped), escaped for a LIKE pattern."""
+    return json.dumps(text)[1:-1].replace("\\", "\\\\").replace("%", "\\%").replace(
+        "_", "\\_")
+
+
 class TrackerStore:
     """Read access (plus erasure) to one Rasa SQL tracker store."""
 
@@ -245,11 +253,39 @@ class TrackerStore:
         rows = self._rows(sa_select(func.max(EVENTS.c.id)))
         return int(rows[0][0] or 0) if rows else 0
 
+    def _turn_filter(self, intent: str | None, confidence_below: float | None,
+                     model_id: str | None) -> Any:
+        """The conversations with a customer message classified as ``intent``, below
+        ``confidence_below``, or by model ``model_id`` (all given ones on the same message),
+        as a subquery of sender ids; None when no filter is given."""
+        if intent is None and confidence_below is None and model_id is None:
+            return None
+        query = sa_select(EVENTS.c.sender_id).where(EVENTS.c.type_name == "user")
+        if intent is not None:
+            query = query.where(EVENTS.c.intent_name == intent)
+        if confidence_below is not None:
+            query = query.where(self._json_number(
+                "$.parse_data.intent.confidence", ("parse_data", "intent", "confidence"))
+                < confidence_below)
+        if model_id is not None:
+            query = query.where(EVENTS.c.data.like(
+                f'%"model_id": "{_like_json_string(model_id)}"%', escape="\\"))
+        return query
+
+    def _json_number(self, path: str, keys: tuple[str, ...]) -> Any:
+        """A number inside the events' JSON ``data``, in the dialect's own JSON functions."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(cast(EVENTS.c.data, JSONB)[keys].astext, Float)
+        return func.json_extract(EVENTS.c.data, path)
+
     def conversations(self, q: str | None = None, since: datetime | None = None,
                       until: datetime | None = None, session_ids: list[str] | None = None,
-                      sort: str = "-last_at", limit: int = 50, offset: int = 0
+                      sort: str = "-last_at", limit: int = 50, offset: int = 0,
+                      intent: str | None = None, confidence_below: float | None = None,
+                      model_id: str | None = None, handed_off: bool | None = None
                       ) -> tuple[int, list[dict]]:
-        """One summary per conversation with a customer message, filtered; and the total."""
+        """One summary per conversation with a customer message, filtered; and the total.
+        ``handed_off``: ever handed to a person (True) or never (False)."""
         users = EVENTS.c.type_name == "user"
         summary = (sa_select(EVENTS.c.sender_id,
                              func.min(EVENTS.c.timestamp).label("first"),
@@ -258,10 +294,15 @@ class TrackerStore:
                    .where(users).group_by(EVENTS.c.sender_id))
         if session_ids is not None:
             summary = summary.where(EVENTS.c.sender_id.in_(session_ids))
+        turns = self._turn_filter(intent, confidence_below, model_id)
+        if turns is not None:
+            summary = summary.where(EVENTS.c.sender_id.in_(turns))
+        if handed_off is not None:
+            pauses = sa_select(EVENTS.c.sender_id).where(EVENTS.c.type_name == "pause")
+            summary = summary.where(EVENTS.c.sender_id.in_(pauses) if handed_off
+                                    else EVENTS.c.sender_id.not_in(pauses))
         if q:
-            # Rasa stores the event as JSON with non-ASCII characters escaped; match that form.
-            needle = json.dumps(q)[1:-1].replace("\\", "\\\\").replace("%", "\\%") \
-                .replace("_", "\\_")
+            needle = _like_json_string(q)
             matching = sa_select(EVENTS.c.sender_id).where(
                 and_(users, EVENTS.c.data.ilike(f'%"text": "%{needle}%', escape="\\")))
             summary = summary.where(EVENTS.c.sender_id.in_(matching))

@@ -3,6 +3,7 @@ Rasa's own SQLTrackerStore wrote (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,38 @@ def test_conversations_list_search_and_transcript(client: TestClient, seeded: di
     assert first["confidence"] == 0.92 and first["model_id"] == "m1"
     assert first["message_id"] == "u-1"
     assert client.get("/api/v1/conversations/nope", headers=staff).status_code == 404
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"intent": "card_arrival"}, {"c-answer", "c-clarify"}),
+    ({"confidence_below": 0.5}, {"c-fallback", "c-clarify"}),
+    ({"confidence_below": 0.5, "intent": "card_arrival"}, {"c-clarify"}),
+    ({"model_id": "m2"}, {"c-clarify", "c-handoff"}),
+    ({"model_id": "m"}, set()),  # a whole model id, not a prefix
+    ({"rating": "down"}, {"c-answer"}),
+    ({"handed_off": True}, {"c-handoff"}),
+    ({"handed_off": False}, {"c-answer", "c-fallback", "c-clarify", "c-old"}),
+    ({"handed_off": True, "intent": "greet"}, set()),
+])
+def test_conversations_filter_by_intent_confidence_model_rating_and_hand_off(
+        client: TestClient, seeded: dict, params: dict, expected: set[str]) -> None:
+    page = client.get("/api/v1/conversations", headers=seeded["staff"], params=params).json()
+    assert {c["session_id"] for c in page["items"]} == expected and page["total"] == len(expected)
+    # The console's list reads the same filters from its form and shows the same conversations.
+    form = {k: {True: "yes", False: "no"}.get(v, v) if isinstance(v, bool) else v
+            for k, v in params.items()}
+    html = client.get("/console/conversations", headers=seeded["staff"], params=form).text
+    assert set(re.findall(r'href="/console/conversations/([\w-]+)"', html)) == expected
+
+
+def test_a_bad_conversation_filter_is_a_422_naming_the_field(client: TestClient,
+                                                              seeded: dict) -> None:
+    for params, field in [({"confidence_below": 2}, "confidence_below"),
+                          ({"intent": "not an intent"}, "intent"), ({"rating": "meh"}, "rating")]:
+        api = client.get("/api/v1/conversations", headers=seeded["staff"], params=params)
+        assert api.status_code == 422 and field in api.text
+        page = client.get("/console/conversations", headers=seeded["staff"], params=params)
+        assert page.status_code == 422 and field in page.text
 
 
 def test_inbox_lists_fallbacks_clarifications_low_confidence_and_thumbs_down(

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field as PField
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from admin_api import retention
 from admin_api.api.deps import (
@@ -23,12 +23,14 @@ from admin_api.core.schema import ApiModel
 from admin_api.models import (
     Feedback,
     FeedbackRead,
+    Rating,
     ReviewItem,
     ReviewItemRead,
     TrainingExampleRead,
 )
 from admin_api.tracker import from_timestamp, unwrap_custom
 from common import audit
+from common.text import INTENT_PATTERN
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 SessionId = Path(..., min_length=1, max_length=255)
@@ -100,23 +102,59 @@ class Retention(ApiModel):
         extra = "forbid"
 
 
+class TurnFilters:
+    """Filters on the conversation's customer messages and ratings, shared by the API's list
+    and the console's."""
+
+    def __init__(
+        self,
+        intent: str | None = Query(None, max_length=100, regex=INTENT_PATTERN,
+                                   description="A customer message was classified as this."),
+        confidence_below: float | None = Query(
+            None, ge=0, le=1, description="A customer message's intent confidence was below "
+                                          "this."),
+        model_id: str | None = Query(None, min_length=1, max_length=128,
+                                     description="A customer message was classified by this "
+                                                 "model."),
+        rating: Rating | None = Query(None, description="The customer rated an answer so."),
+        handed_off: bool | None = Query(None, description="Ever handed to a person (true) or "
+                                                          "never (false)."),
+    ) -> None:
+        self.intent, self.confidence_below, self.model_id = intent, confidence_below, model_id
+        self.rating, self.handed_off = rating, handed_off
+
+    def query(self, session: Session) -> dict:
+        """The keyword arguments of ``TrackerStore.conversations`` (ratings live here, in the
+        admin database, and arrive as a list of conversations)."""
+        rated = None
+        if self.rating is not None:
+            rated = sorted(set(session.exec(select(Feedback.session_id).where(
+                Feedback.rating == self.rating.value)).all()))
+        return {"intent": self.intent, "confidence_below": self.confidence_below,
+                "model_id": self.model_id, "handed_off": self.handed_off, "session_ids": rated}
+
+
 @router.get("", response_model=Page[ConversationSummary])
 def list_conversations(
     *,
     q: str | None = Query(None, min_length=1, max_length=200,
                           description="Text the customer wrote."),
-    paused: bool | None = None,
+    paused: bool | None = Query(None, description="Waiting for a person now."),
+    turns: TurnFilters = Depends(),
     window: Window = Depends(),
     sort: str = sort_param("-last_at", ("last_at", "first_at", "messages")),
     paging: Paging = Depends(),
+    session: SessionDep,
     store: TrackerDep,
     _: StaffUser,
 ) -> dict:
     paused_now = store.paused()
-    only = list(paused_now) if paused else None
-    total, rows = store.conversations(q=q, since=window.since, until=window.until,
-                                      session_ids=only, sort=sort, limit=paging.limit,
-                                      offset=paging.offset)
+    filters = turns.query(session)
+    if paused:
+        filters["session_ids"] = [s for s in paused_now if filters["session_ids"] is None
+                                  or s in filters["session_ids"]]
+    total, rows = store.conversations(q=q, since=window.since, until=window.until, sort=sort,
+                                      limit=paging.limit, offset=paging.offset, **filters)
     if paused is False:  # rare filter: done after the query, the total stays approximate
         rows = [r for r in rows if r["session_id"] not in paused_now]
     items = [{**r, "paused": r["session_id"] in paused_now} for r in rows]
