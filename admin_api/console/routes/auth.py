@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from admin_api.api.deps import CurrentUser, SessionDep
 from admin_api.console import sessions
 from admin_api.console.pages import PREFIX, render
-from admin_api.models import ConsoleSession
+from admin_api.models import ConsoleSession, User
 from common import audit
 from common.config import get_settings
 
@@ -52,8 +52,6 @@ def sign_in(request: Request, session: SessionDep,
 
 
 def _name(session: SessionDep, row: ConsoleSession) -> str:
-    from admin_api.models import User
-
     user = session.get(User, row.user_id)
     return user.name if user else str(row.user_id)
 
