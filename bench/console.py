@@ -25,7 +25,6 @@ action, the first requests, and the two end-to-end times).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import html
 import os
 import re
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results_file import add_smoke_flag, merge  # noqa: E402
-from tests.tracker_seed import Say, rasa_store, seed  # noqa: E402
+from tests.tracker_seed import Say, save_events, seed  # noqa: E402
 
 WAITING = 20
 TARGETS = {"screens_p95_ms": 300, "actions_p95_ms": 150}
@@ -98,13 +97,11 @@ def _free_port() -> int:
 def _pause(tracker_url: str, session_id: str) -> None:
     """A customer handed to a person, written as Rasa writes it."""
     from rasa.shared.core.events import ConversationPaused, UserUttered
-    from rasa.shared.core.trackers import DialogueStateTracker
 
-    events = [UserUttered("I want to talk to a person", {"name": "request_human",
-                                                          "confidence": 0.99},
-                          message_id=f"{session_id}-1"), ConversationPaused()]
-    asyncio.run(rasa_store(tracker_url).save(
-        DialogueStateTracker.from_events(session_id, events)))
+    save_events(tracker_url, session_id, [
+        UserUttered("I want to talk to a person", {"name": "request_human",
+                                                   "confidence": 0.99},
+                    message_id=f"{session_id}-1"), ConversationPaused()])
 
 
 def _edit_to_bot(base: str, client: Any, csrf: str, repeat: int, work: Path) -> dict:
@@ -167,10 +164,7 @@ def _handoff_to_badge(base: str, cookie: str, tracker_url: str, repeat: int) -> 
                 "() => !document.getElementById('handoff-badge').hidden")
             before = int(page.text_content("#handoff-badge") or 0)
             started = time.perf_counter()
-            # Playwright's sync API holds this thread's event loop; Rasa's store needs one.
-            writer = threading.Thread(target=_pause, args=(tracker_url, f"bench-wait-{i}"))
-            writer.start()
-            writer.join()
+            _pause(tracker_url, f"bench-wait-{i}")
             page.wait_for_function(
                 f"() => Number(document.getElementById('handoff-badge').textContent) > {before}",
                 timeout=20_000)

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,17 +318,19 @@ def processes_of(var_dir: Path) -> list[int]:
     return found
 
 
-@pytest.fixture
-def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
+@contextmanager
+def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
+    """Starts ``helpdesk serve`` stacks under ``root`` on demand, and stops every one of them
+    (and anything they started) on the way out, even when a test failed."""
     started: list[Served] = []
 
     def start(ignore_sigint: bool = False, **extra: str) -> Served:
-        var_dir = tmp_path / f"var{len(started)}"
+        var_dir = root / f"var{len(started)}"
         ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
                  "HELPDESK_ACTIONS_PORT": free_port()}
-        env = helpdesk_env(var_dir, HELPDESK_MODEL=str(tiny_model),
+        env = helpdesk_env(var_dir, HELPDESK_MODEL=str(model),
                            **{k: str(v) for k, v in ports.items()}, **extra)
-        output = tmp_path / f"serve{len(started)}.log"
+        output = root / f"serve{len(started)}.log"
         # A shell starts background jobs with SIGINT ignored; serve must still obey it.
         preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
@@ -344,16 +347,24 @@ def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
             time.sleep(0.5)
         return served
 
-    yield start
-    for served in started:  # never leave processes behind, even when a test failed
-        if served.process.poll() is None:
-            served.process.send_signal(signal.SIGINT)
-            try:
-                served.process.wait(60)
-            except subprocess.TimeoutExpired:
-                served.process.kill()
-        for pid in processes_of(served.var_dir):
-            os.kill(pid, signal.SIGKILL)
+    try:
+        yield start
+    finally:
+        for served in started:
+            if served.process.poll() is None:
+                served.process.send_signal(signal.SIGINT)
+                try:
+                    served.process.wait(60)
+                except subprocess.TimeoutExpired:
+                    served.process.kill()
+            for pid in processes_of(served.var_dir):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
+    with serving(tmp_path, tiny_model) as start:
+        yield start
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -68,7 +70,26 @@ def seed(url: str, conversations: dict[str, list[Say]], ages: dict[str, float]) 
                 events.append(ConversationPaused(timestamp=at + 0.3))
             events.append(ActionExecuted("action_listen", timestamp=at + 0.4))
             at += 1
-        asyncio.run(store.save(DialogueStateTracker.from_events(session_id, events)))
+        _run(store.save(DialogueStateTracker.from_events(session_id, events)))
+
+
+def _run(coroutine: Any) -> None:
+    """Run a store call to completion, also from a thread whose event loop is busy (the
+    Playwright sync API holds one in browser tests): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+def save_events(url: str, session_id: str, events: list) -> None:
+    """Save Rasa events as one conversation, as Rasa itself would."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    _run(rasa_store(url).save(DialogueStateTracker.from_events(session_id, events)))
 
 
 def banking_conversations() -> tuple[dict[str, list[Say]], dict[str, float]]:

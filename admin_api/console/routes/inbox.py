@@ -47,10 +47,12 @@ def counts(session: Session) -> dict[str, int]:
     return found
 
 
-def _signature(found: dict[str, int], session: Session) -> str:
+def _signature(session: Session) -> str:
+    """Changes when something arrives (a new item, or a repeat merged into one), not when
+    staff settle items: their own actions must not reload the list under their keyboard."""
     newest = session.exec(select(func.max(ReviewItem.id))).one() or 0  # type: ignore[call-overload]
     repeats = session.exec(select(func.sum(ReviewItem.repeats))).one() or 0  # type: ignore[call-overload]
-    return "-".join(str(found[r.value]) for r, _ in TABS) + f"-{newest}-{repeats}"
+    return f"{newest}-{repeats}"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -67,7 +69,7 @@ def inbox_page(request: Request, session: SessionDep, store: TrackerDep, caller:
     template = "inbox/_list.html" if is_htmx(request) else "inbox/page.html"
     return render(request, template, caller, page=page, tab=tab.value, tabs=TABS,
                   counts=found, status=state.value if state else "",
-                  signature=_signature(found, session),
+                  signature=_signature(session),
                   intents=try_it.model_intents(session))
 
 
@@ -81,7 +83,7 @@ def inbox_counts(request: Request, session: SessionDep, store: TrackerDep, calle
                  reason: str = Query("thumbs_down", max_length=20)) -> HTMLResponse:
     service.sync(session, store, get_settings().review_confidence_below)
     found = counts(session)
-    signature = _signature(found, session)
+    signature = _signature(session)
     headers = {"HX-Trigger": "inbox-changed"} if known and signature != known else None
     return render(request, "inbox/_counts.html", caller, headers=headers, counts=found,
                   tabs=TABS, tab=reason, signature=signature)

@@ -12,10 +12,11 @@ function rows(list) {
   return Array.from(list.querySelectorAll("[data-row]"));
 }
 
-function select(list, row) {
+function select(list, row, focus = true) {
   rows(list).forEach((r) => r.classList.toggle("selected", r === row));
   if (row) {
-    row.focus({ preventScroll: false });
+    list.dataset.selected = row.id;
+    if (focus) row.focus({ preventScroll: false });
     row.scrollIntoView({ block: "nearest" });
   }
 }
@@ -72,19 +73,50 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-// After a row's action swaps it away, keep the keyboard where it was: select the next row.
+// After a row's action replaces it, keep the keyboard where it was: select the next row still
+// to do (or the one before it); after a refresh of the whole list, the row selected before.
+function sibling(start, step) {
+  let row = start && start[step];
+  while (row && !row.matches("[data-row]")) row = row[step];
+  return row;
+}
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const row = event.target.closest && event.target.closest("[data-keyboard-list] [data-row]");
+  if (row) row.closest("[data-keyboard-list]").dataset.acted = row.id;
+});
+
 document.addEventListener("htmx:afterSettle", (event) => {
   const list = document.querySelector("[data-keyboard-list]");
   if (!list || !list.contains(event.target) && !event.target.contains(list)) return;
-  if (!currentRow(list)) {
-    const next = list.querySelector("[data-row]");
-    if (next) select(list, next);
+  if (currentRow(list)) return;
+  const acted = list.dataset.acted && document.getElementById(list.dataset.acted);
+  const remembered = list.dataset.selected && document.getElementById(list.dataset.selected);
+  const next = (acted && (sibling(acted, "nextElementSibling") || sibling(acted, "previousElementSibling")))
+    || (remembered && remembered.matches("[data-row]") ? remembered : null)
+    || list.querySelector("[data-row]");
+  delete list.dataset.acted;
+  if (next) select(list, next);
+});
+
+// New items arriving refresh the list, except while someone is typing in it: then a hint
+// says so, and their Refresh (or their next action) brings the items in.
+document.addEventListener("htmx:confirm", (event) => {
+  const trigger = event.detail.triggeringEvent;
+  if (!trigger || !/-changed$/.test(trigger.type)) return;
+  const active = document.activeElement;
+  if (active && event.target.contains(active) && typing(active)) {
+    event.preventDefault();
+    const hint = document.getElementById("list-hint");
+    if (hint) hint.hidden = false;
   }
 });
 
 document.addEventListener("click", (event) => {
   const row = event.target.closest("[data-keyboard-list] [data-row]");
-  if (row) select(row.closest("[data-keyboard-list]"), row);
+  // A click on a control in the row selects the row but leaves the focus in the control.
+  const control = event.target.closest("input, textarea, select, button, a, summary, label");
+  if (row) select(row.closest("[data-keyboard-list]"), row, !control);
   const opener = event.target.closest("[data-open-help]");
   if (opener) document.getElementById("shortcut-help").showModal();
   const closer = event.target.closest("[data-close-dialog]");
