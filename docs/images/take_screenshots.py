@@ -1,9 +1,14 @@
-"""Screenshots for the README, taken from the running product (``make run`` first).
+"""Screenshots for the README and docs/console.md, taken from the running product.
 
-    .venv/bin/python docs/images/take_screenshots.py [--url http://127.0.0.1:8000]
+    make run        # in another terminal; it prints the admin token on its first run
+    .venv/bin/python docs/images/take_screenshots.py --token lh_... \
+        [--url http://127.0.0.1:8000] [--rasa http://127.0.0.1:5005]
 
-Drives Debian's Chromium with Playwright, as the tests do: the demo bank page, the widget
-opened, one FAQ asked and answered.
+Drives Debian's Chromium with Playwright, as the tests do. First the demo bank page with the
+widget answering a question; then (with ``--token``, an admin's or a staff member's) it plays
+a few customers through Rasa's REST channel (questions the bot cannot answer, and customers
+handed to a person who ask about two topics while they wait), signs in to the console and
+takes each screen. Run it on a fresh ``var/``: it adds conversations to the one it finds.
 """
 
 from __future__ import annotations
@@ -11,15 +16,108 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import uuid
 from pathlib import Path
+
+import httpx
 
 HERE = Path(__file__).resolve().parent
 QUESTION = "I still have not received my new card, when will it arrive?"
+UNANSWERED = ["Do you sponsor the local football team?", "blorp zing my account",
+              "Can I pay my taxes with you?"]
+WAITING = ["Do you offer travel insurance?", "Can I buy travel insurance from you?",
+           "Is travel insurance included with my account?",
+           "Does my card come with travel insurance?", "Can I get travel insurance for my trip?",
+           "Can I open a joint account with my partner?", "How do I open a joint account?",
+           "Is it possible to have a joint account?", "I want a joint account with my wife",
+           "Do you have joint accounts?"]
+STAFF_REPLY = ("Travel insurance comes with **Premium** accounts: see Account > Plan in the app "
+               "to switch.")
+
+
+def _customers(api: str, rasa: str, token: str) -> str:
+    """Customers as the product sees them; returns a conversation taken over by staff."""
+    def say(sender: str, text: str) -> None:
+        httpx.post(f"{rasa}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                   timeout=60).raise_for_status()
+
+    for text in UNANSWERED:
+        say(uuid.uuid4().hex, text)  # the channels accept only unguessable conversation ids
+    waiting = [uuid.uuid4().hex for _ in WAITING]
+    for sender, text in zip(waiting, WAITING, strict=True):
+        say(sender, "/request_human")
+        say(sender, text)
+    taken = waiting[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    httpx.post(f"{api}/api/v1/handoff/{taken}/reply", headers=headers,
+               json={"text": STAFF_REPLY}, timeout=30).raise_for_status()
+    return taken
+
+
+def _console(browser: object, api: str, token: str, taken: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(api + "/console")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+
+    def shot(name: str, full: bool = False) -> None:
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(HERE / f"console-{name}.png"), full_page=full)
+        print(f"wrote {HERE / f'console-{name}.png'}")
+
+    shot("answers")
+    page.goto(api + "/console/answers/101")
+    page.get_by_label("A customer's question").fill("my new card still hasn't come")
+    page.get_by_role("button", name="Try it").click()
+    page.locator("#try-decision").wait_for(timeout=60_000)
+    shot("answer-editor", full=True)
+    page.goto(api + "/console/try")
+    page.get_by_label("A customer's question").fill("How long does a transfer take?")
+    page.get_by_role("button", name="Try it").click()
+    page.locator("#try-decision").wait_for(timeout=60_000)
+    shot("try-it", full=True)
+    page.goto(api + "/console/inbox?reason=fallback")
+    page.locator("tr[data-row]").first.wait_for(timeout=30_000)
+    page.locator("tr[data-row] details summary").first.click()
+    page.locator(".detail table").first.wait_for(timeout=30_000)
+    shot("inbox")
+    page.goto(api + "/console/proposals")
+    page.get_by_role("button", name="Recompute now").click()
+    page.locator("article.proposal").first.wait_for(timeout=180_000)
+    shot("proposals", full=True)
+    page.goto(api + "/console/training")
+    shot("training")
+    page.goto(api + "/console/conversations?handed_off=yes")
+    shot("conversations")
+    page.goto(f"{api}/console/conversations/{taken}")
+    shot("transcript")
+    page.goto(api + "/console/handoff")
+    page.locator("tr[data-row]").first.wait_for(timeout=30_000)
+    shot("handoff-queue")
+    context.close()
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
+    page = phone.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(api + "/console")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+    page.goto(f"{api}/console/handoff/{taken}")
+    page.get_by_label("Your reply").fill("Happy to help with anything else.")
+    shot("handoff-phone")
+    phone.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--rasa", default="http://127.0.0.1:5005")
+    parser.add_argument("--token", default=os.environ.get("HELPDESK_TOKEN"),
+                        help="an API token for the console screenshots (none: the widget only)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -34,8 +132,11 @@ def main() -> None:
         page.locator(".message.bot").last.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(HERE / "widget.png"))
+        print(f"wrote {HERE / 'widget.png'}")
+        if args.token:
+            taken = _customers(args.url, args.rasa, args.token)
+            _console(browser, args.url, args.token, taken)
         browser.close()
-    print(f"wrote {HERE / 'widget.png'}")
 
 
 if __name__ == "__main__":
