@@ -13,7 +13,14 @@ from sqlmodel import Session, select
 
 from admin_api.console import sessions
 from admin_api.handoff import next_open, parse_hours
-from admin_api.models import Answer, AuditEntry, ConsoleSession, ReviewItem, utcnow
+from admin_api.models import (
+    Answer,
+    AnswerProposal,
+    AuditEntry,
+    ConsoleSession,
+    ReviewItem,
+    utcnow,
+)
 from common.db import get_engine
 from common.errors import Invalid
 from tests.tracker_seed import Say, banking_conversations, seed
@@ -147,11 +154,27 @@ def test_hostile_text_is_escaped_on_every_list_and_editor(client: TestClient, au
     assert made.status_code == 200, made.text
     answer_id = int(made.headers["hx-redirect"].rsplit("/", 1)[1])
     seed(tracker_url, {"c-evil": [Say(HOSTILE, "request_human", 0.9, "m1", "u-evil",
-                                      pause=True)]}, {"c-evil": 60})
+                                      pause=True)],
+                       "c-evil-2": [Say(HOSTILE, "nlu_fallback", 0.1, "m1", "u-evil-2",
+                                        actions=["utter_no_answer"])]},
+         {"c-evil": 60, "c-evil-2": 50})
+    with Session(get_engine()) as session:
+        question = {"text": HOSTILE, "session_id": "c-evil-2", "message_id": "u-evil-2",
+                    "item_id": None, "repeats": 1}
+        session.add(AnswerProposal(label=HOSTILE, size=4, questions=[question] * 4,
+                                   nearest_answer_id=answer_id, nearest_title=HOSTILE,
+                                   nearest_score=0.5,
+                                   candidate_bodies=[{"text": HOSTILE, "session_id": "c-evil"}]))
+        session.commit()
+    assert staff.get("/console/inbox/counts").status_code == 200  # scans the new turns
+    with Session(get_engine()) as session:
+        item_id = session.exec(select(ReviewItem.id).where(
+            ReviewItem.session_id == "c-evil-2")).one()
     for path in ("/console/answers", f"/console/answers/{answer_id}",
                  f"/console/answers/{answer_id}/history", "/console/handoff",
                  "/console/conversations", "/console/conversations/c-evil",
-                 "/console/handoff/c-evil"):
+                 "/console/handoff/c-evil", "/console/inbox?reason=fallback",
+                 f"/console/inbox/{item_id}", "/console/proposals"):
         page = staff.get(path)
         assert page.status_code == 200, path
         assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
