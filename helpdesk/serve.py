@@ -284,6 +284,7 @@ def run(settings: Settings, model: Path, var_dir: Path) -> int:
         print(
             "\nLepton Helpdesk is running:\n"
             f"  Widget demo page   {settings.url(settings.api_port)}/\n"
+            f"  Staff console      {settings.url(settings.api_port)}/console\n"
             f"  Admin API          {settings.url(settings.api_port)}/docs\n"
             f"  Rasa server        {settings.url(settings.rasa_port)}\n"
             f"  Action server      {settings.url(settings.actions_port)}\n"

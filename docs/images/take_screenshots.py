@@ -82,7 +82,7 @@ def _console(browser: object, api: str, token: str, taken: str) -> None:
     page.goto(api + "/console/inbox?reason=fallback")
     page.locator("tr[data-row]").first.wait_for(timeout=30_000)
     page.locator("tr[data-row] details summary").first.click()
-    page.locator(".detail table").first.wait_for(timeout=30_000)
+    page.locator(".detail .transcript").first.wait_for(timeout=30_000)
     shot("inbox")
     page.goto(api + "/console/proposals")
     page.get_by_role("button", name="Recompute now").click()
