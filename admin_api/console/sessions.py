@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from admin_api.core import security
-from admin_api.models import ConsoleSession, User, utcnow
+from admin_api.models import ApiToken, ConsoleSession, User, utcnow
 from common.config import get_settings
 
 COOKIE = "helpdesk_console"
@@ -29,11 +29,12 @@ def sign_in(session: Session, token: str) -> tuple[ConsoleSession, str] | None:
     found = security.authenticate(session, token.strip())
     if found is None:
         return None
-    user, _ = found
+    user, token = found
     assert user.id is not None
     secret = secrets.token_urlsafe(32)
     hours = get_settings().console_session_hours
     row = ConsoleSession(secret_hash=security.hash_token(secret), user_id=user.id,
+                         token_id=token.id,
                          csrf_token=secrets.token_urlsafe(32),
                          expires_at=utcnow() + timedelta(hours=hours))
     session.add(row)
@@ -54,6 +55,10 @@ def lookup(session: Session, secret: str) -> tuple[User, ConsoleSession] | None:
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
+    token = session.get(ApiToken, row.token_id) if row.token_id is not None else None
+    if token is not None and (token.revoked_at is not None or (
+            token.expires_at is not None and token.expires_at <= now)):
+        return None  # the token it was bought with was revoked or ran out
     if now - row.last_seen_at > SEEN_RESOLUTION:
         row.last_seen_at = now
         session.add(row)

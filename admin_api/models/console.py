@@ -20,6 +20,8 @@ class ConsoleSession(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     secret_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     user_id: int = Field(foreign_key="user.id", index=True)
+    # The token signed in with: revoking it (a leaked token) ends the session too.
+    token_id: Optional[int] = Field(default=None, foreign_key="api_token.id")
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime

@@ -79,6 +79,20 @@ def test_a_sign_in_posted_from_another_site_is_refused(client: TestClient, auth:
     assert reply.status_code == 403 and sessions.COOKIE not in reply.cookies
 
 
+def test_revoking_the_token_signed_in_with_ends_the_console_session_at_once(
+        client: TestClient, auth: dict) -> None:
+    browser, csrf = signed_in(client, auth["staff"])
+    other, _ = signed_in(client, auth["admin"])
+    with Session(get_engine()) as db:
+        row = db.exec(select(ConsoleSession).where(ConsoleSession.csrf_token == csrf)).one()
+        assert row.token_id is not None
+    revoked = client.delete(f"/api/v1/tokens/{row.token_id}", headers=auth["admin"])
+    assert revoked.status_code == 204
+    refused = browser.get("/console/answers", follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"] == "/console/sign-in"
+    assert other.get("/console/answers").status_code == 200  # other people's sessions stay
+
+
 def test_an_expired_or_signed_out_session_no_longer_opens_the_console(
         client: TestClient, auth: dict) -> None:
     browser, csrf = signed_in(client, auth["staff"])

@@ -1,4 +1,5 @@
-"""Proposed answers: clusters of the questions the bot could not answer.
+"""Proposed answers: clusters of the questions the bot could not answer; a console session
+remembers the token it was signed in with.
 
 Revision ID: 0007
 Revises: 0006
@@ -34,8 +35,15 @@ def upgrade() -> None:
         sa.Column("handled_at", sa.DateTime(), nullable=True),
     )
     op.create_index("ix_answer_proposal_status", "answer_proposal", ["status"])
+    with op.batch_alter_table("console_session") as batch:
+        batch.add_column(sa.Column("token_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key("fk_console_session_token_id", "api_token", ["token_id"],
+                                 ["id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("console_session") as batch:
+        batch.drop_constraint("fk_console_session_token_id", type_="foreignkey")
+        batch.drop_column("token_id")
     op.drop_index("ix_answer_proposal_status", "answer_proposal")
     op.drop_table("answer_proposal")
