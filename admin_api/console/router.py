@@ -10,10 +10,12 @@ from admin_api.console.pages import PREFIX
 from admin_api.console.routes import (
     answers,
     assets,
+    audit,
     auth,
     conversations,
     handoff,
     inbox,
+    people,
     proposals,
     training,
     try_it,
@@ -28,5 +30,5 @@ def home() -> RedirectResponse:
 
 
 for module in (auth, assets, answers, try_it, inbox, proposals, handoff, training,
-               conversations):
+               conversations, people, audit):
     router.include_router(module.router)

@@ -29,7 +29,12 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("POST", "/api/v1/jobs/{job_id}/cancel"), ("POST", "/api/v1/models/rollback"),
               ("POST", "/api/v1/models/{model_key}/promote"),
               ("GET", "/api/v1/conversations/{session_id}/export"),
-              ("POST", "/console/conversations/{session_id}/erase")}
+              ("POST", "/console/conversations/{session_id}/erase"),
+              ("GET", "/console/people"), ("POST", "/console/people"),
+              ("GET", "/console/people/{user_id}"), ("POST", "/console/people/{user_id}"),
+              ("GET", "/console/people/{user_id}/tokens"),
+              ("POST", "/console/people/{user_id}/tokens"),
+              ("POST", "/console/people/tokens/{token_id}/revoke"), ("GET", "/console/audit")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",

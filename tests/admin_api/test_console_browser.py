@@ -428,3 +428,31 @@ def test_unanswered_questions_on_two_topics_become_two_proposals_and_one_a_draft
     assert page.locator("article.proposal").count() == 1  # the drafted one is done
     assert errors == [], errors
     context.close()
+
+
+def test_an_admin_issues_a_token_shown_once_and_revoking_it_locks_it_out_at_once(
+        console: Served, browser: object) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors = _watch(page)
+    _sign_in(page, console, console.admin_token())
+    page.get_by_role("link", name="People").click()
+    page.get_by_label("Name").fill("zed")
+    page.get_by_role("button", name="Add a person").click()
+    page.get_by_role("link", name="zed").click()
+    page.get_by_role("button", name="Issue a token").click()
+    box = page.get_by_label("The token")
+    box.wait_for(timeout=WAIT)
+    token = box.input_value()
+    me = httpx.get(console.api + "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["name"] == "zed"
+    page.reload()
+    assert token not in page.content() and page.get_by_label("The token").count() == 0
+    page.get_by_role("button", name="Revoke").click()
+    page.get_by_text("revoked: it, and the console sessions").wait_for(timeout=WAIT)
+    assert httpx.get(console.api + "/api/v1/users/me",
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    page.get_by_role("link", name="Audit").click()
+    page.locator("td code", has_text="token.revoke").wait_for(timeout=WAIT)
+    assert errors == [], errors
+    context.close()

@@ -212,3 +212,8 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     if (log) log.dataset.keepBottom = String(log.scrollHeight - log.scrollTop);
   }
 });
+
+// A token shown once: focusing its box selects it, ready to copy.
+document.addEventListener("focusin", (event) => {
+  if (event.target.matches("[data-select-on-focus]")) event.target.select();
+});
