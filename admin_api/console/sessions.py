@@ -29,12 +29,12 @@ def sign_in(session: Session, token: str) -> tuple[ConsoleSession, str] | None:
     found = security.authenticate(session, token.strip())
     if found is None:
         return None
-    user, token = found
+    user, used = found
     assert user.id is not None
     secret = secrets.token_urlsafe(32)
     hours = get_settings().console_session_hours
     row = ConsoleSession(secret_hash=security.hash_token(secret), user_id=user.id,
-                         token_id=token.id,
+                         token_id=used.id,
                          csrf_token=secrets.token_urlsafe(32),
                          expires_at=utcnow() + timedelta(hours=hours))
     session.add(row)
