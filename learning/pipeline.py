@@ -306,6 +306,10 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
                                              f"Maturity report: {model_path.name}")
         write_atomic(work_dir / "report.json", json.dumps(report, indent=2, default=str))
         write_atomic(work_dir / "report.md", markdown)
+        from nlu.evaluation import plot_confusion
+
+        plot_confusion(candidate["heldout"]["confusion_matrix"],
+                       work_dir / "confusion_matrix.png")
         progress.check()  # a cancelled job registers nothing
         entry = registry.register(
             session, model_path, data_hash=build.data_hash,

@@ -15,12 +15,18 @@ import threading
 import time
 import traceback
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from common.config import Settings
 from learning import pipeline
+
+
+def job_dir(settings: Settings, job_id: int) -> Path:
+    """Where a job keeps its build, snapshot, training log, report and confusion picture."""
+    return settings.registry_dir.parent / "retrain" / f"job-{job_id}"
 
 
 def worker_name() -> str:
@@ -117,7 +123,7 @@ def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
     beat = threading.Thread(target=_heartbeat, args=(job_id, name, settings, progress.stop, done),
                             daemon=True)
     beat.start()
-    work_dir = settings.registry_dir.parent / "retrain" / f"job-{job_id}"
+    work_dir = job_dir(settings, job_id)
     try:
         result = pipeline.run(params, progress, settings, work_dir, settings.registry_dir,
                              job_id=job_id, actor=f"job {job_id}")

@@ -12,6 +12,7 @@ out-of-scope messages rejected (predicted as the out-of-scope intent or under th
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import tempfile
 import time
@@ -136,7 +137,7 @@ def write_report(result: dict, out_dir: Path, title: str = "Intent evaluation") 
     }
     for name, content in files.items():
         write_atomic(out_dir / name, json.dumps(content, indent=2) + "\n")
-    _plot_confusion(result["confusion_matrix"], out_dir / "confusion_matrix.png")
+    plot_confusion(result["confusion_matrix"], out_dir / "confusion_matrix.png")
     summary = result["summary"]
     lines = [f"# {title}", "", "| measure | value |", "|---|---|"]
     for key, value in summary.items():
@@ -159,7 +160,8 @@ def write_report(result: dict, out_dir: Path, title: str = "Intent evaluation") 
     return path
 
 
-def _plot_confusion(confusion: dict, path: Path) -> None:
+def plot_confusion(confusion: dict, path: Path) -> None:
+    """The row-normalised confusion matrix as a PNG (also a model's picture in the console)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,8 +180,10 @@ def _plot_confusion(confusion: dict, path: Path) -> None:
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    partial = path.with_name(path.name + ".tmp")  # a reader never sees half a picture
+    figure.savefig(partial, dpi=110, format="png")
     plt.close(figure)
+    os.replace(partial, path)
 
 
 def load_any(path: Path, backend: str = "auto", threads: int | None = 2) -> IntentClassifier:

@@ -15,6 +15,7 @@ from admin_api.console.routes import (
     conversations,
     handoff,
     inbox,
+    models,
     people,
     proposals,
     training,
@@ -30,5 +31,5 @@ def home() -> RedirectResponse:
 
 
 for module in (auth, assets, answers, try_it, inbox, proposals, handoff, training,
-               conversations, people, audit):
+               conversations, models, people, audit):
     router.include_router(module.router)

@@ -130,6 +130,9 @@ def test_a_killed_workers_job_fails_and_the_next_worker_runs_the_queue(project: 
         assert current.metrics["production"] is not None  # judged against the old model
     snapshot = project["var_dir"] / "retrain" / f"job-{second}" / "snapshot.json"
     assert '"approved_example_ids": [' in snapshot.read_text()
+    # The candidate's confusion picture, which the console's model page shows.
+    picture = snapshot.parent / "confusion_matrix.png"
+    assert picture.read_bytes().startswith(b"\x89PNG")
 
 
 def test_cancelling_a_running_job_stops_its_training(project: dict) -> None:
