@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, StrictStr, ValidationError, validator
 
+from common.schema import document_nullable
 from common.text import INTENT_PATTERN
 
 TITLE_MAX = 200
@@ -63,6 +64,7 @@ class AnswerData(BaseModel):
 
     class Config:
         extra = "forbid"
+        schema_extra = staticmethod(document_nullable)  # the admin API's OpenAPI shows it
 
     @validator("title")
     def _title(cls, value: str) -> str:  # pydantic validator
