@@ -18,6 +18,7 @@ from admin_api.console.routes import (
     models,
     people,
     proposals,
+    retraining,
     training,
     try_it,
 )
@@ -31,5 +32,5 @@ def home() -> RedirectResponse:
 
 
 for module in (auth, assets, answers, try_it, inbox, proposals, handoff, training,
-               conversations, models, people, audit):
+               conversations, models, retraining, people, audit):
     router.include_router(module.router)

@@ -35,7 +35,8 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("GET", "/console/people/{user_id}/tokens"),
               ("POST", "/console/people/{user_id}/tokens"),
               ("POST", "/console/people/tokens/{token_id}/revoke"), ("GET", "/console/audit"),
-              ("POST", "/console/models/{model_key}/promote"), ("POST", "/console/models/rollback")}
+              ("POST", "/console/models/{model_key}/promote"), ("POST", "/console/models/rollback"),
+              ("POST", "/console/retraining"), ("POST", "/console/retraining/{job_id}/cancel")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",
