@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 import httpx
@@ -124,7 +125,14 @@ def test_the_widget_on_a_phone_screen(serve: Callable[..., Served], browser: obj
                 "See [our travel page](https://bank.example/travel) or "
                 "[this](javascript:alert(1))."})
     assert created.status_code == 201, created.text
-    page.wait_for_timeout(1500)  # the action server polls the answers feed every 0.5 s
+    # The action server polls the answers feed every 0.5 s; on a busy machine encoding the new
+    # answer can take longer, so wait until the bot answers it in another conversation.
+    deadline = time.monotonic() + 30
+    while not any("No need to tell us." in (m.get("text") or "")
+                  for m in served.say("travel-probe", "Do I need to tell you before I travel "
+                                                      "abroad?")):
+        assert time.monotonic() < deadline, "the published answer never went live"
+        time.sleep(0.5)
     page.get_by_label("Your message").fill("Do I need to tell you before I travel abroad?")
     page.keyboard.press("Enter")
     # Rasa sends the paragraphs one by one before the payload that merges them: wait for the
