@@ -68,9 +68,9 @@ def _postgres_admin():  # psycopg2 connection
     return connection
 
 
-@pytest.fixture
-def postgres_factory() -> Iterator[Callable[[], str]]:
-    """Creates fresh, empty PostgreSQL databases for one test; drops them afterwards."""
+@contextmanager
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Creates fresh, empty PostgreSQL databases on demand; drops them on the way out."""
     admin = _postgres_admin()
     created: list[str] = []
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
@@ -92,6 +92,13 @@ def postgres_factory() -> Iterator[Callable[[], str]]:
             for name in created:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_factory() -> Iterator[Callable[[], str]]:
+    """Fresh PostgreSQL databases for one test, dropped afterwards."""
+    with postgres_databases() as create:
+        yield create
 
 
 @pytest.fixture
@@ -283,6 +290,15 @@ class Served:
     var_dir: Path
     api: str
     rasa: str
+    env: dict[str, str]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["HELPDESK_DATABASE_URL"]
+
+    @property
+    def tracker_url(self) -> str:
+        return self.env["HELPDESK_TRACKER_STORE_URL"]
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -338,7 +354,7 @@ def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
                                    stderr=subprocess.STDOUT, preexec_fn=preexec)
         served = Served(process, output, var_dir,
                         f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
-                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}")
+                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}", env)
         started.append(served)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while "Press Ctrl-C to stop." not in served.text():

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text as sql
 
 from admin_api.console.pages import CONTENT_SECURITY_POLICY
-from tests.conftest import JOINT_ACCOUNT, TRAVEL_INSURANCE, Served, serving
+from admin_api.tracker import TrackerStore
+from common.db import get_engine
+from tests.conftest import (
+    JOINT_ACCOUNT,
+    TRAVEL_INSURANCE,
+    Served,
+    postgres_databases,
+    serving,
+)
 from tests.tracker_seed import Say, seed
 
 pytestmark = pytest.mark.slow
@@ -26,10 +35,13 @@ ACK = "a colleague will reply here shortly"
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Served]:
-    """One running product for every console test (each uses its own people and data).
-    Proposed answers are recomputed only when asked, checked every second."""
-    with serving(tmp_path_factory.mktemp("console"), tiny_model) as start:
-        yield start(HELPDESK_PROPOSAL_CHECK_SECONDS="1", HELPDESK_PROPOSAL_MIN_NEW="100000")
+    """One running product for every console test (each uses its own people and data), on
+    PostgreSQL (the widget's browser tests run on SQLite). Proposed answers are recomputed
+    only when asked, checked every second."""
+    with postgres_databases() as create, \
+            serving(tmp_path_factory.mktemp("console"), tiny_model) as start:
+        yield start(HELPDESK_DATABASE_URL=create(), HELPDESK_TRACKER_STORE_URL=create(),
+                    HELPDESK_PROPOSAL_CHECK_SECONDS="1", HELPDESK_PROPOSAL_MIN_NEW="100000")
 
 
 def _staff_token(served: Served, name: str) -> str:
@@ -57,10 +69,8 @@ def _ask(customer: object, text: str) -> None:
 
 
 def _bot_texts(served: Served, session_id: str) -> list[str]:
-    rows = sqlite3.connect(served.var_dir / "tracker.db").execute(
-        "SELECT data FROM events WHERE type_name='bot' AND sender_id=? ORDER BY id",
-        (session_id,)).fetchall()
-    return [json.loads(r[0]).get("text") or "" for r in rows]
+    return [e.get("text") or "" for e in TrackerStore(served.tracker_url).events(session_id)
+            if e["type"] == "bot"]
 
 
 def test_staff_curate_triage_and_take_over_in_the_console(console: Served,
@@ -115,7 +125,8 @@ def test_staff_curate_triage_and_take_over_in_the_console(console: Served,
     _ask(customer, "<img src=x onerror=alert(1)> please")
     customer.locator(".message.bot").nth(1).wait_for(timeout=30_000)
     customer.get_by_role("button", name="Talk to a human").click()
-    customer.locator(".message.bot", has_text="support team").wait_for(timeout=30_000)
+    customer.locator(".message.bot", has_text="pass you to a member of our support team").wait_for(
+        timeout=30_000)
     row = staff.locator("tr[data-row]")
     row.wait_for(timeout=WAIT)
     staff.locator("#handoff-banner", has_text="New hand-off").wait_for(timeout=WAIT)
@@ -155,7 +166,7 @@ def test_staff_curate_triage_and_take_over_in_the_console(console: Served,
 
 
 def _tracker(served: Served) -> str:
-    return f"sqlite:///{served.var_dir / 'tracker.db'}"
+    return served.tracker_url
 
 
 def _fallback(text: str, message_id: str) -> Say:
@@ -222,9 +233,10 @@ def test_signing_in_and_out_an_expired_session_a_wrong_token_and_what_staff_may_
                      headers=_admin(console)).status_code == 200
 
     # An expired session sends the browser back to the sign-in page.
-    with sqlite3.connect(console.var_dir / "admin.db") as db:
-        db.execute("UPDATE console_session SET expires_at = '2000-01-01 00:00:00' WHERE "
-                   "user_id = (SELECT id FROM user WHERE name = 'lee')")
+    with get_engine(console.database_url).begin() as db:
+        db.execute(sql('UPDATE console_session SET expires_at = :past WHERE user_id = '
+                        '(SELECT id FROM "user" WHERE name = :name)'),
+                   {"past": datetime(2000, 1, 1), "name": "lee"})
     page.goto(console.api + "/console/answers")
     page.get_by_role("heading", name="Sign in to the console").wait_for(timeout=WAIT)
 
