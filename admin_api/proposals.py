@@ -35,7 +35,7 @@ from admin_api.models import (
     ReviewReason,
     utcnow,
 )
-from admin_api.tracker import TrackerStore
+from admin_api.tracker import Handoff, TrackerStore
 from common.config import get_settings
 from common.db import get_engine
 from common.errors import Conflict, Invalid, NotFound
@@ -84,7 +84,7 @@ def _acted_on(session: Session) -> set[tuple[str, str]]:
     return {(q["session_id"], q["message_id"]) for questions in done for q in questions}
 
 
-def unanswered(session: Session, store: TrackerStore) -> list[dict[str, Any]]:
+def unanswered(session: Session, handoffs: list[Handoff]) -> list[dict[str, Any]]:
     """The questions to cluster, newest first, one per distinct wording (with its count)."""
     skip = _acted_on(session)
     items = session.exec(select(ReviewItem).where(
@@ -97,7 +97,7 @@ def unanswered(session: Session, store: TrackerStore) -> list[dict[str, Any]]:
             questions.append({"text": item.text, "session_id": item.session_id,
                               "message_id": item.message_id, "item_id": item.id,
                               "repeats": item.repeats, "at": item.turn_at})
-    for handoff in store.handoffs(HANDOFF_SESSIONS):
+    for handoff in handoffs:
         for turn in handoff.waiting:
             if (turn.session_id, turn.message_id) not in skip:
                 questions.append({"text": turn.text, "session_id": turn.session_id,
@@ -121,9 +121,9 @@ def compute(session: Session, store: TrackerStore, retriever: Retriever) -> list
     last_item = session.exec(select(  # type: ignore[call-overload]
         func.max(ReviewItem.id))).one() or 0
     last_event = store.last_event_id()
-    questions = unanswered(session, store)
-    replies: dict[str, list[str]] = {
-        h.session_id: h.staff_replies for h in store.handoffs(HANDOFF_SESSIONS)}
+    handoffs = store.handoffs(HANDOFF_SESSIONS)
+    questions = unanswered(session, handoffs)
+    replies = {h.session_id: h.staff_replies for h in handoffs}
     proposals = []
     if questions:
         vectors = retriever.encoder.encode([q["text"] for q in questions])
