@@ -8,7 +8,9 @@ Drives Debian's Chromium with Playwright, as the tests do. First the demo bank p
 widget answering a question; then (with ``--token``, an admin's or a staff member's) it plays
 a few customers through Rasa's REST channel (questions the bot cannot answer, and customers
 handed to a person who ask about two topics while they wait), signs in to the console and
-takes each screen. Run it on a fresh ``var/``: it adds conversations to the one it finds.
+takes each screen; with an admin's token also the admins' screens (it runs a small retraining
+job, a few minutes, to show one in progress and its model's report). Run it on a fresh
+``var/``: it adds conversations to the one it finds.
 """
 
 from __future__ import annotations
@@ -99,6 +101,10 @@ def _console(browser: object, api: str, token: str, taken: str) -> None:
     shot("handoff-queue")
     context.close()
 
+    me = httpx.get(f"{api}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    if me.json().get("role") == "admin":
+        _admin_screens(browser, api, token)
+
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
     page = phone.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -110,6 +116,44 @@ def _console(browser: object, api: str, token: str, taken: str) -> None:
     page.get_by_label("Your reply").fill("Happy to help with anything else.")
     shot("handoff-phone")
     phone.close()
+
+
+def _admin_screens(browser: object, api: str, token: str) -> None:
+    """An admin's screens: a retraining job in progress (a small one: 10 examples per
+    intent, not promoted), its model's report when it ends, people and the audit log."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(api + "/console")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+
+    def shot(name: str, full: bool = False) -> None:
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(HERE / f"console-{name}.png"), full_page=full)
+        print(f"wrote {HERE / f'console-{name}.png'}")
+
+    page.goto(api + "/console/retraining")
+    page.get_by_label("Seed examples per intent (empty: all)").fill("10")
+    page.get_by_label("Promote if it passes the gate").uncheck()
+    page.get_by_role("button", name="Start retraining").click()
+    page.wait_for_url("**/console/retraining/*", timeout=30_000)
+    page.locator("#job-status", has_text="running").wait_for(timeout=120_000)
+    page.wait_for_function("() => Number(document.getElementById('job-progress').value) > 0.3",
+                           timeout=600_000)
+    shot("retraining-job")
+    page.locator("#job-status", has_text="succeeded").wait_for(timeout=1_800_000)
+    page.locator("a[href^='/console/models/']").first.click()
+    page.get_by_role("heading", name="Maturity report").wait_for(timeout=30_000)
+    shot("model-report", full=True)
+    page.goto(api + "/console/models")
+    shot("models")
+    page.goto(api + "/console/people")
+    shot("people")
+    page.goto(api + "/console/audit")
+    shot("audit")
+    context.close()
 
 
 def main() -> None:
