@@ -223,6 +223,22 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = _f(2.0, "Retraining", "How often the worker looks for jobs.")
     worker_nice: int = _f(10, "Retraining",
                           "The worker's CPU priority increment (it trains beside the live bot).")
+    promotion_watch_hours: float = _f(48.0, "Retraining",
+                                      "How long after a promotion the new model's fallback, "
+                                      "hand-off and thumbs-down rates are watched against the "
+                                      "same hours of the week before.", gt=0)
+    promotion_watch_margin: float = _f(0.05, "Retraining",
+                                       "A rise of a watched rate beyond this (absolute, e.g. "
+                                       "0.05 = 5 points) raises the alert.", ge=0, le=1)
+    promotion_watch_min_messages: int = _f(50, "Retraining",
+                                           "Customer messages needed on both sides before the "
+                                           "watch judges (fewer say nothing).", ge=1)
+    promotion_watch_seconds: float = _f(300.0, "Retraining",
+                                        "How often the admin API checks; 0 turns the watch "
+                                        "off.", ge=0)
+    promotion_auto_rollback: bool = _f(False, "Retraining",
+                                       "Roll production back by itself when the watch raises "
+                                       "the alert (audited as `model.auto_rollback`).")
     heldout_csv: str = _f("", "Retraining",
                           "The held-out set no model trains on (`text,category`); empty: "
                           "BANKING77's `data/banking77/test.csv`.")

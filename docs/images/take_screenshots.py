@@ -145,7 +145,7 @@ def _admin_screens(browser: object, api: str, token: str) -> None:
     shot("retraining-job")
     page.locator("#job-status", has_text="succeeded").wait_for(timeout=1_800_000)
     page.locator("a[href^='/console/models/']").first.click()
-    page.get_by_role("heading", name="Maturity report").wait_for(timeout=30_000)
+    page.locator("#report-title").wait_for(timeout=30_000)
     shot("model-report", full=True)
     page.goto(api + "/console/models")
     shot("models")

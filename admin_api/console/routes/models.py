@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from markdown_it import MarkdownIt
 
+from admin_api import promotion_watch
 from admin_api.api.deps import AdminUser, SessionDep, StaffUser
 from admin_api.api.paging import Paging
 from admin_api.api.routes import registry as api
@@ -64,8 +65,11 @@ def models_page(request: Request, session: SessionDep, caller: StaffUser,
                            _=caller)
     rows = [{"entry": e, **figures(e)} for e in page["items"]]
     template = "models/_list.html" if is_htmx(request) else "models/page.html"
+    watch = promotion_watch.latest(session)
+    watched = session.get(ModelVersion, watch.model_key) if watch else None
     return render(request, template, caller, page=page, rows=rows,
-                  status=state.value if state else "", statuses=[s.value for s in ModelStatus])
+                  status=state.value if state else "", statuses=[s.value for s in ModelStatus],
+                  watch=watch, watched=watched, margin=get_settings().promotion_watch_margin)
 
 
 @router.get("/compare", response_class=HTMLResponse)

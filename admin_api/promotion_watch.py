@@ -1,0 +1,146 @@
+"""After a promotion: is the new model doing worse with real customers than the one before?
+
+For the first ``promotion_watch_hours`` after the production model was promoted, its fallback
+rate (per customer message), hand-off rate (per conversation) and thumbs-down rate (per
+customer message) are set beside the same hours of the week before, which the previous model
+served; a rise beyond ``promotion_watch_margin`` (with enough messages on both sides to mean
+something) is an alert, and with ``promotion_auto_rollback`` the watch rolls production back,
+once, audited. A background thread of the admin API checks; the console shows its latest
+finding, stored in the database, so no page scans the tracker store for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, select
+
+from admin_api.metrics import summarize
+from admin_api.models import Feedback, Meta, ModelVersion, utcnow
+from admin_api.tracker import TrackerStore
+from common import audit
+from common.config import get_settings
+from common.db import get_engine
+from learning import registry
+
+logger = logging.getLogger(__name__)
+WATCHED = ("fallback_rate", "handoff_rate", "thumbs_down_rate")
+WEEK = timedelta(days=7)
+FINDING_KEY = "promotion_watch"
+ACTOR = "promotion watch"
+
+
+@dataclass
+class Finding:
+    model_key: int
+    hours: float
+    current: dict[str, float]
+    previous: dict[str, float]
+    rises: list[str] = field(default_factory=list)
+    enough: bool = False
+    rolled_back: bool = False
+
+
+def _rates(turns: list, feedback: list[Feedback]) -> dict[str, float]:
+    figures = summarize(turns, feedback)
+    down = sum(1 for f in feedback if f.rating == "down")
+    messages = figures["messages"]
+    return {"fallback_rate": figures["fallback_rate"], "handoff_rate": figures["handoff_rate"],
+            "thumbs_down_rate": round(down / messages, 4) if messages else 0.0,
+            "messages": float(messages)}
+
+
+def _feedback(session: Session, since: datetime, until: datetime) -> list[Feedback]:
+    return list(session.exec(select(Feedback).where(Feedback.created_at >= since,
+                                                    Feedback.created_at < until)).all())
+
+
+def assess(session: Session, store: TrackerStore, now: datetime | None = None) -> Finding | None:
+    """The production model's rates since its promotion beside the week before's; None when
+    nothing was promoted, or the watch window is over."""
+    settings = get_settings()
+    entry = registry.production(session)
+    if entry is None or entry.promoted_at is None or entry.id is None:
+        return None
+    now = now or utcnow()
+    start = entry.promoted_at
+    end = min(now, start + timedelta(hours=settings.promotion_watch_hours))
+    if end <= start or now - start > timedelta(hours=settings.promotion_watch_hours) * 2:
+        return None
+    turns = [t for t in store.turns(since=start, until=end) if t.model_id == entry.model_id]
+    before = store.turns(since=start - WEEK, until=end - WEEK)
+    current = _rates(turns, _feedback(session, start, end))
+    previous = _rates(before, _feedback(session, start - WEEK, end - WEEK))
+    enough = min(current["messages"], previous["messages"]) >= settings.promotion_watch_min_messages
+    rises = [k for k in WATCHED if enough
+             and current[k] - previous[k] > settings.promotion_watch_margin]
+    return Finding(entry.id, round((end - start).total_seconds() / 3600, 2), current, previous,
+                   rises, enough)
+
+
+MEASURES = (*WATCHED, "messages")
+
+
+def _encode(finding: Finding) -> str:
+    """A compact form that fits the small key/value table."""
+    return json.dumps({"k": finding.model_key, "h": finding.hours,
+                       "c": [finding.current[m] for m in MEASURES],
+                       "p": [finding.previous[m] for m in MEASURES],
+                       "r": [WATCHED.index(r) for r in finding.rises],
+                       "e": finding.enough, "b": finding.rolled_back}, separators=(",", ":"))
+
+
+def latest(session: Session) -> Finding | None:
+    """The last check's finding (what the console shows)."""
+    row = session.get(Meta, FINDING_KEY)
+    if row is None:
+        return None
+    data = json.loads(row.value)
+    return Finding(data["k"], data["h"], dict(zip(MEASURES, data["c"], strict=True)),
+                   dict(zip(MEASURES, data["p"], strict=True)),
+                   [WATCHED[i] for i in data["r"]], data["e"], data["b"])
+
+
+def check(store: TrackerStore, now: datetime | None = None) -> Finding | None:
+    """Assess, remember the finding, and roll back when the rise calls for it (once)."""
+    with Session(get_engine()) as session:
+        finding = assess(session, store, now)
+        if finding is None:
+            return None
+        if finding.rises and get_settings().promotion_auto_rollback:
+            entry = session.get(ModelVersion, finding.model_key)
+            back = registry.rollback(session, ACTOR)
+            audit.record(session, ACTOR, "model.auto_rollback", "model", finding.model_key,
+                         rises={k: [finding.previous[k], finding.current[k]]
+                                for k in finding.rises},
+                         rolled_back_to=back.model_id,
+                         model_id=entry.model_id if entry else None)
+            finding.rolled_back = True
+            logger.warning("promotion watch: %s rose after model %s; rolled back to %s",
+                           ", ".join(finding.rises), finding.model_key, back.model_id)
+        session.merge(Meta(key=FINDING_KEY, value=_encode(finding)))
+        session.commit()
+        return finding
+
+
+def start_watch(stop: threading.Event) -> threading.Thread | None:
+    """Check every ``promotion_watch_seconds`` until ``stop`` is set (none: 0)."""
+    interval = get_settings().promotion_watch_seconds
+    if interval <= 0:
+        return None
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                check(TrackerStore(get_settings().tracker_store_url))
+            except (SQLAlchemyError, registry.RegistryError, ValueError) as error:
+                logger.warning("promotion watch failed, will retry: %s", error)
+
+    thread = threading.Thread(target=loop, name="promotion-watch", daemon=True)
+    thread.start()
+    return thread
