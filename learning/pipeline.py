@@ -146,6 +146,16 @@ def _evaluate(model_path: Path, heldout: list[tuple[str, str]],
     return result
 
 
+def _with_intents(evaluation: dict) -> dict:
+    """A held-out evaluation's summary with recall, F1 and support per intent: what the
+    registry keeps (the console compares intents across models from it)."""
+    per_intent = {name: {"recall": row["recall"], "f1-score": row["f1-score"],
+                         "support": row["support"]}
+                  for name, row in evaluation["intent_report"].items()
+                  if isinstance(row, dict) and "support" in row and "avg" not in name}
+    return {**evaluation["summary"], "per_intent": per_intent}
+
+
 def _classifier_config(build_dir: Path) -> dict:
     import yaml
 
@@ -314,10 +324,10 @@ def run(params: dict, progress: Progress, settings: Settings, work_dir: Path,
         entry = registry.register(
             session, model_path, data_hash=build.data_hash,
             params={"job": params, "classifier": classifier_params},
-            metrics={"candidate": candidate["heldout"]["summary"],
+            metrics={"candidate": _with_intents(candidate["heldout"]),
                      "regression": (candidate["regression"] or {}).get("summary"),
                      "production_model_id": production_id,
-                     "production": production["heldout"]["summary"] if production else None,
+                     "production": _with_intents(production["heldout"]) if production else None,
                      "reliability": reliability},
             gate=decision.to_dict(), report=markdown, job_id=job_id)
         promoted = decision.passed and bool(params.get("promote", True))

@@ -128,6 +128,10 @@ def test_a_killed_workers_job_fails_and_the_next_worker_runs_the_queue(project: 
         assert "## Reliability" in current.report and "2-fold cross-validation" in current.report
         assert current.metrics["regression"]["examples"] == len(CORRECTIONS())
         assert current.metrics["production"] is not None  # judged against the old model
+        per_intent = current.metrics["candidate"]["per_intent"]
+        assert per_intent and all({"recall", "f1-score", "support"} <= set(row)
+                                  for row in per_intent.values())
+        assert current.metrics["production"]["per_intent"]
     snapshot = project["var_dir"] / "retrain" / f"job-{second}" / "snapshot.json"
     assert '"approved_example_ids": [' in snapshot.read_text()
     # The candidate's confusion picture, which the console's model page shows.
