@@ -100,6 +100,21 @@ def _add_reasons(item: ReviewItem, reasons: list[str]) -> None:
 def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
     """Scan tracker events written since the last scan; returns how many items were touched.
 
+    Another scan (a second API process, or the proposals' thread) may store the same turns
+    first, which this one learns as a unique-key clash, at a flush or at the commit: then its
+    items stand, this scan's work is dropped, and the next scan starts from its cursor.
+    """
+    try:
+        return _scan(session, store, confidence_below)
+    except IntegrityError:
+        session.rollback()
+        logger.info("review inbox: another scan stored these turns first")
+        return 0
+
+
+def _scan(session: Session, store: TrackerStore, confidence_below: float) -> int:
+    """The scan itself (see ``sync``).
+
     Feedback that arrived before its conversation's turn was saved is completed here, when
     that conversation shows up among the new turns (not on every call: feedback for a
     conversation that never reaches the store would be looked up again and again).
@@ -130,13 +145,7 @@ def sync(session: Session, store: TrackerStore, confidence_below: float) -> int:
             Feedback.session_id.in_(fresh_sessions))).all()  # type: ignore[attr-defined]
         for feedback in waiting:
             touched += int(attach_feedback(session, store, feedback))
-    try:
-        session.commit()
-    except IntegrityError:
-        # Another scan (a second API process, or the proposals' thread) stored the same turns
-        # first: its items stand, and the next scan starts from its cursor.
-        session.rollback()
-        return 0
+    session.commit()
     return touched
 
 

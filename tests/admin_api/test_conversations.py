@@ -340,3 +340,46 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
     assert "with my card" not in scrubbed.lower() and "my card is broken" in scrubbed
     assert client.get("/api/v1/conversations/c-clarify/export",
                       headers=admin).status_code == 404
+
+
+def test_two_scans_racing_for_the_same_turns_leave_their_items_and_no_error(
+        postgres_url: str, tmp_path: Path) -> None:
+    """A page's inbox scan and the proposals' thread may store the same turn at once: the
+    loser's unique-key clash (here forced at its flush) drops its work instead of failing the
+    page, and the next scan completes the items."""
+    from sqlalchemy import event, insert
+    from sqlmodel import Session, select
+
+    from admin_api import inbox, migrate
+    from admin_api.models import ReviewItem
+    from admin_api.tracker import TrackerStore
+    from common.db import get_engine
+
+    migrate.upgrade(postgres_url)
+    tracker = f"sqlite:///{tmp_path / 'tracker.db'}"
+    fallback = {"actions": ["utter_no_answer"],
+                "bot": [{"text": "Sorry.", "metadata": {"utter_action": "utter_no_answer"}}]}
+    seed(tracker, {"race-1": [Say("blorp zing", "nlu_fallback", 0.2, "m1", "r-1", **fallback)],
+                   "race-2": [Say("blorp zing", "nlu_fallback", 0.2, "m1", "r-2", **fallback)]},
+         {"race-1": 20.0, "race-2": 10.0})
+    store = TrackerStore(tracker)
+    engine = get_engine(postgres_url)
+    with Session(engine) as session:
+        raced: list[bool] = []
+
+        def the_other_scan_wins(*_: object) -> None:
+            if not raced:
+                raced.append(True)
+                with engine.begin() as other:
+                    other.execute(insert(ReviewItem.__table__).values(
+                        session_id="race-1", message_id="r-1", reasons=["fallback"],
+                        text="blorp zing", status="new", resolution={}, repeats=1,
+                        text_key="blorp zing", turn_at=ReviewItem().turn_at))
+
+        event.listen(session, "before_flush", the_other_scan_wins)
+        assert inbox.sync(session, store, 0.5) == 0  # lost the race: no error
+        event.remove(session, "before_flush", the_other_scan_wins)
+        assert raced
+        assert inbox.sync(session, store, 0.5) > 0  # the next scan completes the items
+        [item] = session.exec(select(ReviewItem)).all()
+        assert (item.session_id, item.repeats) == ("race-1", 2)
