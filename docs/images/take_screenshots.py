@@ -56,19 +56,29 @@ def _customers(api: str, rasa: str, token: str) -> str:
     return taken
 
 
-def _console(browser: object, api: str, token: str, taken: str) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
-    page = context.new_page()
+def _signed_in(context: object, api: str, token: str) -> object:
+    """A page of ``context`` signed in to the console, accepting its confirmations."""
+    page = context.new_page()  # type: ignore[attr-defined]
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(api + "/console")
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+    return page
+
+
+def _shot(page: object, name: str, full: bool = False) -> None:
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    page.screenshot(path=str(HERE / f"console-{name}.png"), full_page=full)  # type: ignore[attr-defined]
+    print(f"wrote {HERE / f'console-{name}.png'}")
+
+
+def _console(browser: object, api: str, token: str, taken: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = _signed_in(context, api, token)
 
     def shot(name: str, full: bool = False) -> None:
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(HERE / f"console-{name}.png"), full_page=full)
-        print(f"wrote {HERE / f'console-{name}.png'}")
+        _shot(page, name, full)
 
     shot("answers")
     page.goto(api + "/console/answers/101")
@@ -106,12 +116,7 @@ def _console(browser: object, api: str, token: str, taken: str) -> None:
         _admin_screens(browser, api, token)
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
-    page = phone.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(api + "/console")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+    page = _signed_in(phone, api, token)
     page.goto(f"{api}/console/handoff/{taken}")
     page.get_by_label("Your reply").fill("Happy to help with anything else.")
     shot("handoff-phone")
@@ -122,17 +127,10 @@ def _admin_screens(browser: object, api: str, token: str) -> None:
     """An admin's screens: a retraining job in progress (a small one: 10 examples per
     intent, not promoted), its model's report when it ends, people and the audit log."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(api + "/console")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Answers").wait_for(timeout=30_000)
+    page = _signed_in(context, api, token)
 
     def shot(name: str, full: bool = False) -> None:
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(HERE / f"console-{name}.png"), full_page=full)
-        print(f"wrote {HERE / f'console-{name}.png'}")
+        _shot(page, name, full)
 
     page.goto(api + "/console/retraining")
     page.get_by_label("Seed examples per intent (empty: all)").fill("10")
