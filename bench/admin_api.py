@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.admin_db import migrated_with_staff_token  # noqa: E402
 from bench.results_file import add_smoke_flag, merge  # noqa: E402
 from tests.tracker_seed import Say, seed  # noqa: E402
 
@@ -71,20 +72,10 @@ def main() -> None:
                        "HELPDESK_TRACKER_STORE_URL": f"sqlite:///{work / 'tracker.db'}",
                        "HELPDESK_PUBLIC_RATE_PER_MINUTE": "0"})
     from fastapi.testclient import TestClient
-    from sqlmodel import Session
 
-    from admin_api import migrate
-    from admin_api.core import security
     from admin_api.main import create_app
-    from admin_api.models import Role
-    from common.db import get_engine
 
-    migrate.upgrade()
-    migrate.seed_answers()
-    with Session(get_engine()) as session:
-        user = security.create_user(session, "bench", Role.staff)
-        _, secret = security.issue_token(session, user)
-        session.commit()
+    secret = migrated_with_staff_token()
     started = time.perf_counter()
     seed(os.environ["HELPDESK_TRACKER_STORE_URL"], _conversations(args.conversations),
          {f"bench-{i}": 3600.0 for i in range(args.conversations)})

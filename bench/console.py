@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.admin_db import migrated_with_staff_token  # noqa: E402
 from bench.results_file import add_smoke_flag, merge  # noqa: E402
 from tests.tracker_seed import Say, save_events, seed  # noqa: E402
 
@@ -195,20 +196,10 @@ def main() -> None:
                        "HELPDESK_PROPOSAL_CHECK_SECONDS": "0"})
     import uvicorn
     from fastapi.testclient import TestClient
-    from sqlmodel import Session
 
-    from admin_api import migrate
-    from admin_api.core import security
     from admin_api.main import create_app
-    from admin_api.models import Role
-    from common.db import get_engine
 
-    migrate.upgrade()
-    migrate.seed_answers()
-    with Session(get_engine()) as session:
-        user = security.create_user(session, "bench", Role.staff)
-        _, secret = security.issue_token(session, user)
-        session.commit()
+    secret = migrated_with_staff_token()
     started = time.perf_counter()
     seed(tracker_url, _conversations(args.conversations, args.inbox),
          {f"bench-{i}": 3600.0 for i in range(args.conversations)})

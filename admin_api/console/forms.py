@@ -4,6 +4,7 @@ form sends every field), and a bad value is a 422 naming the field."""
 from __future__ import annotations
 
 import enum
+from datetime import date, datetime, time
 from typing import TypeVar
 
 from common.errors import Invalid
@@ -49,3 +50,14 @@ def number(value: str | None, name: str, low: float | None = None,
     if (low is not None and result < low) or (high is not None and result > high):
         raise Invalid(f"{name}: must be between {low} and {high}")
     return result
+
+
+def day(value: str | None, name: str) -> datetime | None:
+    """A date field (``YYYY-MM-DD``) as the start of that day, naive UTC like the database."""
+    value = blank(value)
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time())
+    except ValueError:
+        raise Invalid(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None

@@ -10,9 +10,8 @@ from fastapi.responses import HTMLResponse
 from admin_api.api.deps import AdminUser, SessionDep
 from admin_api.api.paging import Paging, Window
 from admin_api.api.routes import audit as api
-from admin_api.console.forms import blank
+from admin_api.console.forms import blank, day
 from admin_api.console.pages import is_htmx, render
-from admin_api.console.routes.conversations import _day
 
 router = APIRouter(prefix="/audit")
 
@@ -29,7 +28,7 @@ def audit_page(request: Request, session: SessionDep, caller: AdminUser,
                "since": blank(since), "until": blank(until)}
     page = api.list_audit(actor=filters["actor"], action=filters["action"],
                           entity_id=filters["entity_id"],
-                          window=Window(since=_day(since, "since"), until=_day(until, "until")),
+                          window=Window(since=day(since, "since"), until=day(until, "until")),
                           sort="-created_at", paging=paging, session=session, _=caller)
     base = "/console/audit?" + urlencode({k: v for k, v in filters.items() if v})
     template = "audit/_list.html" if is_htmx(request) else "audit/page.html"

@@ -3,7 +3,6 @@ and older ones on demand, each turn linked to its inbox item; admins may erase o
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -13,7 +12,7 @@ from sqlmodel import select
 from admin_api.api.deps import AdminUser, SessionDep, StaffUser, TrackerDep
 from admin_api.api.routes import conversations as api
 from admin_api.api.routes.conversations import transcript_entries
-from admin_api.console.forms import blank, choice, number
+from admin_api.console.forms import blank, choice, day, number
 from admin_api.console.pages import is_htmx, notice, render
 from admin_api.models import Rating, ReviewItem
 from common.errors import Invalid
@@ -21,16 +20,6 @@ from common.text import is_intent_name
 
 router = APIRouter(prefix="/conversations")
 PAGE = 30
-
-
-def _day(value: str | None, name: str) -> datetime | None:
-    value = blank(value)
-    if value is None:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(value), time())
-    except ValueError:
-        raise Invalid(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @router.get("", response_class=HTMLResponse)
@@ -65,8 +54,8 @@ def conversation_list(request: Request, session: SessionDep, store: TrackerDep,
     if filters["handed_off"] == "waiting":
         query["session_ids"] = [s for s in paused_now if query["session_ids"] is None
                                 or s in query["session_ids"]]
-    total, rows = store.conversations(q=filters["q"], since=_day(since, "since"),
-                                      until=_day(until, "until"), sort="-last_at",
+    total, rows = store.conversations(q=filters["q"], since=day(since, "since"),
+                                      until=day(until, "until"), sort="-last_at",
                                       limit=limit, offset=offset, **query)
     texts = store.last_texts([r["session_id"] for r in rows])
     page = {"items": [{**r, "paused": r["session_id"] in paused_now,
