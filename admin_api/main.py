@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from admin_api import monitoring, promotion_watch, proposals, retention
+from admin_api import monitoring, promotion_watch, proposals, retention, turn_facts
 from admin_api.api import errors, openapi
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
@@ -61,6 +61,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     retention.start_purger(stop)
     proposals.start_worker(stop, try_it.live_retriever())
     promotion_watch.start_watch(stop)
+    turn_facts.start(stop)
     yield
     stop.set()
 

@@ -1,91 +1,258 @@
-"""Monitoring figures over a time window, from customer turns (tracker store) and feedback.
+"""Monitoring figures over a time window, from the turn facts (``admin_api.turn_facts``) and
+customers' feedback: one definition for the API's summary, the console's dashboard, the
+Prometheus gauges and the after-promotion watch.
 
-``summarize`` is a pure function of its inputs, so the figures can be checked exactly against a
-seeded tracker store; the routes and the Prometheus collector only feed it.
+The units: answered, clarified and fallback rates are shares of customer messages (each
+message has one outcome, so they sum to at most 1; the rest were handed off or got another
+reply); the hand-off rate is a share of conversations (a conversation handed to a person at
+least once); the thumbs-down rate is a share of customer messages. Reply latency runs from a
+customer's message to the bot's first reply, by the tracker store's event timestamps.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from statistics import fmean, pstdev
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import and_, case, distinct, func, select
+from sqlmodel import Session, col
 
-from admin_api.models import Feedback, Rating
-from admin_api.tracker import TrackerStore, Turn
+from admin_api import turn_facts
+from admin_api.models import Feedback, Rating, TurnFact
+from admin_api.tracker import TrackerStore
+from common.config import get_settings
 
-FAILING = frozenset({"fallback", "clarify", "handoff"})
+FAILING = ("fallback", "clarify", "handoff")
 TOP = 10
-BINS = 10
+BINS = turn_facts.BINS
+BAND_DAYS = 14
+# A day is judged against its trailing band only with this many days of history.
+BAND_MIN_DAYS = 7
 
 
-def _rate(part: int, whole: int) -> float:
+def _rate(part: float, whole: float) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def summarize(turns: list[Turn], feedback: Iterable[Feedback]) -> dict[str, Any]:
-    messages = len(turns)
-    outcomes = Counter(t.outcome for t in turns)
-    sessions = {t.session_id for t in turns}
-    handed_off = {t.session_id for t in turns if t.outcome == "handoff"}
+def percentile(counts: dict[int, int], q: float) -> int | None:
+    """Nearest-rank percentile of values given as value -> how many."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(round(q * total, 9)))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return max(counts)
+
+
+def _where(since: datetime, until: datetime, model_id: str | None = None) -> Any:
+    clauses = [col(TurnFact.at) >= since, col(TurnFact.at) < until]
+    if model_id is not None:
+        clauses.append(col(TurnFact.model_id) == model_id)
+    return and_(*clauses)
+
+
+def _feedback(session: Session, since: datetime, until: datetime) -> list[Any]:
+    """Feedback in the window with the rated turn's model (None when the turn is unknown)."""
+    query = (select(Feedback.created_at, Feedback.rating, Feedback.intent,
+                    Feedback.answer_id, TurnFact.model_id)
+             .join(TurnFact, and_(TurnFact.session_id == Feedback.session_id,
+                                  TurnFact.turn_key == Feedback.message_id), isouter=True)
+             .where(Feedback.created_at >= since, Feedback.created_at < until))
+    return list(session.execute(query).all())
+
+
+def figures(session: Session, since: datetime, until: datetime) -> dict[str, Any]:
+    """Every figure of the window (see the module's docstring for the units)."""
+    where = _where(since, until)
+    outcomes: Counter[str] = Counter(dict(session.execute(  # type: ignore[arg-type]
+        select(TurnFact.outcome, func.count()).where(where).group_by(TurnFact.outcome)).all()))
+    messages = sum(outcomes.values())
+    conversations, handed_off = session.execute(select(
+        func.count(distinct(TurnFact.session_id)),
+        func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
+    ).where(where)).one()
+    low = session.execute(select(func.count()).where(
+        where, col(TurnFact.confidence) < get_settings().review_confidence_below)).scalar_one()
+    feedback = _feedback(session, since, until)
     ratings = Counter(f.rating for f in feedback)
-    down_by_intent = Counter()  # type: Counter[str]
-    usage: dict[int, dict[str, int]] = defaultdict(lambda: {"answered": 0, "up": 0, "down": 0})
-    for item in feedback:
-        if item.rating == "down" and item.intent:
-            down_by_intent[item.intent] += 1
-        if item.answer_id is not None:
-            usage[item.answer_id][item.rating] += 1
-    intents = Counter(t.intent or "(none)" for t in turns)
-    failing = Counter(t.intent or "(none)" for t in turns if t.outcome in FAILING)
-    failing.update(down_by_intent)
-    histogram = [0] * BINS
-    for turn in turns:
-        if turn.confidence is not None:
-            histogram[min(BINS - 1, max(0, int(turn.confidence * BINS)))] += 1
-        if turn.outcome == "answer":
-            for answer_id in turn.answer_ids[:1]:
-                usage[answer_id]["answered"] += 1
-    per_model: dict[str, list[Turn]] = defaultdict(list)
-    for turn in turns:
-        per_model[turn.model_id or "(unknown)"].append(turn)
     up, down = ratings.get(Rating.up, 0), ratings.get(Rating.down, 0)
+    intents = dict(session.execute(select(func.coalesce(TurnFact.intent, "(none)"), func.count())
+                                .where(where).group_by(TurnFact.intent)).all())
+    failing: Counter[str] = Counter(dict(session.execute(
+        select(func.coalesce(TurnFact.intent, "(none)"), func.count())
+        .where(where, TurnFact.outcome.in_(FAILING))  # type: ignore[attr-defined]
+        .group_by(TurnFact.intent)).all()))
+    failing.update(f.intent for f in feedback if f.rating == Rating.down and f.intent)
+    bins = dict(session.execute(select(TurnFact.confidence_bin, func.count())
+                             .where(where, TurnFact.confidence_bin.is_not(None))  # type: ignore[union-attr]
+                             .group_by(TurnFact.confidence_bin)).all())
+    usage: dict[int, dict[str, int]] = defaultdict(lambda: {"answered": 0, "up": 0, "down": 0})
+    for answer_id, count in session.execute(
+            select(TurnFact.answer_id, func.count())
+            .where(where, TurnFact.outcome == "answer",
+                   TurnFact.answer_id.is_not(None))  # type: ignore[union-attr]
+            .group_by(TurnFact.answer_id)).all():
+        usage[answer_id]["answered"] = count
+    for item in feedback:
+        if item.answer_id is not None:
+            usage[item.answer_id][item.rating.value] += 1
     return {
         "messages": messages,
-        "conversations": len(sessions),
+        "conversations": conversations,
         "answer_rate": _rate(outcomes["answer"], messages),
         "fallback_rate": _rate(outcomes["fallback"], messages),
         "clarification_rate": _rate(outcomes["clarify"], messages),
-        "handoff_rate": _rate(len(handed_off), len(sessions)),
+        "handoff_rate": _rate(handed_off, conversations),
+        "low_confidence_rate": _rate(low, messages),
         "feedback": {"up": up, "down": down, "up_ratio": _rate(up, up + down)},
-        "top_intents": [{"intent": i, "count": c} for i, c in intents.most_common(TOP)],
+        "thumbs_down_rate": _rate(down, messages),
+        "reply_latency_ms": _latency(session, where),
+        "top_intents": [{"intent": i, "count": c}
+                        for i, c in sorted(intents.items(), key=lambda x: (-x[1], x[0]))[:TOP]],
         "top_failing_intents": [
             {"intent": i, "failures": c, "failure_rate": _rate(c, intents.get(i, 0) or c)}
-            for i, c in failing.most_common(TOP)
-        ],
+            for i, c in sorted(failing.items(), key=lambda x: (-x[1], x[0]))[:TOP]],
         "confidence_histogram": [
-            {"from": round(b / BINS, 2), "to": round((b + 1) / BINS, 2), "count": histogram[b]}
-            for b in range(BINS)
-        ],
-        "answer_usage": sorted(
-            ({"answer_id": a, **counts} for a, counts in usage.items()),
-            key=lambda row: (-row["answered"], row["answer_id"]),
-        ),
-        "per_model": [
-            {"model_id": model, "messages": len(group),
-             "fallback_rate": _rate(sum(t.outcome == "fallback" for t in group), len(group)),
-             "clarification_rate": _rate(sum(t.outcome == "clarify" for t in group),
-                                         len(group)),
-             "mean_confidence": round(sum(t.confidence or 0.0 for t in group) / len(group), 4)}
-            for model, group in sorted(per_model.items())
-        ],
+            {"from": round(b / BINS, 2), "to": round((b + 1) / BINS, 2), "count": bins.get(b, 0)}
+            for b in range(BINS)],
+        "answer_usage": sorted(({"answer_id": a, **counts} for a, counts in usage.items()),
+                               key=lambda row: (-row["answered"], row["answer_id"])),
+        "per_model": per_model(session, since, until, feedback),
     }
 
 
-def summary_for(session: Session, store: TrackerStore, since: Any, until: Any) -> dict:
-    """The figures of ``summarize`` for a window, read from the stores."""
-    turns = store.turns(since=since, until=until)
-    feedback = session.exec(select(Feedback).where(Feedback.created_at >= since,
-                                                   Feedback.created_at < until)).all()
-    return {"since": since, "until": until, **summarize(turns, feedback)}
+def _latency(session: Session, where: Any) -> dict[str, int | None]:
+    counts = dict(session.execute(select(TurnFact.latency_ms, func.count())
+                               .where(where, TurnFact.latency_ms.is_not(None))  # type: ignore[union-attr]
+                               .group_by(TurnFact.latency_ms)).all())
+    return {"p50": percentile(counts, 0.5), "p95": percentile(counts, 0.95)}
+
+
+def per_model(session: Session, since: datetime, until: datetime,
+              feedback: list[Any]) -> list[dict[str, Any]]:
+    """The same figures for each model id that served in the window, side by side."""
+    where = _where(since, until)
+    rows = session.execute(select(
+        TurnFact.model_id, func.count(),
+        func.sum(case((TurnFact.outcome == "answer", 1), else_=0)),
+        func.sum(case((TurnFact.outcome == "clarify", 1), else_=0)),
+        func.sum(case((TurnFact.outcome == "fallback", 1), else_=0)),
+        func.avg(TurnFact.confidence),
+        func.count(distinct(TurnFact.session_id)),
+        func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
+    ).where(where).group_by(TurnFact.model_id)).all()
+    downs = Counter(f.model_id for f in feedback if f.rating == Rating.down)
+    latency: dict[str | None, dict[int, int]] = defaultdict(dict)
+    for model, value, count in session.execute(
+            select(TurnFact.model_id, TurnFact.latency_ms, func.count())
+            .where(where, TurnFact.latency_ms.is_not(None))  # type: ignore[union-attr]
+            .group_by(TurnFact.model_id, TurnFact.latency_ms)).all():
+        latency[model][value] = count
+    out = []
+    for model, messages, answered, clarified, fell_back, confidence, sessions, handed in rows:
+        out.append({
+            "model_id": model or "(unknown)", "messages": messages,
+            "conversations": sessions,
+            "answer_rate": _rate(answered or 0, messages),
+            "clarification_rate": _rate(clarified or 0, messages),
+            "fallback_rate": _rate(fell_back or 0, messages),
+            "handoff_rate": _rate(handed, sessions),
+            "thumbs_down_rate": _rate(downs.get(model, 0), messages),
+            "mean_confidence": round(float(confidence or 0.0), 4),
+            "reply_latency_ms": {"p50": percentile(latency[model], 0.5),
+                                 "p95": percentile(latency[model], 0.95)}})
+    return sorted(out, key=lambda row: row["model_id"])
+
+
+def rates(session: Session, since: datetime, until: datetime,
+          model_id: str | None = None) -> dict[str, float]:
+    """The watched rates of one window (optionally one model's turns): fallback and
+    thumbs-down per message, hand-off per conversation, and the message count."""
+    where = _where(since, until, model_id)
+    messages, fell_back, conversations, handed = session.execute(select(
+        func.count(), func.sum(case((TurnFact.outcome == "fallback", 1), else_=0)),
+        func.count(distinct(TurnFact.session_id)),
+        func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
+    ).where(where)).one()
+    feedback = _feedback(session, since, until)
+    down = sum(1 for f in feedback if f.rating == Rating.down
+               and (model_id is None or f.model_id == model_id))
+    return {"fallback_rate": _rate(fell_back or 0, messages),
+            "handoff_rate": _rate(handed, conversations),
+            "thumbs_down_rate": _rate(down, messages), "messages": float(messages)}
+
+
+def summary_for(session: Session, store: TrackerStore, since: datetime,
+                until: datetime) -> dict[str, Any]:
+    """The figures of a window, with the facts brought up to date first."""
+    turn_facts.ensure_fresh(session, store)
+    return {"since": since, "until": until, **figures(session, since, until)}
+
+
+def _days(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def daily(session: Session, first: date, last: date) -> list[dict[str, Any]]:
+    """Per UTC day from ``first`` to ``last`` (inclusive): messages, conversations, outcome
+    rates per message, hand-off rate per conversation, thumbs, and the shares of fallback and
+    low-confidence turns judged against their trailing 14-day band."""
+    start = first - timedelta(days=BAND_DAYS)
+    since = datetime.combine(start, datetime.min.time())
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time())
+    where = _where(since, until)
+    threshold = get_settings().review_confidence_below
+    per_day = {row[0]: row for row in session.execute(select(
+        TurnFact.day, func.count(),
+        func.sum(case((TurnFact.outcome == "answer", 1), else_=0)),
+        func.sum(case((TurnFact.outcome == "clarify", 1), else_=0)),
+        func.sum(case((TurnFact.outcome == "fallback", 1), else_=0)),
+        func.sum(case((col(TurnFact.confidence) < threshold, 1), else_=0)),
+        func.count(distinct(TurnFact.session_id)),
+        func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
+    ).where(where).group_by(TurnFact.day)).all()}
+    thumbs: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in session.execute(select(Feedback.created_at, Feedback.rating).where(
+            Feedback.created_at >= since, Feedback.created_at < until)).all():
+        thumbs[row[0].date().isoformat()][row[1].value] += 1
+    series: list[dict[str, Any]] = []
+    for day in _days(start, last):
+        row = per_day.get(day)
+        messages = row[1] if row else 0
+        series.append({
+            "day": day, "messages": messages, "conversations": row[6] if row else 0,
+            "answer_rate": _rate(row[2] or 0, messages) if row else 0.0,
+            "clarification_rate": _rate(row[3] or 0, messages) if row else 0.0,
+            "fallback_rate": _rate(row[4] or 0, messages) if row else 0.0,
+            "low_confidence_rate": _rate(row[5] or 0, messages) if row else 0.0,
+            "handoff_rate": _rate(row[7], row[6]) if row else 0.0,
+            "thumbs_up": thumbs[day]["up"], "thumbs_down": thumbs[day]["down"]})
+    for index, entry in enumerate(series):
+        history = [d for d in series[max(0, index - BAND_DAYS):index] if d["messages"]]
+        for name in ("fallback_rate", "low_confidence_rate"):
+            entry[f"{name}_band"] = band(history, name, entry["messages"])
+            low_high = entry[f"{name}_band"]
+            entry[f"{name}_drift"] = bool(
+                low_high and entry["messages"]
+                and not low_high[0] <= entry[name] <= low_high[1])
+    return series[BAND_DAYS:]
+
+
+def band(history: list[dict[str, Any]], name: str, messages: int) -> list[float] | None:
+    """The range a day's share is expected in: the trailing days' mean, give or take twice
+    their spread, and never narrower than twice the binomial noise of the day's own message
+    count (a quiet day is noisy by nature). None without enough history."""
+    if len(history) < BAND_MIN_DAYS:
+        return None
+    values = [d[name] for d in history]
+    mean = fmean(values)
+    noise = (mean * (1 - mean) / messages) ** 0.5 if messages else 0.0
+    width = 2 * max(pstdev(values), noise)
+    return [round(max(0.0, mean - width), 4), round(min(1.0, mean + width), 4)]

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from admin_api.metrics import summarize
-from admin_api.models import Feedback, Meta, ModelVersion, utcnow
+from admin_api import metrics, turn_facts
+from admin_api.models import Meta, ModelVersion, utcnow
 from admin_api.tracker import TrackerStore
 from common import audit
 from common.config import get_settings
@@ -46,20 +46,6 @@ class Finding:
     rolled_back: bool = False
 
 
-def _rates(turns: list, feedback: list[Feedback]) -> dict[str, float]:
-    figures = summarize(turns, feedback)
-    down = sum(1 for f in feedback if f.rating == "down")
-    messages = figures["messages"]
-    return {"fallback_rate": figures["fallback_rate"], "handoff_rate": figures["handoff_rate"],
-            "thumbs_down_rate": round(down / messages, 4) if messages else 0.0,
-            "messages": float(messages)}
-
-
-def _feedback(session: Session, since: datetime, until: datetime) -> list[Feedback]:
-    return list(session.exec(select(Feedback).where(Feedback.created_at >= since,
-                                                    Feedback.created_at < until)).all())
-
-
 def assess(session: Session, store: TrackerStore, now: datetime | None = None) -> Finding | None:
     """The production model's rates since its promotion beside the week before's; None when
     nothing was promoted, or the watch window is over."""
@@ -72,10 +58,9 @@ def assess(session: Session, store: TrackerStore, now: datetime | None = None) -
     end = min(now, start + timedelta(hours=settings.promotion_watch_hours))
     if end <= start or now - start > timedelta(hours=settings.promotion_watch_hours) * 2:
         return None
-    turns = [t for t in store.turns(since=start, until=end) if t.model_id == entry.model_id]
-    before = store.turns(since=start - WEEK, until=end - WEEK)
-    current = _rates(turns, _feedback(session, start, end))
-    previous = _rates(before, _feedback(session, start - WEEK, end - WEEK))
+    turn_facts.ensure_fresh(session, store)
+    current = metrics.rates(session, start, end, model_id=entry.model_id)
+    previous = metrics.rates(session, start - WEEK, end - WEEK)
     enough = min(current["messages"], previous["messages"]) >= settings.promotion_watch_min_messages
     rises = [k for k in WATCHED if enough
              and current[k] - previous[k] > settings.promotion_watch_margin]

@@ -30,7 +30,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from admin_api import crud, proposals
+from admin_api import crud, proposals, turn_facts
 from admin_api.models import (
     Answer,
     AnswerRevision,
@@ -237,6 +237,8 @@ def erase(session: Session, store: TrackerStore, session_id: str,
         "job_files_scrubbed": files,
     }
     counts["events"] = store.erase(session_id)
+    # After the events: a catch-up running meanwhile finds nothing left to re-derive them from.
+    counts["turn_facts"] = turn_facts.forget(session, session_id)
     counts["models_trained_on_it"] = models
     return counts
 

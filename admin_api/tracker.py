@@ -47,6 +47,8 @@ EVENTS = Table(
 # Actions that mean "the bot did not know": ours, and Rasa's own fallbacks.
 FALLBACK_ACTIONS = frozenset({"utter_no_answer", "action_default_fallback", "utter_default"})
 DECISIONS = frozenset({"answer", "clarify", "fallback"})
+# How far behind the cursor a late commit is looked for (``changed_conversations``).
+LATE_COMMIT_IDS = 2000
 
 
 def from_timestamp(value: float | None) -> datetime:
@@ -72,6 +74,9 @@ class Turn:
     outcome: str = "none"  # answer | clarify | fallback | handoff | reply | none
     answer_ids: list[int] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    # When the bot first answered it (the event's timestamp): the reply latency's end.
+    replied_at: float | None = None
+    timestamp: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "at": self.at, "text": self.text,
@@ -98,6 +103,7 @@ def _user_turn(session_id: str, event_id: int, event: dict) -> Turn:
         message_id=str(event.get("message_id") or parse.get("message_id") or ""),
         event_id=event_id,
         at=from_timestamp(event.get("timestamp")),
+        timestamp=float(event.get("timestamp") or 0.0),
         text=str(event.get("text") or ""),
         intent=intent.get("name"),
         confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
@@ -126,6 +132,8 @@ def _apply(turn: Turn, kind: str, event: dict) -> None:
     metadata = event.get("metadata") or {}
     if kind != "bot" or metadata.get("staff"):
         return
+    if turn.replied_at is None and isinstance(event.get("timestamp"), (int, float)):
+        turn.replied_at = float(event["timestamp"])
     if event.get("text"):
         turn.replies.append(str(event["text"]))
     if metadata.get("utter_action") in FALLBACK_ACTIONS and turn.outcome != "handoff":
@@ -144,6 +152,18 @@ def _apply(turn: Turn, kind: str, event: dict) -> None:
         turn.outcome = "reply"
 
 
+def fold(turn: Turn | None, session_id: str, event_id: int, kind: str,
+         event: dict) -> Turn | None:
+    """One event applied to a conversation's latest turn: a customer message starts a new
+    turn (returned), anything else changes the current one. The tracker store's reader and
+    the event broker's consumer both go through here, so they count the same."""
+    if kind == "user":
+        return _user_turn(session_id, event_id, event)
+    if turn is not None:
+        _apply(turn, kind, event)
+    return turn
+
+
 def turns_of(rows: Iterable[Any]) -> Iterator[Turn]:
     """Turns from event rows ordered by sender and id (events before a first message, such as
     session starts, belong to no turn)."""
@@ -156,12 +176,9 @@ def turns_of(rows: Iterable[Any]) -> Iterator[Turn]:
             event = json.loads(row.data or "{}")
         except ValueError:
             continue
-        if row.type_name == "user":
-            if current is not None:
-                yield current
-            current = _user_turn(row.sender_id, row.id, event)
-        elif current is not None:
-            _apply(current, row.type_name, event)
+        if row.type_name == "user" and current is not None:
+            yield current
+        current = fold(current, row.sender_id, row.id, row.type_name, event)
     if current is not None:
         yield current
 
@@ -170,6 +187,13 @@ def _like_json_string(text: str) -> str:
     """``text`` as Rasa's JSON stores it (non-ASCII escaped), escaped for a LIKE pattern."""
     return json.dumps(text)[1:-1].replace("\\", "\\\\").replace("%", "\\%").replace(
         "_", "\\_")
+
+
+# Only the events a turn is made of: most rows (listens, featurizations, session starts) say
+# nothing about it, and skipping them in SQL halves the JSON to parse.
+TURN_EVENTS = or_(EVENTS.c.type_name.in_(("user", "bot", "pause")),
+                  and_(EVENTS.c.type_name == "action",
+                       EVENTS.c.action_name.in_(sorted(FALLBACK_ACTIONS))))
 
 
 class TrackerStore:
@@ -196,12 +220,7 @@ class TrackerStore:
 
     def turns(self, since: datetime | None = None, until: datetime | None = None,
               session_id: str | None = None, after_event: int | None = None) -> list[Turn]:
-        # Only the events a turn is made of: most rows (listens, featurizations, session
-        # starts) say nothing about it, and skipping them in SQL halves the JSON to parse.
-        relevant = or_(EVENTS.c.type_name.in_(("user", "bot", "pause")),
-                       and_(EVENTS.c.type_name == "action",
-                            EVENTS.c.action_name.in_(sorted(FALLBACK_ACTIONS))))
-        query = sa_select(EVENTS).where(relevant).order_by(EVENTS.c.sender_id, EVENTS.c.id)
+        query = sa_select(EVENTS).where(TURN_EVENTS).order_by(EVENTS.c.sender_id, EVENTS.c.id)
         if session_id is not None:
             query = query.where(EVENTS.c.sender_id == session_id)
         if after_event is not None:
@@ -211,6 +230,33 @@ class TrackerStore:
         if until is not None:
             query = query.where(EVENTS.c.timestamp < to_timestamp(until))
         return list(turns_of(self._rows(query)))
+
+    def turns_of_conversations(self, session_ids: list[str]) -> list[Turn]:
+        """Every turn of the given conversations."""
+        if not session_ids:
+            return []
+        return list(turns_of(self._rows(
+            sa_select(EVENTS).where(TURN_EVENTS, EVENTS.c.sender_id.in_(session_ids))
+            .order_by(EVENTS.c.sender_id, EVENTS.c.id))))
+
+    def changed_conversations(self, after_event: int, limit: int,
+                              recent: datetime | None = None) -> tuple[list[str], int]:
+        """The conversations with a turn event after ``after_event`` (the first ``limit``
+        such events, in id order) and the last id seen. With ``recent``, also those with an
+        event since then among the ids just before ``after_event``: on PostgreSQL, a save
+        that started earlier can commit after a later one, and its rows appear behind the
+        cursor."""
+        rows = self._rows(sa_select(EVENTS.c.id, EVENTS.c.sender_id)
+                          .where(TURN_EVENTS, EVENTS.c.id > after_event)
+                          .order_by(EVENTS.c.id).limit(limit))
+        found = {r.sender_id for r in rows}
+        if recent is not None:
+            found |= {r.sender_id for r in self._rows(
+                sa_select(EVENTS.c.sender_id).distinct()
+                .where(EVENTS.c.id > max(0, after_event - LATE_COMMIT_IDS),
+                       EVENTS.c.id <= after_event,
+                       EVENTS.c.timestamp >= to_timestamp(recent)))}
+        return sorted(found), (rows[-1].id if rows else after_event)
 
     def handoffs(self, limit: int = 500) -> list[Handoff]:
         """The ``limit`` most recently handed-off conversations, with the customer's messages

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
                            "Comma-separated origins allowed to call Rasa and the public API "
                            "(the pages that embed the widget); empty: the admin API's own "
                            "origin (`http://127.0.0.1:<api_port>,http://localhost:<api_port>`).")
+    event_broker_url: str = _f("", "Services",
+                               "RabbitMQ for Rasa's event broker (`event_broker: type: pika`), "
+                               "e.g. `amqp://guest:guest@127.0.0.1:5672/`: Rasa streams every "
+                               "event to it and the admin API folds them into the dashboard's "
+                               "figures as they come; empty: the admin API reads new events "
+                               "from the tracker store instead.")
+    event_queue: str = _f("helpdesk_events", "Services",
+                          "The event broker's queue (durable; the admin API consumes it).")
     trusted_proxies: str = _f("", "Services",
                               "Comma-separated proxy addresses whose `X-Forwarded-For` the "
                               "admin API believes; none by default, so a client cannot choose "
@@ -170,6 +178,10 @@ class Settings(BaseSettings):
                                        "How often the admin API looks for new unanswered "
                                        "questions (and syncs the review inbox); 0 turns the "
                                        "proposed answers' recomputation off.", ge=0)
+    metrics_sync_seconds: float = _f(30.0, "Console",
+                                     "Without an event broker, how often the admin API folds "
+                                     "new tracker events into the dashboard's figures (every "
+                                     "read of the figures does too); 0: only on reads.", ge=0)
 
     # --- Models -----------------------------------------------------------------------------
     model: str = _f("", "Models",

@@ -47,6 +47,7 @@ from admin_api.models.training import ExampleBulkResult as ExampleBulkResult
 from admin_api.models.training import ExampleBulkReview as ExampleBulkReview
 from admin_api.models.training import TrainingExampleCreate as TrainingExampleCreate
 from admin_api.models.training import TrainingExampleRead as TrainingExampleRead
+from admin_api.models.turn_facts import TurnFact as TurnFact
 from admin_api.models.users import _NAME_PATTERN as _NAME_PATTERN
 from admin_api.models.users import ApiToken as ApiToken
 from admin_api.models.users import Role as Role

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
@@ -42,6 +43,19 @@ def tracker_store_config(url: str) -> dict[str, object]:
     raise ValueError(f"unsupported tracker store database {backend!r}: use sqlite or postgresql")
 
 
+def event_broker_config(url: str) -> dict[str, object]:
+    """Rasa's RabbitMQ event broker section for an ``amqp://user:pass@host:port/`` URL: Rasa
+    declares the durable queue and publishes every event it saves to it."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("amqp", "amqps") or not parsed.hostname:
+        raise ValueError(f"HELPDESK_EVENT_BROKER_URL must be amqp://user:pass@host:port/, "
+                         f"not {url!r}")
+    return {"type": "pika", "url": parsed.hostname, "port": parsed.port or 5672,
+            "username": unquote(parsed.username or "guest"),
+            "password": unquote(parsed.password or "guest"),
+            "queues": [get_settings().event_queue]}
+
+
 def rasa_token() -> str:
     """The token protecting Rasa's HTTP API: from the environment, or made once and kept."""
     configured = get_settings().rasa_token
@@ -73,6 +87,8 @@ def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
         "models": {"url": model_server_url, "headers": {"X-Rasa-Token": token},
                    "wait_time_between_pulls": get_settings().model_pull_seconds},
     }
+    if get_settings().event_broker_url:
+        endpoints["event_broker"] = event_broker_config(get_settings().event_broker_url)
     # Rasa's own channels behind our guard (masking, length limit): same names and protocol.
     credentials = {
         "bot.runtime.channels.GuardedRestInput": None,

@@ -73,6 +73,7 @@ class Erasure(ApiModel):
                                                   "review items, removed")
     proposals: int = PField(..., description="Proposed answers that held its questions or "
                                              "its staff replies, cleaned")
+    turn_facts: int = PField(..., description="Its turns in the dashboard's figures, removed")
     training_examples: int
     question_variants: int
     cached_vectors: int = PField(..., description="The retriever's cached vectors of the "
