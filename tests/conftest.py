@@ -254,6 +254,7 @@ def client(database_url: str, tracker_url: str,
     # tests of proposed answers run it themselves.
     monkeypatch.setenv("HELPDESK_PROPOSAL_CHECK_SECONDS", "0")
     monkeypatch.setenv("HELPDESK_PROMOTION_WATCH_SECONDS", "0")
+    monkeypatch.setenv("HELPDESK_METRICS_SYNC_SECONDS", "0")
     get_settings.cache_clear()
     migrate.upgrade(database_url)
     migrate.seed_answers(database_url, PROJECT_ROOT / "data" / "answers")

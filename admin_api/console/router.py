@@ -13,6 +13,7 @@ from admin_api.console.routes import (
     audit,
     auth,
     conversations,
+    dashboard,
     handoff,
     inbox,
     models,
@@ -31,6 +32,6 @@ def home() -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/answers", status_code=303)
 
 
-for module in (auth, assets, answers, try_it, inbox, proposals, handoff, training,
+for module in (auth, assets, dashboard, answers, try_it, inbox, proposals, handoff, training,
                conversations, models, retraining, people, audit):
     router.include_router(module.router)
