@@ -14,7 +14,7 @@ run: setup
 
 test: setup
 	@bash scripts/setup_tools.sh "$(TOOLS_VENV)"
-	@bash scripts/install_browser.sh
+	@bash scripts/install_test_packages.sh
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/mypy"
 	HELPDESK_TOOLS_VENV="$(TOOLS_VENV)" "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS) || { status=$$?; \

@@ -128,6 +128,11 @@ def figures(session: Session, since: datetime, until: datetime) -> dict[str, Any
     }
 
 
+def reply_latency(session: Session, since: datetime, until: datetime) -> dict[str, int | None]:
+    """Reply latency p50/p95 (ms) of the turns in a window."""
+    return _latency(session, _where(since, until))
+
+
 def _latency(session: Session, where: Any) -> dict[str, int | None]:
     counts = dict(session.execute(select(TurnFact.latency_ms, func.count())
                                .where(where, TurnFact.latency_ms.is_not(None))  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlmodel import Session
 
 from admin_api.api.deps import get_tracker
-from admin_api.metrics import summary_for
+from admin_api.metrics import reply_latency, summary_for
 from common.config import get_settings
 from common.db import get_engine, utcnow
 
@@ -46,8 +46,10 @@ async def count_requests(request: Request,
 
 
 class _ConversationCollector:
-    """Conversation figures over the last 24 hours, computed when Prometheus scrapes, at most
-    once per ``CACHE_SECONDS`` (several scrapers must not each rescan a day of events)."""
+    """Conversation figures over the last 24 hours (reply latency also over the last hour),
+    computed when Prometheus scrapes, at most once per ``CACHE_SECONDS`` (several scrapers
+    must not each recount). The alerting rules in ``prometheus/`` are written against these
+    names."""
 
     CACHE_SECONDS = 15.0
 
@@ -64,8 +66,11 @@ class _ConversationCollector:
             if hit is None or now - hit[0] > self.CACHE_SECONDS:
                 until = utcnow()
                 with Session(get_engine()) as session:
-                    hit = (now, summary_for(session, get_tracker(), until - PROMETHEUS_WINDOW,
-                                            until))
+                    figures = summary_for(session, get_tracker(), until - PROMETHEUS_WINDOW,
+                                          until)
+                    figures["reply_latency_ms_1h"] = reply_latency(
+                        session, until - timedelta(hours=1), until)
+                hit = (now, figures)
                 self.cached[key] = hit
             return hit[1]
 
@@ -74,14 +79,30 @@ class _ConversationCollector:
         for name in ("messages", "conversations"):
             yield GaugeMetricFamily(f"helpdesk_{name}_24h", f"Customer {name}, last 24 h",
                                     value=figures[name])
-        for name in ("answer_rate", "fallback_rate", "clarification_rate", "handoff_rate"):
-            yield GaugeMetricFamily(f"helpdesk_{name}_24h", f"{name.replace('_', ' ')}, 24 h",
+        for name, unit in (("answer_rate", "customer message"),
+                           ("fallback_rate", "customer message"),
+                           ("clarification_rate", "customer message"),
+                           ("low_confidence_rate", "customer message"),
+                           ("thumbs_down_rate", "customer message"),
+                           ("handoff_rate", "conversation")):
+            yield GaugeMetricFamily(f"helpdesk_{name}_24h",
+                                    f"{name.replace('_', ' ')} per {unit}, last 24 h",
                                     value=figures[name])
         ratings = GaugeMetricFamily("helpdesk_feedback_24h", "Feedback ratings, last 24 h",
                                     labels=["rating"])
         for rating in ("up", "down"):
             ratings.add_metric([rating], figures["feedback"][rating])
         yield ratings
+        for window, values in (("24h", figures["reply_latency_ms"]),
+                               ("1h", figures["reply_latency_ms_1h"])):
+            latency = GaugeMetricFamily(
+                f"helpdesk_reply_latency_seconds_{window}",
+                f"From a customer's message to the bot's first reply, last {window} "
+                "(NaN without replies)", labels=["quantile"])
+            for quantile, name in (("0.5", "p50"), ("0.95", "p95")):
+                value = values[name]
+                latency.add_metric([quantile], float("nan") if value is None else value / 1000)
+            yield latency
 
 
 REGISTRY.register(_ConversationCollector())

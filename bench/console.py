@@ -150,7 +150,7 @@ def _handoff_to_badge(base: str, cookie: str, tracker_url: str, repeat: int) -> 
     from tests.conftest import CHROMIUM
 
     if not CHROMIUM:
-        print("no Chromium (scripts/install_browser.sh): hand-off to notification skipped")
+        print("no Chromium (scripts/install_test_packages.sh): hand-off to notification skipped")
         return None
     samples = []
     with sync_playwright() as playwright:

@@ -389,7 +389,7 @@ def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless, driven by Playwright (the widget must be built)."""
     if not CHROMIUM:
-        pytest.skip("Chromium is not installed (scripts/install_browser.sh installs it)")
+        pytest.skip("Chromium is not installed (scripts/install_test_packages.sh installs it)")
     if not WIDGET.is_file():
         pytest.skip(f"the widget is not built ({WIDGET}); `make setup` builds it with npm")
     from playwright.sync_api import sync_playwright

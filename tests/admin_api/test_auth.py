@@ -41,7 +41,8 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",
           "session_id": "no-such-conversation", "job_id": "424242", "model_key": "424242",
-          "reply_id": "424242", "name": "nothing.js", "proposal_id": "424242"}
+          "reply_id": "424242", "name": "nothing.js", "proposal_id": "424242",
+          "table": "nothing"}
 
 
 def _routes(client: TestClient) -> list[tuple[str, str]]:
