@@ -20,12 +20,21 @@ in to the console like a browser (session cookie and CSRF token), and times:
 
 Prints a table and writes bench/results/console.json (``p50_ms``/``p95_ms`` per screen and
 action, the first requests, and the two end-to-end times).
+
+``--part dashboard`` times the dashboard instead, at 10,000 and 100,000 conversations
+(``--sizes``) spread over 60 days, written as Rasa writes them (3 turns each, events rows in
+an SQLite tracker store): the first catch-up that folds the whole store into turn facts, an
+incremental one after new conversations, the whole dashboard page for 7 and 30 days (every
+chart and table is computed by that one request), the summary API, the daily API and a CSV
+download; beside them, the baseline: rescanning the tracker store's events for the 7 days
+(what the summary did before the facts). Results go under ``dashboard``.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import socket
@@ -174,14 +183,195 @@ def _handoff_to_badge(base: str, cookie: str, tracker_url: str, repeat: int) -> 
     return _stats(samples)
 
 
+OUTCOME_SHARES = (("answer", 0.70), ("clarify", 0.10), ("fallback", 0.15), ("handoff", 0.05))
+DAYS = 60
+
+
+def _event_rows(first_id: int, conversation: int, start: float, rng: Any) -> list[dict]:
+    """One conversation's rows as Rasa's SQLTrackerStore writes them (3 customer turns)."""
+    rows: list[dict] = []
+    sender = f"dash-{conversation}"
+    model = "m1" if start < time.time() - 20 * 86400 else "m2"
+    at = start
+    for turn in range(3):
+        outcome = rng.choices([o for o, _ in OUTCOME_SHARES],
+                              [w for _, w in OUTCOME_SHARES])[0]
+        confidence = round(rng.random() ** 0.3, 3)
+        message = f"d{conversation}-{turn}"
+        intent = "nlu_fallback" if outcome == "fallback" else rng.choice(
+            ["card_arrival", "top_up_fee", "exchange_rate", "lost_card"])
+        user = {"event": "user", "timestamp": at, "metadata": {"model_id": model},
+                "text": "When will my card arrive?",
+                "parse_data": {"intent": {"name": intent, "confidence": confidence},
+                               "entities": [], "text": "When will my card arrive?",
+                               "message_id": message, "metadata": {"model_id": model}},
+                "input_channel": "socketio", "message_id": message}
+        events = [("user", user, intent, None)]
+        if outcome == "fallback":
+            events += [("action", {"event": "action", "timestamp": at + 0.1,
+                                   "name": "utter_no_answer"}, None, "utter_no_answer"),
+                       ("bot", {"event": "bot", "timestamp": at + rng.uniform(0.05, 0.6),
+                                "text": "Sorry.",
+                                "metadata": {"utter_action": "utter_no_answer"}}, None, None)]
+        elif outcome == "handoff":
+            events += [("bot", {"event": "bot", "timestamp": at + rng.uniform(0.05, 0.6),
+                                "text": "Passing you on.",
+                                "metadata": {"utter_action": "utter_handoff"}}, None, None),
+                       ("pause", {"event": "pause", "timestamp": at + 0.7}, None, None)]
+        else:
+            custom = {"answer_id": rng.choice([101, 102, 103, 105]), "decision": outcome}
+            events += [("action", {"event": "action", "timestamp": at + 0.05,
+                                   "name": "action_answer"}, None, "action_answer"),
+                       ("bot", {"event": "bot", "timestamp": at + rng.uniform(0.05, 0.6),
+                                "text": "Cards arrive in 5 to 7 working days.",
+                                "data": {"custom": custom}, "metadata": {}}, None, None)]
+        events.append(("action", {"event": "action", "timestamp": at + 0.8,
+                                  "name": "action_listen"}, None, "action_listen"))
+        for kind, data, intent_name, action in events:
+            rows.append({"id": first_id + len(rows), "sender_id": sender, "type_name": kind,
+                         "timestamp": data["timestamp"], "intent_name": intent_name,
+                         "action_name": action, "data": json.dumps(data)})
+        at += rng.uniform(5, 60)
+        if outcome == "handoff":
+            break
+    return rows
+
+
+def _seed_dashboard(tracker_url: str, conversations: int, offset: int = 0,
+                    days: float = DAYS) -> None:
+    """Write conversations into the tracker store's events table in bulk (Rasa's own writer
+    takes about 10 ms a conversation: hours at this size)."""
+    import random
+
+    from sqlalchemy import insert
+
+    from admin_api.tracker import EVENTS
+    from common.db import get_engine
+
+    rng = random.Random(offset + conversations)
+    engine = get_engine(tracker_url)
+    with engine.begin() as connection:
+        next_id = int(connection.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM events")
+                      .scalar_one()) + 1
+        batch: list[dict] = []
+        now = time.time()
+        for c in range(offset, offset + conversations):
+            rows = _event_rows(next_id, c, now - rng.uniform(0, days * 86400) - 120, rng)
+            next_id += len(rows)
+            batch += rows
+            if len(batch) > 20_000:
+                connection.execute(insert(EVENTS), batch)
+                batch = []
+        if batch:
+            connection.execute(insert(EVENTS), batch)
+
+
+def _dashboard(sizes: list[int], repeat: int, smoke: bool) -> None:
+    results = {f"sqlite_{size}": _dashboard_size(size, repeat) for size in sizes}
+    merge("console", "smoke_dashboard" if smoke else "dashboard",
+          {"targets": {"30d_p95_ms": {"10000": 300, "100000": 1000}}, "repeat": repeat,
+           **results}, smoke=smoke)
+
+
+def _dashboard_size(size: int, repeat: int) -> dict[str, Any]:
+    """One size: seed, catch up, time the requests."""
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    tracker_url = f"sqlite:///{work / 'tracker.db'}"
+    os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
+                       "HELPDESK_TRACKER_STORE_URL": tracker_url,
+                       "HELPDESK_VAR_DIR": str(work / "var"),
+                       "HELPDESK_PROPOSAL_CHECK_SECONDS": "0",
+                       "HELPDESK_PROMOTION_WATCH_SECONDS": "0",
+                       "HELPDESK_METRICS_SYNC_SECONDS": "0"})
+    from common.config import get_settings
+    get_settings.cache_clear()
+    from admin_api import turn_facts
+    from admin_api.main import create_app
+    from admin_api.tracker import TrackerStore
+    from common.db import get_engine
+
+    secret = migrated_with_staff_token()
+    seed(tracker_url, {"dash-first": [Say("hello", "greet", 0.99, "m1", "first")]},
+         {"dash-first": 100.0})  # Rasa creates its table
+    started = time.perf_counter()
+    _seed_dashboard(tracker_url, size)
+    print(f"seeded {size} conversations in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    store = TrackerStore(tracker_url)
+    with Session(get_engine()) as session:
+        started = time.perf_counter()
+        turn_facts.catch_up(session, store)
+        first_catch_up = time.perf_counter() - started
+        facts = turn_facts.fact_count(session)
+    _seed_dashboard(tracker_url, 100, offset=size, days=0.01)
+    with Session(get_engine()) as session:
+        started = time.perf_counter()
+        turn_facts.catch_up(session, store)
+        incremental = time.perf_counter() - started
+    print(f"first catch-up {first_catch_up:.1f} s ({facts} turns); "
+          f"100 new conversations {incremental * 1000:.0f} ms", flush=True)
+    app = create_app()
+    with TestClient(app) as client:
+        signed = client.post("/console/sign-in", data={"token": secret},
+                             follow_redirects=False)
+        assert signed.status_code == 303, signed.text
+        staff = {"Authorization": f"Bearer {secret}"}
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 29 * 86400))
+        week = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 7 * 86400))
+        calls = {
+            "dashboard page 7 days": lambda _i: client.get("/console/dashboard?range=7d"),
+            "dashboard page 30 days": lambda _i: client.get("/console/dashboard?range=30d"),
+            "summary API 7 days": lambda _i: client.get(
+                "/api/v1/metrics/summary", headers=staff),
+            "summary API 30 days": lambda _i: client.get(
+                "/api/v1/metrics/summary", headers=staff,
+                params={"since": f"{month_ago}T00:00:00+00:00"}),
+            "daily API 30 days": lambda _i: client.get(
+                "/api/v1/metrics/daily", headers=staff,
+                params={"first": month_ago, "last": today}),
+            "daily CSV 30 days": lambda _i: client.get(
+                "/console/dashboard/daily.csv?range=30d"),
+        }
+        figures = {name: _time(call, repeat) for name, call in calls.items()}
+    from datetime import datetime, timezone
+    since = datetime.fromisoformat(week).astimezone(timezone.utc).replace(tzinfo=None)
+    baseline = []
+    for _ in range(max(3, repeat // 5)):
+        started = time.perf_counter()
+        store.turns(since=since)
+        baseline.append((time.perf_counter() - started) * 1000)
+    figures["baseline: rescan 7 days of tracker events"] = _stats(baseline)
+    result = {
+        "conversations": size, "turns": facts, "days": DAYS,
+        "first_catch_up_s": round(first_catch_up, 1),
+        "catch_up_100_new_conversations_ms": round(incremental * 1000, 1),
+        "7d": figures["dashboard page 7 days"], "30d": figures["dashboard page 30 days"],
+        "requests": figures}
+    print(f"\n{'request':<45} {'p50 ms':>9} {'p95 ms':>9}   ({size} conversations)")
+    for name, row in figures.items():
+        print(f"{name:<45} {row['p50_ms']:>9} {row['p95_ms']:>9}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("screens", "dashboard"), default="screens")
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="dashboard: conversations per run, comma-separated")
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--inbox", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--live-repeat", type=int, default=10)
     add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.part == "dashboard":
+        sizes = [200] if args.smoke else [int(n) for n in args.sizes.split(",")]
+        _dashboard(sizes, 3 if args.smoke else args.repeat, args.smoke)
+        return
     if args.smoke:
         args.conversations, args.inbox, args.repeat, args.live_repeat = 60, 20, 3, 2
     work = Path(tempfile.mkdtemp(prefix="bench-console-"))
