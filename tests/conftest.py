@@ -25,6 +25,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
+RABBITMQ_URL = os.environ.get("HELPDESK_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
 
 
@@ -383,6 +384,68 @@ def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
 def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
     with serving(tmp_path, tiny_model) as start:
         yield start
+
+
+def rabbitmq_reachable() -> bool:
+    """Whether the machines' RabbitMQ answers (the event broker's tests need it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(RABBITMQ_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
+                                      timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def delete_queue(name: str) -> None:
+    """Remove a test's event broker queue (durable queues outlive their consumers)."""
+    import asyncio
+
+    import aio_pika
+
+    async def run() -> None:
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(name)
+
+    asyncio.run(run())
+
+
+def heldout_csv(path: Path) -> Path:
+    """A small held-out set for retraining jobs in tests (8 BANKING77 test questions for each
+    of the tiny model's intents)."""
+    path.write_text("text,category\n" + "".join(
+        f'"{e.text}",{e.intent}\n' for e in banking_examples("test", 8)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def console_stack(tmp_path_factory: pytest.TempPathFactory,
+                  tiny_model: Path) -> Iterator[Served]:
+    """One running product for every console browser test (each uses its own people and
+    data), on PostgreSQL (the widget's browser tests run on SQLite), with Rasa streaming its
+    events through RabbitMQ to the dashboard when RabbitMQ runs (otherwise the embedded
+    default). Proposed answers are recomputed only when asked, checked every second;
+    retraining jobs run on tiny data."""
+    root = tmp_path_factory.mktemp("console")
+    queue = f"helpdesk-test-{uuid.uuid4().hex[:12]}"
+    broker = ({"HELPDESK_EVENT_BROKER_URL": RABBITMQ_URL, "HELPDESK_EVENT_QUEUE": queue}
+              if rabbitmq_reachable() else {})
+    with postgres_databases() as create, serving(root, tiny_model) as start:
+        try:
+            yield start(HELPDESK_DATABASE_URL=create(), HELPDESK_TRACKER_STORE_URL=create(),
+                        HELPDESK_PROPOSAL_CHECK_SECONDS="1",
+                        HELPDESK_PROPOSAL_MIN_NEW="100000",
+                        HELPDESK_HELDOUT_CSV=str(heldout_csv(root / "heldout.csv")),
+                        HELPDESK_RELIABILITY_FOLDS="2", HELPDESK_RELIABILITY_MAX_EXAMPLES="120",
+                        HELPDESK_GATE_MIN_SUPPORT="3", HELPDESK_WORKER_POLL_SECONDS="0.5",
+                        **broker)
+        finally:
+            if broker:
+                delete_queue(queue)
 
 
 @pytest.fixture

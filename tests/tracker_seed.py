@@ -40,8 +40,11 @@ def rasa_store(url: str):  # rasa.core.tracker_store.SQLTrackerStore
                            username=parsed.username, password=parsed.password)
 
 
-def seed(url: str, conversations: dict[str, list[Say]], ages: dict[str, float]) -> None:
-    """Save each conversation; its turns happen ``ages[id]`` seconds ago, a second apart."""
+def seed(url: str, conversations: dict[str, list[Say]], ages: dict[str, float],
+         broker_url: str | None = None, queue: str | None = None) -> None:
+    """Save each conversation; its turns happen ``ages[id]`` seconds ago, a second apart.
+    With ``broker_url``, Rasa's RabbitMQ event broker streams every saved event to ``queue``
+    as a running Rasa configured with it does."""
     from rasa.shared.core.events import (
         ActionExecuted,
         BotUttered,
@@ -50,7 +53,7 @@ def seed(url: str, conversations: dict[str, list[Say]], ages: dict[str, float]) 
     )
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    store = rasa_store(url)
+    trackers = []
     for session_id, turns in conversations.items():
         at = time.time() - ages[session_id]
         events = []
@@ -70,7 +73,33 @@ def seed(url: str, conversations: dict[str, list[Say]], ages: dict[str, float]) 
                 events.append(ConversationPaused(timestamp=at + 0.3))
             events.append(ActionExecuted("action_listen", timestamp=at + 0.4))
             at += 1
-        _run(store.save(DialogueStateTracker.from_events(session_id, events)))
+        trackers.append(DialogueStateTracker.from_events(session_id, events))
+    _run(_save_all(url, trackers, broker_url, queue))
+
+
+async def _save_all(url: str, trackers: list, broker_url: str | None,
+                    queue: str | None) -> None:
+    store = rasa_store(url)
+    broker = None
+    if broker_url is not None:
+        from urllib.parse import urlsplit
+
+        from rasa.core.brokers.pika import PikaEventBroker
+
+        parts = urlsplit(broker_url)
+        broker = PikaEventBroker(parts.hostname or "127.0.0.1", parts.username or "guest",
+                                 parts.password or "guest", port=parts.port or 5672,
+                                 queues=[queue or "helpdesk_events"],
+                                 event_loop=asyncio.get_running_loop())
+        await broker.connect()
+        store.event_broker = broker
+    for tracker in trackers:
+        await store.save(tracker)
+    if broker is not None:
+        # Rasa publishes from background tasks: let them finish before closing.
+        while broker._background_tasks:
+            await asyncio.sleep(0.05)
+        await broker.close()
 
 
 def _run(coroutine: Any) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,8 +20,6 @@ from tests.conftest import (
     JOINT_ACCOUNT,
     TRAVEL_INSURANCE,
     Served,
-    postgres_databases,
-    serving,
 )
 from tests.tracker_seed import Say, seed
 
@@ -33,15 +29,10 @@ WAIT = 15_000  # ms
 ACK = "a colleague will reply here shortly"
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Served]:
-    """One running product for every console test (each uses its own people and data), on
-    PostgreSQL (the widget's browser tests run on SQLite). Proposed answers are recomputed
-    only when asked, checked every second."""
-    with postgres_databases() as create, \
-            serving(tmp_path_factory.mktemp("console"), tiny_model) as start:
-        yield start(HELPDESK_DATABASE_URL=create(), HELPDESK_TRACKER_STORE_URL=create(),
-                    HELPDESK_PROPOSAL_CHECK_SECONDS="1", HELPDESK_PROPOSAL_MIN_NEW="100000")
+@pytest.fixture
+def console(console_stack: Served) -> Served:
+    """The product every console browser test shares (``tests/conftest.py``)."""
+    return console_stack
 
 
 def _staff_token(served: Served, name: str) -> str:

@@ -10,9 +10,13 @@ import csv
 import io
 import json
 import random
+import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -21,6 +25,7 @@ from admin_api.models import TurnFact, utcnow
 from admin_api.tracker import TrackerStore, Turn
 from common.db import get_engine
 from tests.admin_api.test_console import signed_in
+from tests.conftest import RABBITMQ_URL, delete_queue, rabbitmq_reachable
 from tests.tracker_seed import DAY, Say, seed
 
 OUTCOMES = ("answer", "clarify", "fallback", "handoff")
@@ -230,3 +235,40 @@ def test_the_dashboard_page_and_its_downloads_show_what_the_api_says(
 def test_signed_out_visitors_are_sent_to_sign_in(client: TestClient) -> None:
     reply = client.get("/console/dashboard", follow_redirects=False)
     assert reply.status_code == 303 and reply.headers["location"].endswith("/console/sign-in")
+
+
+@pytest.fixture
+def broker_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The admin API consumes Rasa's event broker (RabbitMQ) on a queue of its own."""
+    if not rabbitmq_reachable():
+        pytest.skip(f"RabbitMQ is not running at {RABBITMQ_URL}: the event broker's tests "
+                    "need it (the machines start it before work and CI)")
+    queue = f"helpdesk-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("HELPDESK_EVENT_BROKER_URL", RABBITMQ_URL)
+    monkeypatch.setenv("HELPDESK_EVENT_QUEUE", queue)
+    yield queue
+    delete_queue(queue)
+
+
+def test_with_the_event_broker_the_figures_come_from_rasas_stream(
+        broker_queue: str, client: TestClient, tracker_url: str, auth: dict) -> None:
+    conversations, ages = random_traffic(5, conversations=30, days=3)
+    seed(tracker_url, conversations, ages, broker_url=RABBITMQ_URL, queue=broker_queue)
+    store = TrackerStore(tracker_url)
+    want = direct(store.turns())
+    deadline = time.monotonic() + 60
+    while True:
+        got = client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()
+        if got["messages"] == want["messages"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    for key in ("messages", "conversations", "answer_rate", "fallback_rate",
+                "clarification_rate", "handoff_rate"):
+        assert got[key] == want[key], key
+    with Session(get_engine()) as session:
+        streamed = _facts(session)
+        # Built from the tracker store instead, the rows are the same.
+        session.execute(TurnFact.__table__.delete())  # type: ignore[attr-defined]
+        session.commit()
+        turn_facts.catch_up(session, store)
+        assert _facts(session) == streamed

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from tests.conftest import BIN_DIR, PROJECT_ROOT, banking_examples, helpdesk_env, processes_of
+from tests.conftest import (
+    BIN_DIR,
+    PROJECT_ROOT,
+    banking_examples,
+    heldout_csv,
+    helpdesk_env,
+    processes_of,
+)
 
 
 def CORRECTIONS() -> list:  # a constant, computed late (data/ is read)
@@ -48,9 +55,7 @@ def project(tmp_path: Path, tiny_model: Path) -> Iterator[dict]:
     var_dir = tmp_path / "var"
     url = f"sqlite:///{var_dir / 'admin.db'}"
     migrate.upgrade(url)
-    heldout = tmp_path / "heldout.csv"
-    heldout.write_text("text,category\n" + "".join(
-        f'"{e.text}",{e.intent}\n' for e in banking_examples("test", 8)), encoding="utf-8")
+    heldout = heldout_csv(tmp_path / "heldout.csv")
     with Session(get_engine(url)) as session:
         registry.promote(session, registry.register(session, tiny_model), "test")
         for example in CORRECTIONS():

@@ -19,6 +19,7 @@ from admin_api.api.routes.metrics import MAX_DAYS
 from admin_api.console.forms import blank, day
 from admin_api.console.pages import SECURITY_HEADERS, render
 from admin_api.models import Answer, ModelVersion, utcnow
+from common.config import get_settings
 from common.errors import Invalid
 
 router = APIRouter(prefix="/dashboard")
@@ -119,7 +120,8 @@ def dashboard_page(request: Request, session: SessionDep, store: TrackerDep,
              or d["low_confidence_rate_drift"]]
     return render(request, "dashboard/page.html", caller, data=data, s=data["summary"],
                   tables=tables(data), first=start, last=end, preset=preset, query=query,
-                  presets=list(PRESETS), drift=drift, watch=watch, watched=watched)
+                  presets=list(PRESETS), drift=drift, watch=watch, watched=watched,
+                  low_confidence=get_settings().review_confidence_below)
 
 
 @router.get("/{table}.csv")
