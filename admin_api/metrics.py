@@ -69,40 +69,66 @@ def _feedback(session: Session, since: datetime, until: datetime) -> list[Any]:
 
 
 def figures(session: Session, since: datetime, until: datetime) -> dict[str, Any]:
-    """Every figure of the window (see the module's docstring for the units)."""
+    """Every figure of the window (see the module's docstring for the units), in five scans
+    of the window: the turns grouped by outcome, model, intent and confidence; conversations
+    overall and per model; answers; latencies."""
     where = _where(since, until)
-    outcomes: Counter[str] = Counter(dict(session.execute(  # type: ignore[arg-type]
-        select(TurnFact.outcome, func.count()).where(where).group_by(TurnFact.outcome)).all()))
+    threshold = get_settings().review_confidence_below
+    groups = session.execute(select(
+        TurnFact.outcome, TurnFact.model_id, TurnFact.intent, TurnFact.confidence_bin,
+        func.count(), func.sum(TurnFact.confidence), func.count(TurnFact.confidence),
+        func.sum(case((col(TurnFact.confidence) < threshold, 1), else_=0))
+    ).where(where).group_by(TurnFact.outcome, TurnFact.model_id, TurnFact.intent,
+                            TurnFact.confidence_bin)).all()
+    outcomes: Counter[str] = Counter()
+    intents: Counter[str] = Counter()
+    failing: Counter[str] = Counter()
+    bins: Counter[int] = Counter()
+    low = 0
+    models: dict[str | None, Counter[str]] = defaultdict(Counter)
+    confidence_sums: dict[str | None, float] = defaultdict(float)
+    for outcome, model, intent, confidence_bin, count, total, rated, below in groups:
+        name = intent or "(none)"
+        outcomes[outcome] += count
+        intents[name] += count
+        if outcome in FAILING:
+            failing[name] += count
+        if confidence_bin is not None:
+            bins[confidence_bin] += count
+        low += below or 0
+        per = models[model]
+        per["messages"] += count
+        per[outcome] += count
+        confidence_sums[model] += total or 0.0
+        per["rated"] += rated
     messages = sum(outcomes.values())
     conversations, handed_off = session.execute(select(
         func.count(distinct(TurnFact.session_id)),
         func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
     ).where(where)).one()
-    low = session.execute(select(func.count()).where(
-        where, col(TurnFact.confidence) < get_settings().review_confidence_below)).scalar_one()
     feedback = _feedback(session, since, until)
     ratings = Counter(f.rating for f in feedback)
     up, down = ratings.get(Rating.up, 0), ratings.get(Rating.down, 0)
-    intents = dict(session.execute(select(func.coalesce(TurnFact.intent, "(none)"), func.count())
-                                .where(where).group_by(TurnFact.intent)).all())
-    failing: Counter[str] = Counter(dict(session.execute(
-        select(func.coalesce(TurnFact.intent, "(none)"), func.count())
-        .where(where, TurnFact.outcome.in_(FAILING))  # type: ignore[attr-defined]
-        .group_by(TurnFact.intent)).all()))
     failing.update(f.intent for f in feedback if f.rating == Rating.down and f.intent)
-    bins = dict(session.execute(select(TurnFact.confidence_bin, func.count())
-                             .where(where, TurnFact.confidence_bin.is_not(None))  # type: ignore[union-attr]
-                             .group_by(TurnFact.confidence_bin)).all())
     usage: dict[int, dict[str, int]] = defaultdict(lambda: {"answered": 0, "up": 0, "down": 0})
     for answer_id, count in session.execute(
             select(TurnFact.answer_id, func.count())
             .where(where, TurnFact.outcome == "answer",
-                   TurnFact.answer_id.is_not(None))  # type: ignore[union-attr]
+                   col(TurnFact.answer_id).is_not(None))
             .group_by(TurnFact.answer_id)).all():
         usage[answer_id]["answered"] = count
     for item in feedback:
         if item.answer_id is not None:
             usage[item.answer_id][item.rating.value] += 1
+    latency: dict[str | None, Counter[int]] = defaultdict(Counter)
+    for model, value, count in session.execute(
+            select(TurnFact.model_id, TurnFact.latency_ms, func.count())
+            .where(where, col(TurnFact.latency_ms).is_not(None))
+            .group_by(TurnFact.model_id, TurnFact.latency_ms)).all():
+        latency[model][value] += count
+    overall: Counter[int] = Counter()
+    for counts in latency.values():
+        overall.update(counts)
     return {
         "messages": messages,
         "conversations": conversations,
@@ -113,7 +139,8 @@ def figures(session: Session, since: datetime, until: datetime) -> dict[str, Any
         "low_confidence_rate": _rate(low, messages),
         "feedback": {"up": up, "down": down, "up_ratio": _rate(up, up + down)},
         "thumbs_down_rate": _rate(down, messages),
-        "reply_latency_ms": _latency(session, where),
+        "reply_latency_ms": {"p50": percentile(overall, 0.5),
+                             "p95": percentile(overall, 0.95)},
         "top_intents": [{"intent": i, "count": c}
                         for i, c in sorted(intents.items(), key=lambda x: (-x[1], x[0]))[:TOP]],
         "top_failing_intents": [
@@ -124,53 +151,42 @@ def figures(session: Session, since: datetime, until: datetime) -> dict[str, Any
             for b in range(BINS)],
         "answer_usage": sorted(({"answer_id": a, **counts} for a, counts in usage.items()),
                                key=lambda row: (-row["answered"], row["answer_id"])),
-        "per_model": per_model(session, since, until, feedback),
+        "per_model": _per_model(session, where, models, confidence_sums, latency, feedback),
     }
 
 
 def reply_latency(session: Session, since: datetime, until: datetime) -> dict[str, int | None]:
     """Reply latency p50/p95 (ms) of the turns in a window."""
-    return _latency(session, _where(since, until))
-
-
-def _latency(session: Session, where: Any) -> dict[str, int | None]:
     counts = dict(session.execute(select(TurnFact.latency_ms, func.count())
-                               .where(where, TurnFact.latency_ms.is_not(None))  # type: ignore[union-attr]
-                               .group_by(TurnFact.latency_ms)).all())
+                                  .where(_where(since, until),
+                                         col(TurnFact.latency_ms).is_not(None))
+                                  .group_by(TurnFact.latency_ms)).all())
     return {"p50": percentile(counts, 0.5), "p95": percentile(counts, 0.95)}
 
 
-def per_model(session: Session, since: datetime, until: datetime,
-              feedback: list[Any]) -> list[dict[str, Any]]:
+def _per_model(session: Session, where: Any, models: dict[str | None, Counter[str]],
+               confidence_sums: dict[str | None, float],
+               latency: dict[str | None, Counter[int]],
+               feedback: list[Any]) -> list[dict[str, Any]]:
     """The same figures for each model id that served in the window, side by side."""
-    where = _where(since, until)
-    rows = session.execute(select(
-        TurnFact.model_id, func.count(),
-        func.sum(case((TurnFact.outcome == "answer", 1), else_=0)),
-        func.sum(case((TurnFact.outcome == "clarify", 1), else_=0)),
-        func.sum(case((TurnFact.outcome == "fallback", 1), else_=0)),
-        func.avg(TurnFact.confidence),
-        func.count(distinct(TurnFact.session_id)),
+    sessions = {model: (total, handed) for model, total, handed in session.execute(select(
+        TurnFact.model_id, func.count(distinct(TurnFact.session_id)),
         func.count(distinct(case((TurnFact.outcome == "handoff", TurnFact.session_id))))
-    ).where(where).group_by(TurnFact.model_id)).all()
+    ).where(where).group_by(TurnFact.model_id)).all()}
     downs = Counter(f.model_id for f in feedback if f.rating == Rating.down)
-    latency: dict[str | None, dict[int, int]] = defaultdict(dict)
-    for model, value, count in session.execute(
-            select(TurnFact.model_id, TurnFact.latency_ms, func.count())
-            .where(where, TurnFact.latency_ms.is_not(None))  # type: ignore[union-attr]
-            .group_by(TurnFact.model_id, TurnFact.latency_ms)).all():
-        latency[model][value] = count
     out = []
-    for model, messages, answered, clarified, fell_back, confidence, sessions, handed in rows:
+    for model, counts in models.items():
+        messages = counts["messages"]
+        total, handed = sessions.get(model, (0, 0))
         out.append({
-            "model_id": model or "(unknown)", "messages": messages,
-            "conversations": sessions,
-            "answer_rate": _rate(answered or 0, messages),
-            "clarification_rate": _rate(clarified or 0, messages),
-            "fallback_rate": _rate(fell_back or 0, messages),
-            "handoff_rate": _rate(handed, sessions),
+            "model_id": model or "(unknown)", "messages": messages, "conversations": total,
+            "answer_rate": _rate(counts["answer"], messages),
+            "clarification_rate": _rate(counts["clarify"], messages),
+            "fallback_rate": _rate(counts["fallback"], messages),
+            "handoff_rate": _rate(handed, total),
             "thumbs_down_rate": _rate(downs.get(model, 0), messages),
-            "mean_confidence": round(float(confidence or 0.0), 4),
+            "mean_confidence": round(confidence_sums[model] / counts["rated"], 4)
+            if counts["rated"] else 0.0,
             "reply_latency_ms": {"p50": percentile(latency[model], 0.5),
                                  "p95": percentile(latency[model], 0.95)}})
     return sorted(out, key=lambda row: row["model_id"])
@@ -212,7 +228,7 @@ def daily(session: Session, first: date, last: date) -> list[dict[str, Any]]:
     start = first - timedelta(days=BAND_DAYS)
     since = datetime.combine(start, datetime.min.time())
     until = datetime.combine(last + timedelta(days=1), datetime.min.time())
-    where = _where(since, until)
+    where = and_(col(TurnFact.day) >= start.isoformat(), col(TurnFact.day) <= last.isoformat())
     threshold = get_settings().review_confidence_below
     per_day = {row[0]: row for row in session.execute(select(
         TurnFact.day, func.count(),

@@ -25,7 +25,7 @@ class TurnFact(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=255, index=True)
     turn_key: str = Field(max_length=128)
-    at: datetime = Field(index=True)
+    at: datetime
     day: str = Field(max_length=10)
     intent: Optional[str] = Field(default=None, max_length=255)
     confidence: Optional[float] = None
@@ -36,5 +36,11 @@ class TurnFact(SQLModel, table=True):
     # From the customer's message to the bot's first reply, by the events' own timestamps.
     latency_ms: Optional[int] = None
 
+    # Every figure is a scan of a time range: with all the columns in the index, the scan
+    # never visits the table.
     __table_args__ = (UniqueConstraint("session_id", "turn_key", name="uq_turn_fact_key"),
-                      Index("ix_turn_fact_day_outcome", "day", "outcome"))
+                      Index("ix_turn_fact_window", "at", "outcome", "session_id", "model_id",
+                            "intent", "confidence", "confidence_bin", "answer_id",
+                            "latency_ms", "day"),
+                      # The daily series: grouped by day, conversations counted in order.
+                      Index("ix_turn_fact_day", "day", "session_id", "outcome", "confidence"))

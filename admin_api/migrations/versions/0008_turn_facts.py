@@ -34,11 +34,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", "turn_key", name="uq_turn_fact_key"),
     )
     op.create_index("ix_turn_fact_session_id", "turn_fact", ["session_id"])
-    op.create_index("ix_turn_fact_at", "turn_fact", ["at"])
-    op.create_index("ix_turn_fact_day_outcome", "turn_fact", ["day", "outcome"])
+    op.create_index("ix_turn_fact_window", "turn_fact",
+                    ["at", "outcome", "session_id", "model_id", "intent", "confidence",
+                     "confidence_bin", "answer_id", "latency_ms", "day"])
+    op.create_index("ix_turn_fact_day", "turn_fact",
+                    ["day", "session_id", "outcome", "confidence"])
 
 
 def downgrade() -> None:
-    for index in ("ix_turn_fact_day_outcome", "ix_turn_fact_at", "ix_turn_fact_session_id"):
+    for index in ("ix_turn_fact_day", "ix_turn_fact_window", "ix_turn_fact_session_id"):
         op.drop_index(index, "turn_fact")
     op.drop_table("turn_fact")
