@@ -31,6 +31,7 @@ BINS = turn_facts.BINS
 BAND_DAYS = 14
 # A day is judged against its trailing band only with this many days of history.
 BAND_MIN_DAYS = 7
+BAND_WIDTH = 3.0  # standard deviations
 
 
 def _rate(part: float, whole: float) -> float:
@@ -267,13 +268,15 @@ def daily(session: Session, first: date, last: date) -> list[dict[str, Any]]:
 
 
 def band(history: list[dict[str, Any]], name: str, messages: int) -> list[float] | None:
-    """The range a day's share is expected in: the trailing days' mean, give or take twice
-    their spread, and never narrower than twice the binomial noise of the day's own message
-    count (a quiet day is noisy by nature). None without enough history."""
+    """The range a day's share is expected in: the trailing days' mean, give or take three
+    times their spread, and never narrower than three times the binomial noise of the day's
+    own message count (a quiet day is noisy by nature; with two signals over a month, a
+    narrower band would flag a few ordinary days every month). None without enough
+    history."""
     if len(history) < BAND_MIN_DAYS:
         return None
     values = [d[name] for d in history]
     mean = fmean(values)
     noise = (mean * (1 - mean) / messages) ** 0.5 if messages else 0.0
-    width = 2 * max(pstdev(values), noise)
+    width = BAND_WIDTH * max(pstdev(values), noise)
     return [round(max(0.0, mean - width), 4), round(min(1.0, mean + width), 4)]

@@ -11,6 +11,11 @@ handed to a person who ask about two topics while they wait), signs in to the co
 takes each screen; with an admin's token also the admins' screens (it runs a small retraining
 job, a few minutes, to show one in progress and its model's report). Run it on a fresh
 ``var/``: it adds conversations to the one it finds.
+
+For the dashboard it first writes 40 days of past conversations into the product's tracker
+store (the environment's ``HELPDESK_*`` settings say where, as for the product), with one day
+of many fallbacks, so that the charts and the drift flag have something to show.
+``--only dashboard`` takes just that screen.
 """
 
 from __future__ import annotations
@@ -54,6 +59,57 @@ def _customers(api: str, rasa: str, token: str) -> str:
     httpx.post(f"{api}/api/v1/handoff/{taken}/reply", headers=headers,
                json={"text": STAFF_REPLY}, timeout=30).raise_for_status()
     return taken
+
+
+def _history(days: int = 40) -> None:
+    """Past conversations, written as Rasa writes them, into the product's tracker store."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(HERE.parents[1]))
+    from common.config import get_settings
+    from tests.tracker_seed import DAY, Say, seed
+
+    rng = random.Random(7)
+    conversations: dict[str, list[Say]] = {}
+    ages: dict[str, float] = {}
+    for day in range(1, days + 1):
+        fallback_share = 0.45 if day == 3 else 0.12
+        model = "20261101-bank-v1" if day > 12 else "20261125-bank-v2"
+        for i in range(rng.randint(35, 60)):
+            roll = rng.random()
+            if roll < fallback_share:
+                turn = Say("blorp zing", "nlu_fallback", round(rng.uniform(0.1, 0.5), 2),
+                           model, f"h{day}-{i}", actions=["utter_no_answer"],
+                           bot=[{"text": "Sorry.",
+                                 "metadata": {"utter_action": "utter_no_answer"}}])
+            elif roll < fallback_share + 0.06:
+                turn = Say("I want a person", "request_human", 0.95, model, f"h{day}-{i}",
+                           actions=["utter_handoff"], pause=True,
+                           bot=[{"text": "Passing you on.",
+                                 "metadata": {"utter_action": "utter_handoff"}}])
+            else:
+                decision = "clarify" if rng.random() < 0.1 else "answer"
+                turn = Say("When will my card arrive?", "card_arrival",
+                           round(rng.uniform(0.55, 0.99), 2), model, f"h{day}-{i}",
+                           actions=["action_answer"],
+                           bot=[{"text": "Cards arrive in 5 to 7 working days.",
+                                 "data": {"custom": {"answer_id": rng.choice([101, 102, 105]),
+                                                     "decision": decision}}}])
+            conversations[uuid.uuid4().hex] = [turn]
+            ages[list(conversations)[-1]] = day * DAY - rng.uniform(0, 20000)
+    seed(get_settings().tracker_store_url, conversations, ages)
+
+
+def _dashboard(browser: object, api: str, token: str) -> None:
+    _history()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = _signed_in(context, api, token)
+    page.goto(api + "/console/dashboard?range=30d")
+    page.locator("canvas[data-chart]").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    _shot(page, "dashboard", full=True)
+    context.close()
 
 
 def _signed_in(context: object, api: str, token: str) -> object:
@@ -160,12 +216,17 @@ def main() -> None:
     parser.add_argument("--rasa", default="http://127.0.0.1:5005")
     parser.add_argument("--token", default=os.environ.get("HELPDESK_TOKEN"),
                         help="an API token for the console screenshots (none: the widget only)")
+    parser.add_argument("--only", choices=("dashboard",),
+                        help="take only this screen")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     chromium = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        if args.only == "dashboard":
+            _dashboard(browser, args.url, args.token)
+            return
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(args.url + "/")
         page.get_by_role("button", name="Open the chat").click()
@@ -178,6 +239,7 @@ def main() -> None:
         if args.token:
             taken = _customers(args.url, args.rasa, args.token)
             _console(browser, args.url, args.token, taken)
+            _dashboard(browser, args.url, args.token)
         browser.close()
 
 

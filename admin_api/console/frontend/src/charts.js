@@ -12,6 +12,8 @@ const COLOURS = {
 };
 
 const percent = (value) => Math.round(value * 1000) / 10;
+// A day without messages has no rate: a gap in the line, not a fall to zero.
+const dayRate = (day, name, whole = "messages") => (day[whole] ? percent(day[name]) : null);
 
 function axis(title, isPercent) {
   const y = { beginAtZero: true, title: { display: true, text: title } };
@@ -39,7 +41,7 @@ function driftChart(daily, name, label) {
           { pointRadius: 0, borderWidth: 0, fill: false }),
         line("expected band: high", band.map((b) => (b ? percent(b[1]) : null)), COLOURS.band,
           { pointRadius: 0, borderWidth: 0, fill: "-1", backgroundColor: COLOURS.band }),
-        line(label, daily.map((d) => percent(d[`${name}_rate`])), colour, {
+        line(label, daily.map((d) => dayRate(d, `${name}_rate`)), colour, {
           pointRadius: flagged.map((f) => (f ? 7 : 3)),
           pointStyle: flagged.map((f) => (f ? "triangle" : "circle")),
           pointBackgroundColor: flagged.map((f) => (f ? "#000" : colour)),
@@ -67,9 +69,9 @@ const BUILDERS = {
     data: {
       labels: d.daily.map((x) => x.day),
       datasets: [
-        line("answered", d.daily.map((x) => percent(x.answer_rate)), COLOURS.answered),
-        line("clarified", d.daily.map((x) => percent(x.clarification_rate)), COLOURS.clarified),
-        line("fallback", d.daily.map((x) => percent(x.fallback_rate)), COLOURS.fallback),
+        line("answered", d.daily.map((x) => dayRate(x, "answer_rate")), COLOURS.answered),
+        line("clarified", d.daily.map((x) => dayRate(x, "clarification_rate")), COLOURS.clarified),
+        line("fallback", d.daily.map((x) => dayRate(x, "fallback_rate")), COLOURS.fallback),
       ],
     },
     options: { scales: axis("% of customer messages", true) },
@@ -78,7 +80,7 @@ const BUILDERS = {
     type: "line",
     data: {
       labels: d.daily.map((x) => x.day),
-      datasets: [line("handed off", d.daily.map((x) => percent(x.handoff_rate)), COLOURS.handoff)],
+      datasets: [line("handed off", d.daily.map((x) => dayRate(x, "handoff_rate", "conversations")), COLOURS.handoff)],
     },
     options: { scales: axis("% of conversations", true) },
   }),
