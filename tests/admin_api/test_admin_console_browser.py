@@ -30,17 +30,6 @@ pytestmark = pytest.mark.slow
 JOB_DEADLINE = 600  # s: a whole retraining job on a busy 2-core machine
 
 
-def _admin_token(served: Served, name: str) -> str:
-    admin = {"Authorization": f"Bearer {served.admin_token()}"}
-    user = httpx.post(f"{served.api}/api/v1/users", headers=admin,
-                      json={"name": name, "role": "admin"})
-    assert user.status_code == 201, user.text
-    token = httpx.post(f"{served.api}/api/v1/users/{user.json()['id']}/tokens", headers=admin,
-                       json={"name": "console"})
-    assert token.status_code == 201, token.text
-    return token.json()["token"]
-
-
 def _watch(page: object) -> list[str]:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
@@ -142,7 +131,8 @@ def test_the_dashboard_shows_what_the_summary_api_says_chart_table_and_csv_alike
 def test_an_admin_retrains_and_promotes_while_a_customer_chats_and_staff_only_watch(
         browser: object, console_stack: Served) -> None:
     served = console_stack
-    admin_token, staff_token = _admin_token(served, "ada"), _staff_token(served, "stan")
+    admin_token = _staff_token(served, "ada", role="admin")
+    staff_token = _staff_token(served, "stan")
     admin_context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     admin = admin_context.new_page()
     errors = _watch(admin)

@@ -35,10 +35,11 @@ def console(console_stack: Served) -> Served:
     return console_stack
 
 
-def _staff_token(served: Served, name: str) -> str:
+def _staff_token(served: Served, name: str, role: str = "staff") -> str:
+    """A new person's API token (staff unless ``role`` says otherwise)."""
     admin = {"Authorization": f"Bearer {served.admin_token()}"}
     user = httpx.post(f"{served.api}/api/v1/users", headers=admin,
-                      json={"name": name, "role": "staff"})
+                      json={"name": name, "role": role})
     assert user.status_code == 201, user.text
     token = httpx.post(f"{served.api}/api/v1/users/{user.json()['id']}/tokens", headers=admin,
                        json={"name": "console"})
