@@ -73,6 +73,8 @@ def test_a_rise_in_fallbacks_after_a_promotion_raises_the_alert(
     page = staff.get("/console/models").text
     assert "After the promotion of new" in page and "Alert: fallback_rate rose" in page
     assert "30.0 %" in page and "0.0 %" in page
+    dashboard = staff.get("/console/dashboard").text
+    assert "After the promotion of new: fallback_rate rose beyond the margin" in dashboard
 
 
 def test_with_automatic_rollback_the_watch_rolls_production_back_once(
