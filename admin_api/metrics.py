@@ -213,9 +213,12 @@ def rates(session: Session, since: datetime, until: datetime,
 
 def summary_for(session: Session, store: TrackerStore, since: datetime,
                 until: datetime) -> dict[str, Any]:
-    """The figures of a window, with the facts brought up to date first."""
-    turn_facts.ensure_fresh(session, store)
-    return {"since": since, "until": until, **figures(session, since, until)}
+    """The figures of a window, with the facts brought up to date first; ``backlog`` is null,
+    or how far the first fold of a large store has come (the figures count that far)."""
+    backlog = turn_facts.ensure_fresh(session, store)
+    return {"since": since, "until": until, **figures(session, since, until),
+            "backlog": None if backlog is None else {"folded_event_id": backlog.folded,
+                                                     "last_event_id": backlog.total}}
 
 
 def _days(first: date, last: date) -> list[str]:

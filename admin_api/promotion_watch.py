@@ -58,7 +58,8 @@ def assess(session: Session, store: TrackerStore, now: datetime | None = None) -
     end = min(now, start + timedelta(hours=settings.promotion_watch_hours))
     if end <= start or now - start > timedelta(hours=settings.promotion_watch_hours) * 2:
         return None
-    turn_facts.ensure_fresh(session, store)
+    if turn_facts.ensure_fresh(session, store) is not None:
+        return None  # the figures are still being prepared: no judging half of them
     current = metrics.rates(session, start, end, model_id=entry.model_id)
     previous = metrics.rates(session, start - WEEK, end - WEEK)
     enough = min(current["messages"], previous["messages"]) >= settings.promotion_watch_min_messages

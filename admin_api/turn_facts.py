@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +43,8 @@ CHUNK = 500
 # instances): conversations with events this recent are re-derived on each pass.
 SETTLE = timedelta(seconds=60)
 BINS = 10
+# More new events than this are left to the background thread rather than a page request.
+REQUEST_CATCH_UP_MAX = 20_000
 _lock = threading.Lock()
 
 
@@ -243,13 +246,16 @@ def _handle(raw: bytes) -> None:
 
 
 def _poll(stop: threading.Event) -> None:
+    """Catch up at once (a first start on a large store has the most to fold), then every
+    ``metrics_sync_seconds``."""
     settings = get_settings()
-    while not stop.wait(settings.metrics_sync_seconds):
+    while not stop.is_set():
         try:
             with Session(get_engine()) as session:
                 catch_up(session, TrackerStore(settings.tracker_store_url))
         except SQLAlchemyError as error:
             logger.warning("dashboard catch-up failed, will retry: %s", error)
+        stop.wait(settings.metrics_sync_seconds)
 
 
 def start(stop: threading.Event) -> threading.Thread | None:
@@ -267,8 +273,26 @@ def start(stop: threading.Event) -> threading.Thread | None:
     return thread
 
 
-def ensure_fresh(session: Session, store: TrackerStore) -> None:
-    """Before a read: in embedded mode, catch up (the broker's consumer keeps up by itself)."""
-    if not get_settings().event_broker_url:
-        catch_up(session, store)
+@dataclass
+class Backlog:
+    """Events the figures do not hold yet, while the background thread folds them."""
+
+    folded: int
+    total: int
+
+
+def ensure_fresh(session: Session, store: TrackerStore) -> Backlog | None:
+    """Before a read, in embedded mode: catch up, unless the background thread has more than
+    a request should wait for (the first start on a large store: minutes). Then the figures
+    are read as far as they go, and the backlog says how far that is. The broker's consumer
+    keeps up by itself."""
+    settings = get_settings()
+    if settings.event_broker_url or not store.exists():
+        return None
+    last = store.last_event_id()
+    cursor = _cursor(session)
+    if settings.metrics_sync_seconds > 0 and last - cursor > REQUEST_CATCH_UP_MAX:
+        return Backlog(cursor, last)
+    catch_up(session, store)
+    return None
 

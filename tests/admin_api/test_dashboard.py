@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 from admin_api import metrics, turn_facts
 from admin_api.models import TurnFact, utcnow
 from admin_api.tracker import TrackerStore, Turn
+from common.config import get_settings
 from common.db import get_engine
 from tests.admin_api.test_console import signed_in
 from tests.conftest import RABBITMQ_URL, delete_queue, rabbitmq_reachable
@@ -272,3 +273,24 @@ def test_with_the_event_broker_the_figures_come_from_rasas_stream(
         session.commit()
         turn_facts.catch_up(session, store)
         assert _facts(session) == streamed
+
+
+def test_a_large_backlog_is_folded_in_the_background_and_the_page_says_how_far(
+        client: TestClient, tracker_url: str, auth: dict,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    conversations, ages = random_traffic(9, conversations=20, days=2)
+    seed(tracker_url, conversations, ages)
+    # As on a first start with a background thread: a page does not wait for a large fold.
+    monkeypatch.setenv("HELPDESK_METRICS_SYNC_SECONDS", "3600")
+    monkeypatch.setattr(turn_facts, "REQUEST_CATCH_UP_MAX", 10)
+    get_settings.cache_clear()
+    staff, _ = signed_in(client, auth["staff"])
+    page = staff.get("/console/dashboard")
+    assert page.status_code == 200 and 'id="backlog"' in page.text and "0 % done" in page.text
+    summary = client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()
+    assert summary["messages"] == 0 and summary["backlog"]["folded_event_id"] == 0
+    with Session(get_engine()) as session:  # what the background thread does
+        turn_facts.catch_up(session, TrackerStore(tracker_url))
+    summary = client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()
+    assert summary["backlog"] is None and summary["messages"] > 20
+    assert 'id="backlog"' not in staff.get("/console/dashboard").text

@@ -32,7 +32,8 @@ def summary(*, window: Window = Depends(), session: SessionDep,
     answered, clarified and fallback rates (shares of customer messages), the hand-off rate
     (a share of conversations), the low-confidence and thumbs-down rates (per message), thumbs
     up/down, reply latency p50/p95 in ms, top and failing intents, a confidence histogram,
-    answer usage and the same per model id."""
+    answer usage and the same per model id. ``backlog`` is null, or (the first start on a large
+    store, folded in the background) how far the figures count."""
     until = window.until or utcnow()
     since = window.since or until - DEFAULT_WINDOW
     return metrics.summary_for(session, store, since, until)

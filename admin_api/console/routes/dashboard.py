@@ -50,7 +50,7 @@ def date_range(preset: str | None, first: str | None, last: str | None) -> tuple
 def figures(session: SessionDep, store: TrackerDep, first: date,
             last: date) -> dict[str, Any]:
     """Everything the page and its downloads show, from one catch-up."""
-    turn_facts.ensure_fresh(session, store)
+    backlog = turn_facts.ensure_fresh(session, store)
     since = datetime.combine(first, datetime.min.time())
     until = datetime.combine(last + timedelta(days=1), datetime.min.time())
     summary = metrics.figures(session, since, until)
@@ -59,6 +59,9 @@ def figures(session: SessionDep, store: TrackerDep, first: date,
         col(Answer.id).in_(ids))).all()) if ids else {}
     return {"summary": summary, "daily": metrics.daily(session, first, last),
             "titles": {str(k): v for k, v in titles.items()},
+            "backlog": None if backlog is None else {
+                "folded": backlog.folded, "total": backlog.total,
+                "percent": round(100 * backlog.folded / backlog.total) if backlog.total else 0},
             "since": since.isoformat(), "until": until.isoformat()}
 
 
