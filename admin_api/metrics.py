@@ -24,6 +24,7 @@ from admin_api import turn_facts
 from admin_api.models import Feedback, Rating, TurnFact
 from admin_api.tracker import TrackerStore
 from common.config import get_settings
+from common.errors import Invalid
 
 FAILING = ("fallback", "clarify", "handoff")
 TOP = 10
@@ -219,6 +220,20 @@ def summary_for(session: Session, store: TrackerStore, since: datetime,
     return {"since": since, "until": until, **figures(session, since, until),
             "backlog": None if backlog is None else {"folded_event_id": backlog.folded,
                                                      "last_event_id": backlog.total}}
+
+
+EARLIEST, LATEST = date(1970, 1, 1), date(9000, 1, 1)
+MAX_DAYS = 366
+
+
+def check_days(first: date, last: date) -> None:
+    """A range of days the figures can be asked for; a 422 naming what is wrong otherwise."""
+    if last < first:
+        raise Invalid("last must not be before first")
+    if first < EARLIEST or last > LATEST:
+        raise Invalid(f"days must fall between {EARLIEST} and {LATEST}")
+    if (last - first).days >= MAX_DAYS:
+        raise Invalid(f"at most {MAX_DAYS} days at once")
 
 
 def _days(first: date, last: date) -> list[str]:

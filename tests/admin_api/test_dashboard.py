@@ -189,6 +189,14 @@ def test_a_day_outside_its_trailing_band_is_flagged_and_the_rest_are_not(
     refused = client.get("/api/v1/metrics/daily", headers=auth["staff"],
                          params={"first": str(last), "last": str(first)})
     assert refused.status_code == 422 and "before" in refused.text
+    for first_day, last_day in (("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31"),
+                                ("2020-01-01", "2022-01-01")):
+        far = client.get("/api/v1/metrics/daily", headers=auth["staff"],
+                         params={"first": first_day, "last": last_day})
+        assert far.status_code == 422 and "days" in far.json()["detail"], far.text
+    early = client.get("/api/v1/metrics/summary", headers=auth["staff"],
+                       params={"until": "0001-01-02T00:00:00+00:00"})
+    assert early.status_code == 200 and early.json()["messages"] == 0
 
     staff, _ = signed_in(client, auth["staff"])
     page = staff.get("/console/dashboard", params={"from": str(first), "to": str(last)})

@@ -3,7 +3,7 @@ The definitions (what each rate is a share of) are ``admin_api.metrics``'s."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field as PField
@@ -17,11 +17,9 @@ from admin_api.api.deps import (
 from admin_api.api.paging import Window
 from admin_api.core.schema import ApiModel
 from admin_api.models import utcnow
-from common.errors import Invalid
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 DEFAULT_WINDOW = timedelta(days=7)
-MAX_DAYS = 366
 
 
 @router.get("/summary")
@@ -35,7 +33,8 @@ def summary(*, window: Window = Depends(), session: SessionDep,
     answer usage and the same per model id. ``backlog`` is null, or (the first start on a large
     store, folded in the background) how far the figures count."""
     until = window.until or utcnow()
-    since = window.since or until - DEFAULT_WINDOW
+    since = window.since or (until - DEFAULT_WINDOW if until > datetime.min + DEFAULT_WINDOW
+                             else datetime.min)
     return metrics.summary_for(session, store, since, until)
 
 
@@ -68,9 +67,6 @@ def daily(*, first: date = Query(..., description="First UTC day (YYYY-MM-DD)"),
           session: SessionDep, store: TrackerDep, _: StaffUser) -> list[dict]:
     """Per-day figures from ``first`` to ``last`` with the drift of the fallback and
     low-confidence shares against their trailing 14-day band."""
-    if last < first:
-        raise Invalid("last must not be before first")
-    if (last - first).days >= MAX_DAYS:
-        raise Invalid(f"at most {MAX_DAYS} days at once")
+    metrics.check_days(first, last)
     turn_facts.ensure_fresh(session, store)
     return metrics.daily(session, first, last)

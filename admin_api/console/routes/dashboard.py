@@ -15,7 +15,6 @@ from sqlmodel import col, select
 
 from admin_api import metrics, promotion_watch, turn_facts
 from admin_api.api.deps import SessionDep, StaffUser, TrackerDep
-from admin_api.api.routes.metrics import MAX_DAYS
 from admin_api.console.forms import blank, day
 from admin_api.console.pages import SECURITY_HEADERS, render
 from admin_api.models import Answer, ModelVersion, utcnow
@@ -40,10 +39,7 @@ def date_range(preset: str | None, first: str | None, last: str | None) -> tuple
         return today - timedelta(days=PRESETS[name] - 1), today, name
     first_day = (start or end or datetime.min).date()
     last_day = (end or start or datetime.min).date()
-    if last_day < first_day:
-        raise Invalid("to: must not be before from")
-    if (last_day - first_day).days >= MAX_DAYS:
-        raise Invalid(f"from/to: at most {MAX_DAYS} days at once")
+    metrics.check_days(first_day, last_day)
     return first_day, last_day, ""
 
 
