@@ -1,9 +1,10 @@
-"""Conversations, read straight from Rasa's SQL tracker store (never copied).
+"""Conversations, read straight from Rasa's SQL tracker store (their words are never copied).
 
 Rasa keeps one ``events`` row per event (``rasa/core/tracker_store.py``, ``SQLEvent``); this
 module reads those rows and groups them into *turns*: a customer message and what the bot did
 about it (answered, asked to clarify, fell back, handed off). Conversations, the review inbox
-and the metrics are all built from turns, so they agree with each other by construction.
+and the metrics' turn facts (``admin_api.turn_facts``, which hold no words) are all built from
+turns by ``fold``, so they agree with each other by construction.
 """
 
 from __future__ import annotations
