@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def _production(served: Served, token: str) -> dict:
     assert reply.status_code == 200, reply.text
     [entry] = reply.json()["items"]
     return entry
+
+
+def _answered_by(served: Served, chat: Callable[[], None], customer: object,
+                 model_id: str) -> None:
+    """Chat until a reply comes from ``model_id`` (Rasa pulls production every 2 s)."""
+    for _ in range(20):
+        started = TrackerStore(served.tracker_url).last_event_id()
+        chat()
+        if any(t.model_id == model_id for t in TrackerStore(served.tracker_url).turns(
+                after_event=started)):
+            return
+        customer.wait_for_timeout(1000)  # type: ignore[attr-defined]
+    raise AssertionError(f"the bot never answered with model {model_id}")
 
 
 def _percent(value: float) -> str:
@@ -126,6 +140,11 @@ def test_the_dashboard_shows_what_the_summary_api_says_chart_table_and_csv_alike
     assert [(r["day"], int(r["messages"])) for r in rows] == table
     assert errors == []
     context.close()
+    # The seeded hand-offs go back to the bot: the stack's other tests expect an empty queue.
+    for session_id in {t.session_id for t in seeded if t.outcome == "handoff"}:
+        resumed = httpx.post(f"{served.api}/api/v1/handoff/{session_id}/resume",
+                             headers=headers)
+        assert resumed.status_code == 202, resumed.text
 
 
 def test_an_admin_retrains_and_promotes_while_a_customer_chats_and_staff_only_watch(
@@ -218,15 +237,17 @@ def test_an_admin_retrains_and_promotes_while_a_customer_chats_and_staff_only_wa
         assert time.monotonic() < deadline, "the promotion did not happen"
         time.sleep(0.3)
     assert after["model_id"] == candidate_id
-    swapped = False
-    for _ in range(15):
-        chat()
-        turns = TrackerStore(served.tracker_url).turns()
-        if any(t.model_id == after["model_id"] for t in turns):
-            swapped = True
-            break
-        customer.wait_for_timeout(1000)
-    assert swapped, "the bot never answered with the promoted model"
+    _answered_by(served, chat, customer, after["model_id"])
+
+    # And rolls back (with confirmation): the bot answers with the model before, the customer
+    # still gets every reply, and the other console tests find the bot they expect.
+    admin.goto(f"{served.api}/console/models")
+    admin.get_by_role("button", name="Roll back production").click()
+    deadline = time.monotonic() + WAIT / 1000
+    while _production(served, admin_token)["model_id"] != before["model_id"]:
+        assert time.monotonic() < deadline, "the rollback did not happen"
+        time.sleep(0.3)
+    _answered_by(served, chat, customer, before["model_id"])
     assert customer.locator(".message.bot").count() >= asked
     assert errors == []
     for context in (admin_context, customer_context, staff_context):
