@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from admin_api.models import Meta, TurnFact, utcnow
-from admin_api.tracker import TrackerStore, Turn, fold, to_timestamp
+from admin_api.tracker import LATE_COMMIT_IDS, TrackerStore, Turn, fold, to_timestamp
 from common.config import get_settings
 from common.db import get_engine
 
@@ -106,16 +106,20 @@ def refresh(session: Session, store: TrackerStore, session_ids: Iterable[str]) -
 
 def catch_up(session: Session, store: TrackerStore) -> int:
     """Bring the facts up to the tracker store's last event (embedded mode); returns the
-    conversations rewritten. A tracker store that went back behind the cursor (replaced, or
-    emptied) is taken from the start again."""
+    conversations rewritten. A tracker store far behind the cursor (replaced, or emptied) is
+    taken from the start again; one just behind it lost its newest rows to an erasure, and
+    SQLite gives their ids to the next events: the cursor steps back to meet them."""
     if not store.exists():
         return 0
     with _lock:
         cursor = _cursor(session)
-        if cursor and store.last_event_id() < cursor:
+        last = store.last_event_id()
+        if cursor and last < cursor - LATE_COMMIT_IDS:
             logger.warning("the tracker store is behind the dashboard's cursor: rebuilding")
             session.execute(delete(TurnFact))
             cursor = 0
+        elif last < cursor:
+            cursor = last
         recent: Any = utcnow() - SETTLE if cursor else None
         total = 0
         try:

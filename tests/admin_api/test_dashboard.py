@@ -143,6 +143,23 @@ def test_a_conversation_that_goes_on_and_one_that_is_erased_keep_the_facts_exact
         assert {f[0] for f in _facts(session)} == {"b"}
 
 
+def test_erasing_the_newest_conversation_does_not_hide_the_next_one_nor_refold_all(
+        client: TestClient, tracker_url: str, auth: dict) -> None:
+    seed(tracker_url, {"a": [say("answer", "a-1")], "b": [say("fallback", "b-1")]},
+         {"a": 600, "b": 500})
+    assert client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()["messages"] == 2
+    with Session(get_engine()) as session:
+        [kept] = session.exec(select(TurnFact.id).where(TurnFact.session_id == "a")).all()
+    # b holds the newest events: erased, SQLite hands their ids to the next conversation.
+    assert client.delete("/api/v1/conversations/b", headers=auth["admin"]).status_code == 200
+    seed(tracker_url, {"c": [say("handoff", "c-1")]}, {"c": 400})
+    summary = client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()
+    assert (summary["messages"], summary["handoff_rate"]) == (2, 0.5)
+    with Session(get_engine()) as session:
+        facts = session.exec(select(TurnFact.session_id, TurnFact.id)).all()
+    assert sorted(f[0] for f in facts) == ["a", "c"] and ("a", kept) in facts  # not refolded
+
+
 def test_events_folded_one_by_one_as_the_broker_delivers_them_make_the_same_rows(
         client: TestClient, tracker_url: str) -> None:
     conversations, ages = random_traffic(11, conversations=25, days=3)
