@@ -152,6 +152,7 @@ def test_erasing_the_newest_conversation_does_not_hide_the_next_one_nor_refold_a
         [kept] = session.exec(select(TurnFact.id).where(TurnFact.session_id == "a")).all()
     # b holds the newest events: erased, SQLite hands their ids to the next conversation.
     assert client.delete("/api/v1/conversations/b", headers=auth["admin"]).status_code == 200
+    assert client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()["messages"] == 1
     seed(tracker_url, {"c": [say("handoff", "c-1")]}, {"c": 400})
     summary = client.get("/api/v1/metrics/summary", headers=auth["staff"]).json()
     assert (summary["messages"], summary["handoff_rate"]) == (2, 0.5)
