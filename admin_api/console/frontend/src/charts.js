@@ -28,6 +28,20 @@ function line(label, data, colour, extra = {}) {
   return { label, data, borderColor: colour, backgroundColor: colour, tension: 0.2, ...extra };
 }
 
+// Counts per day, one bar per series: [label, key, colour].
+function dailyBars(daily, series) {
+  return {
+    type: "bar",
+    data: {
+      labels: daily.map((x) => x.day),
+      datasets: series.map(([label, key, colour]) => ({
+        label, data: daily.map((x) => x[key]), backgroundColor: colour,
+      })),
+    },
+    options: { scales: axis("count per day", false) },
+  };
+}
+
 function driftChart(daily, name, label) {
   const band = daily.map((d) => d[`${name}_rate_band`]);
   const flagged = daily.map((d) => d[`${name}_rate_drift`]);
@@ -53,17 +67,10 @@ function driftChart(daily, name, label) {
 }
 
 const BUILDERS = {
-  volume: (d) => ({
-    type: "bar",
-    data: {
-      labels: d.daily.map((x) => x.day),
-      datasets: [
-        { label: "customer messages", data: d.daily.map((x) => x.messages), backgroundColor: COLOURS.messages },
-        { label: "conversations", data: d.daily.map((x) => x.conversations), backgroundColor: COLOURS.conversations },
-      ],
-    },
-    options: { scales: axis("count per day", false) },
-  }),
+  volume: (d) => dailyBars(d.daily, [
+    ["customer messages", "messages", COLOURS.messages],
+    ["conversations", "conversations", COLOURS.conversations],
+  ]),
   outcomes: (d) => ({
     type: "line",
     data: {
@@ -86,17 +93,10 @@ const BUILDERS = {
   }),
   "drift-fallback": (d) => driftChart(d.daily, "fallback", "fallback share"),
   "drift-low_confidence": (d) => driftChart(d.daily, "low_confidence", "low-confidence share"),
-  thumbs: (d) => ({
-    type: "bar",
-    data: {
-      labels: d.daily.map((x) => x.day),
-      datasets: [
-        { label: "thumbs up", data: d.daily.map((x) => x.thumbs_up), backgroundColor: COLOURS.up },
-        { label: "thumbs down", data: d.daily.map((x) => x.thumbs_down), backgroundColor: COLOURS.down },
-      ],
-    },
-    options: { scales: axis("count per day", false) },
-  }),
+  thumbs: (d) => dailyBars(d.daily, [
+    ["thumbs up", "thumbs_up", COLOURS.up],
+    ["thumbs down", "thumbs_down", COLOURS.down],
+  ]),
   intents: (d) => ({
     type: "bar",
     data: {
