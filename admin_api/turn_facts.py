@@ -31,7 +31,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from admin_api.models import Meta, TurnFact, utcnow
-from admin_api.tracker import LATE_COMMIT_IDS, TrackerStore, Turn, fold, to_timestamp
+from admin_api.tracker import (
+    FALLBACK_ACTIONS,
+    LATE_COMMIT_IDS,
+    TrackerStore,
+    Turn,
+    fold,
+    to_timestamp,
+)
 from common.config import get_settings
 from common.db import get_engine
 
@@ -170,11 +177,11 @@ def apply_event(session: Session, body: dict) -> bool:
     kind = body.get("event")
     if not isinstance(session_id, str) or not isinstance(kind, str):
         return False
-    if kind not in ("user", "bot", "pause", "action"):
+    # The events a turn is made of, as the tracker store's reader selects them
+    # (``TURN_EVENTS``): listens and other actions would cost a read and a write for nothing.
+    if kind not in ("user", "bot", "pause", "action") or (
+            kind == "action" and body.get("name") not in FALLBACK_ACTIONS):
         return False
-    latest = session.exec(select(TurnFact).where(TurnFact.session_id == session_id)
-                          .order_by(col(TurnFact.at).desc(), col(TurnFact.id).desc())
-                          .limit(1)).first()
     if kind == "user":
         turn = fold(None, session_id, 0, kind, body)
         assert turn is not None
@@ -184,6 +191,9 @@ def apply_event(session: Session, body: dict) -> bool:
             return False  # a redelivery
         session.add(fact_of(turn))
         return True
+    latest = session.exec(select(TurnFact).where(TurnFact.session_id == session_id)
+                          .order_by(col(TurnFact.at).desc(), col(TurnFact.id).desc())
+                          .limit(1)).first()
     if latest is None:
         return False
     turn = _turn_from(latest)
