@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import func, text, update
 from sqlmodel import Session, select
 
+from admin_api import thresholds
 from admin_api.models import (
     Answer,
     AnswerClock,
@@ -157,7 +158,8 @@ def restore_revision(session: Session, answer_id: int, revision: AnswerRevision,
 
 
 def answer_changes(session: Session, since: int, limit: int = CHANGES_PAGE) -> dict:
-    """Answers written and deleted after ``since``, whole versions at a time, oldest first.
+    """Answers written and deleted after ``since``, whole versions at a time, oldest first,
+    with the decision thresholds in force (``admin_api.thresholds``).
 
     A page never splits one version (a seed import writes many answers under one), so the
     caller resumes from the page's ``version``; ``more`` says that another page follows.
@@ -189,4 +191,5 @@ def answer_changes(session: Session, since: int, limit: int = CHANGES_PAGE) -> d
             upserts.append(AnswerRead.from_orm(row))
         else:
             removed.append(answer_id)
-    return {"version": cutoff, "upserts": upserts, "removed": removed, "more": more}
+    return {"version": cutoff, "upserts": upserts, "removed": removed, "more": more,
+            **thresholds.feed_fields(session)}

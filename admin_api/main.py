@@ -24,6 +24,8 @@ from admin_api.api.routes import (
     jobs,
     metrics,
     registry,
+    simulator,
+    thresholds,
     training,
     users,
     widget,
@@ -37,7 +39,7 @@ from nlu.privacy import redact_secrets_in_logs
 
 API_PREFIX = "/api/v1"  # the versioned API; health, metrics and the pages sit at the root
 API_ROUTERS = (feedback, answers, inbox, training, conversations, handoff, metrics, users, audit,
-               jobs, registry)
+               jobs, registry, thresholds, simulator)
 ROOT_ROUTERS = (health, monitoring, widget)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from admin_api import crud, proposals, turn_facts
+from admin_api import crud, proposals, simulator, turn_facts
 from admin_api.models import (
     Answer,
     AnswerRevision,
@@ -239,6 +239,7 @@ def erase(session: Session, store: TrackerStore, session_id: str,
     counts["events"] = store.erase(session_id)
     # After the events: a catch-up running meanwhile finds nothing left to re-derive them from.
     counts["turn_facts"] = turn_facts.forget(session, session_id)
+    counts["replayed_turns"] = simulator.forget(session, session_id)
     counts["models_trained_on_it"] = models
     return counts
 

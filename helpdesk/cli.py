@@ -296,7 +296,9 @@ def _production_model(train_if_missing: bool) -> Path:
 def worker(
     once: bool = typer.Option(False, help="Run the queued jobs, then exit."),
 ) -> None:
-    """Run retraining jobs from the admin database (`helpdesk serve` starts one)."""
+    """Run retraining jobs and the threshold simulator's replays from the admin database
+    (`helpdesk serve` starts one)."""
+    from admin_api import simulator
     from common.config import get_settings
     from learning import worker as job_worker
 
@@ -305,7 +307,7 @@ def worker(
     except ValueError as error:
         raise _fail(str(error), 2) from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    job_worker.run(settings, once=once)
+    job_worker.run(settings, once=once, handlers={simulator.REPLAY: simulator.replay})
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Retraining jobs in the database: the queue, the claim, the heartbeat and the end states.
+"""Worker jobs in the database (retraining runs, simulator replays): the queue, the claim,
+the heartbeat and the end states.
 
 The database is the only coordination between the API and workers, so a worker may run on
 another machine. A job moves queued -> running -> succeeded | failed | cancelled. At most one
@@ -32,15 +33,16 @@ def active(session: Session) -> list[Job]:
         .order_by(Job.id)).all())
 
 
-def enqueue(session: Session, requested_by: str, params: dict) -> Job:
-    """Queue a retraining run; refused while another one is already waiting (not running)."""
-    waiting = [j for j in active(session) if j.status == JobStatus.queued.value]
+def enqueue(session: Session, requested_by: str, params: dict, kind: str = "retrain") -> Job:
+    """Queue a job; refused while another of its kind is already waiting (not running)."""
+    waiting = [j for j in active(session)
+               if j.status == JobStatus.queued.value and j.kind == kind]
     if waiting:
         raise JobConflict(f"job {waiting[0].id} is already queued; cancel it or wait for it")
-    job = Job(requested_by=requested_by, params=params)
+    job = Job(requested_by=requested_by, params=params, kind=kind)
     session.add(job)
     session.flush()
-    audit.record(session, requested_by, "job.create", "job", job.id, params=params)
+    audit.record(session, requested_by, "job.create", "job", job.id, kind=kind, params=params)
     return job
 
 

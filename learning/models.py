@@ -80,7 +80,8 @@ class JobBase(SQLModel):
 
 
 class Job(JobBase, table=True):
-    """A retraining run. The worker that claims it beats ``heartbeat_at``; a running job whose
+    """A worker's job: a retraining run, or (``kind`` "replay") the threshold simulator's replay
+    of logged turns. The worker that claims it beats ``heartbeat_at``; a running job whose
     heartbeat stopped belongs to a dead worker and is failed by the next worker."""
 
     __tablename__ = "job"

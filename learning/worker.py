@@ -1,4 +1,5 @@
-"""``helpdesk worker``: runs queued retraining jobs, one at a time, at low CPU priority.
+"""``helpdesk worker``: runs queued jobs (retraining runs, and whatever other kinds the caller
+hands it, such as the threshold simulator's replays), one at a time, at low CPU priority.
 
 ``helpdesk serve`` starts one; more can run on other machines against the same database.
 Each poll it fails jobs of dead workers (no heartbeat), queues a scheduled run when the cron
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from sqlmodel import Session, select
 
 from common.config import Settings
 from learning import pipeline
+
+# A job kind's work: (job id, params, progress, settings) -> the job's result.
+Handler = Callable[[int, dict, pipeline.Progress, Settings], dict]
 
 
 def job_dir(settings: Settings, job_id: int) -> Path:
@@ -97,7 +102,13 @@ def _heartbeat(job_id: int, name: str, settings: Settings, stop: threading.Event
             print(f"heartbeat of job {job_id} failed: {error}", flush=True)
 
 
-def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
+def retrain(job_id: int, params: dict, progress: pipeline.Progress, settings: Settings) -> dict:
+    return pipeline.run(params, progress, settings, job_dir(settings, job_id),
+                        settings.registry_dir, job_id=job_id, actor=f"job {job_id}")
+
+
+def execute(job_id: int, params: dict, name: str, settings: Settings, kind: str = "retrain",
+            handlers: Mapping[str, Handler] | None = None) -> str:
     """Run one claimed job to its end state; returns that state."""
     from common.db import get_engine
     from learning import jobs
@@ -123,10 +134,11 @@ def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
     beat = threading.Thread(target=_heartbeat, args=(job_id, name, settings, progress.stop, done),
                             daemon=True)
     beat.start()
-    work_dir = job_dir(settings, job_id)
+    handler = {"retrain": retrain, **(handlers or {})}.get(kind)
     try:
-        result = pipeline.run(params, progress, settings, work_dir, settings.registry_dir,
-                             job_id=job_id, actor=f"job {job_id}")
+        if handler is None:
+            raise TrainingFailed(f"this worker runs no {kind!r} jobs")
+        result = handler(job_id, params, progress, settings)
         status, error = JobStatus.succeeded, None
     except (pipeline.Cancelled, TrainingFailed) as failure:
         result = {}
@@ -146,7 +158,8 @@ def execute(job_id: int, params: dict, name: str, settings: Settings) -> str:
     return status.value
 
 
-def run(settings: Settings, once: bool = False) -> None:
+def run(settings: Settings, once: bool = False,
+        handlers: Mapping[str, Handler] | None = None) -> None:
     """Poll and run jobs until killed (``once``: until no job is queued; a job another worker
     runs, or ran before it died, is waited for or reaped first)."""
     from common.db import get_engine, utcnow
@@ -169,11 +182,12 @@ def run(settings: Settings, once: bool = False) -> None:
             if message:
                 print(message, flush=True)
             job = jobs.claim(session, name)
-            claimed = (job.id, dict(job.params)) if job and job.id is not None else None
+            claimed = ((job.id, dict(job.params), job.kind) if job and job.id is not None
+                       else None)
             waiting = once and claimed is None and any(
                 j.status == JobStatus.queued.value for j in jobs.active(session))
         if claimed is not None:
-            execute(claimed[0], claimed[1], name, settings)
+            execute(claimed[0], claimed[1], name, settings, claimed[2], handlers)
             continue
         if once and not waiting:
             return

@@ -136,18 +136,7 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
 
     def _to_rasa(self, prediction: Prediction) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         assert self._classifier is not None
-        calib = self._classifier.meta.calibration
-        configured = float(self._config["fallback_threshold"])
-
-        learned = calib.confidence_threshold()
-        ranking = [{"name": name, "confidence": float(rescale(value, learned, configured))}
-                   for name, value in prediction.ranking[: self._config["ranking_length"]]]
-        top = dict(ranking[0])
-        # What FallbackClassifier reads: the in-scope score (the confidence, or the learned
-        # out-of-scope score) with its threshold on the configured one; 0 for the OOS intent.
-        top["confidence"] = 0.0 if prediction.intent == calib.oos_intent else float(
-            rescale(prediction.in_scope, calib.oos_threshold, configured))
-        return top, ranking
+        return to_rasa(prediction, self._classifier, self._config)
 
     def process(self, messages: List[Message]) -> List[Message]:
         if self._classifier is None:
@@ -159,3 +148,54 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+
+def to_rasa(prediction: Prediction, classifier: IntentClassifier,
+            config: Dict[Text, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``intent`` and ``intent_ranking`` as the component sets them on a message."""
+    calib = classifier.meta.calibration
+    configured = float(config["fallback_threshold"])
+    learned = calib.confidence_threshold()
+    ranking = [{"name": name, "confidence": float(rescale(value, learned, configured))}
+               for name, value in prediction.ranking[: config["ranking_length"]]]
+    top = dict(ranking[0])
+    # What FallbackClassifier reads: the in-scope score (the confidence, or the learned
+    # out-of-scope score) with its threshold on the configured one; 0 for the OOS intent.
+    top["confidence"] = 0.0 if prediction.intent == calib.oos_intent else float(
+        rescale(prediction.in_scope, calib.oos_threshold, configured))
+    return top, ranking
+
+
+class ArchivedClassifier:
+    """The classifier inside a Rasa model archive, ranking exactly as that model serves
+    (its own component config), without starting Rasa: the threshold simulator replays
+    thousands of logged turns through the production model in batches."""
+
+    def __init__(self, archive: Path) -> None:
+        from nlu.evaluation import load_any
+
+        self.config = {**BertIntentClassifier.get_default_config(), **_archived_config(archive)}
+        self.classifier = load_any(archive)
+
+    def rankings(self, texts: List[str]) -> List[List[Dict[str, Any]]]:
+        predictions = self.classifier.predict_batch(texts, top=int(self.config["ranking_length"]))
+        return [to_rasa(p, self.classifier, self.config)[1] for p in predictions]
+
+
+def _archived_config(archive: Path) -> Dict[Text, Any]:
+    """The component's config from the archive's ``metadata.json`` (Rasa's predict schema)."""
+    import json
+    import tarfile
+
+    with tarfile.open(archive) as opened:
+        member = next((m for m in opened.getmembers()
+                       if m.name.lstrip("./") == "metadata.json"), None)
+        handle = opened.extractfile(member) if member is not None else None
+        if handle is None:
+            raise ValueError(f"{archive}: not a Rasa model archive (no metadata.json)")
+        metadata = json.load(handle)
+    nodes = (metadata.get("predict_schema") or {}).get("nodes") or {}
+    for node in nodes.values():
+        if str(node.get("uses", "")).endswith(".BertIntentClassifier"):
+            return dict(node.get("config") or {})
+    raise ValueError(f"{archive}: this Rasa model has no BertIntentClassifier")

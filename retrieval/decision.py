@@ -57,16 +57,18 @@ class Calibration:
     def thresholds(self, has_ranking: bool) -> Thresholds:
         return self.with_ranking if has_ranking else self.without_ranking
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     def save(self, path: Path) -> None:
-        write_atomic(path, json.dumps(asdict(self), indent=2) + "\n")
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> Calibration:
-        if not path.is_file():
-            logger.warning("no retriever calibration at %s: using built-in defaults", path)
-            return cls()
+    def from_dict(cls, raw: object, where: str) -> Calibration:
+        """The file's layout, from the file or from the answers feed (the admin database's
+        saved setting); every way it can be wrong is one ``ValueError`` naming ``where``
+        (``file <path>``, ``from the answers feed``)."""
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict):
                 raise ValueError("expected a JSON object")
             return cls(
@@ -76,11 +78,20 @@ class Calibration:
                 with_ranking=_thresholds(raw["with_ranking"]),
                 chosen_on=str(raw.get("chosen_on", "")),
             )
-        except (OSError, KeyError, TypeError, ValueError) as error:
-            # One error type for every way a hand-edited (or unreadable) file can be wrong,
-            # naming the file, as a snapshot's manifest does.
+        except (KeyError, TypeError, ValueError) as error:
             what = f"missing {error}" if isinstance(error, KeyError) else str(error)
-            raise ValueError(f"bad retriever thresholds file {path}: {what}") from None
+            raise ValueError(f"bad retriever thresholds {where}: {what}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        if not path.is_file():
+            logger.warning("no retriever calibration at %s: using built-in defaults", path)
+            return cls()
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"bad retriever thresholds file {path}: {error}") from None
+        return cls.from_dict(raw, f"file {path}")
 
 
 def _thresholds(raw: dict) -> Thresholds:
@@ -103,6 +114,27 @@ def decide(scores: Sequence[float], thresholds: Thresholds) -> str:
                                          and scores[0] - scores[1] < thresholds.margin):
         return CLARIFY
     return ANSWER
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What a decision needs of one search, and no more: the two best scores, whether the
+    classifier's ranking took part (it picks the thresholds) and whether one answer matched a
+    staff-written question word for word (answered whatever the thresholds). The threshold
+    simulator caches this per logged turn and decides again as thresholds move."""
+
+    top1: float | None
+    top2: float | None
+    has_ranking: bool
+    exact: bool = False
+
+
+def decide_scored(scored: Scored, calibration: Calibration) -> str:
+    """``Retriever.search``'s decision, from what ``Scored`` kept of it."""
+    if scored.exact:
+        return ANSWER
+    scores = [s for s in (scored.top1, scored.top2) if s is not None]
+    return decide(scores, calibration.thresholds(scored.has_ranking))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ variant); its similarity to a query is the best of them, and its score adds ``su
 the similarity of its second-best text (evidence from a second text). An intent ranking from the
 classifier, when given, adds ``boost * P(answer's intent)``. ``support``, ``boost`` and the
 decision thresholds are chosen on data (``retrieval/thresholds.json``, written by
-``bench/retrieval.py``).
+``helpdesk index calibrate``); a running retriever takes the setting saved in the admin database
+(the console's threshold simulator) from its answers feed (``retrieval.sync``).
 
 Writes (``upsert``, ``remove``, ``replace_all``) encode outside the lock, then change the
 index, the texts and the lexical index together under a write lock, so a search running in
@@ -26,7 +27,7 @@ import numpy as np
 from common.config import get_settings
 from common.text import same_text_key
 from retrieval.answers import AnswerData, AnswerStatus
-from retrieval.decision import ANSWER, FALLBACK, Calibration, decide
+from retrieval.decision import ANSWER, FALLBACK, Calibration, Scored, decide
 from retrieval.encoder import TextEncoder
 from retrieval.index import (
     MAX_TEXTS_PER_ANSWER,
@@ -67,10 +68,18 @@ class Hit:
 class SearchResult:
     hits: list[Hit]
     decision: str
+    exact: bool = False  # one answer has the question itself: answered whatever the thresholds
+    has_ranking: bool = False  # the classifier's ranking took part (picks the thresholds)
 
     @property
     def top(self) -> Hit | None:
         return self.hits[0] if self.hits else None
+
+    def scored(self) -> Scored:
+        """What deciding again under other thresholds needs (the threshold simulator)."""
+        scores = [h.score for h in self.hits[:2]]
+        return Scored(scores[0] if scores else None, scores[1] if len(scores) > 1 else None,
+                      self.has_ranking, self.exact)
 
 
 def body_opening(body: str) -> str:
@@ -260,10 +269,34 @@ class Retriever:
         if not 1 <= k <= 100:
             raise ValueError("k must be between 1 and 100")
         allowed = self._filter(filters)
-        probabilities = _ranking_probabilities(intent_ranking)
         query_vector = self.encoder.encode([query], cache=self.cache_queries, urgent=True)[0]
+        return self._search_vector(query, query_vector, k, intent_ranking, allowed)
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 5,
+        intent_rankings: Sequence[Iterable[Mapping[str, Any]] | None] | None = None,
+    ) -> list[SearchResult]:
+        """``search`` for many queries, encoded in one batch (a replay of logged turns:
+        encoding one by one would take most of its time)."""
+        if not 1 <= k <= 100:
+            raise ValueError("k must be between 1 and 100")
+        rankings = list(intent_rankings) if intent_rankings is not None else [None] * len(queries)
+        if len(rankings) != len(queries):
+            raise ValueError("one intent ranking (or None) per query")
+        vectors = self.encoder.encode(list(queries), cache=self.cache_queries)
+        allowed = self._filter(None)
+        return [self._search_vector(query, vector, k, ranking, allowed)
+                for query, vector, ranking in zip(queries, vectors, rankings, strict=True)]
+
+    def _search_vector(
+        self, query: str, query_vector: np.ndarray, k: int,
+        intent_ranking: Iterable[Mapping[str, Any]] | None,
+        allowed: Callable[[_State, int], bool],
+    ) -> SearchResult:
+        probabilities = _ranking_probabilities(intent_ranking)
+        has_ranking = bool(probabilities)
         if not query_vector.any():
-            return SearchResult([], FALLBACK)
+            return SearchResult([], FALLBACK, has_ranking=has_ranking)
         with self._lock.read():
             state = self._state
             candidates = self._candidates(state, query_vector, max(k, 10), allowed)
@@ -281,10 +314,11 @@ class Retriever:
             # boost, which matters for a new answer that no classifier knows yet. (Two such
             # answers are a real ambiguity, left to the usual decision: clarify.)
             hits = [exact[0], *(h for h in hits if h is not exact[0])][:k]
-            return SearchResult(hits, ANSWER)
+            return SearchResult(hits, ANSWER, exact=True, has_ranking=has_ranking)
         hits = hits[:k]
-        thresholds = self.calibration.thresholds(bool(probabilities))
-        return SearchResult(hits, decide([h.score for h in hits], thresholds))
+        thresholds = self.calibration.thresholds(has_ranking)
+        return SearchResult(hits, decide([h.score for h in hits], thresholds),
+                            has_ranking=has_ranking)
 
     @staticmethod
     def _filter(filters: Mapping[str, Any] | None) -> Callable[[_State, int], bool]:

@@ -4,6 +4,10 @@ The source is polled for changes since the last answers version it reported: a c
 when nothing changed, so it can run every half second and an edit is live within about one
 interval plus the time to encode the edited answer. Snapshots are written in the background
 (at most every ``snapshot_every`` seconds), so a restart resumes from the snapshot's version.
+
+The same feed carries the decision thresholds saved in the admin database (an admin moves
+them in the console's threshold simulator): each poll says which revision is current, and a
+new one replaces the retriever's calibration at once, with no restart and no re-encoding.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from retrieval import snapshot
 from retrieval.answers import AnswerData
+from retrieval.decision import Calibration
 from retrieval.retriever import Retriever
 
 logger = logging.getLogger(__name__)
@@ -30,9 +36,22 @@ class Changes:
     upserts: list[AnswerData] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
     more: bool = False  # another page follows from ``version``
+    # The decision thresholds in force, and their revision (None: the source has none, and
+    # the retriever keeps what it loaded from the thresholds file).
+    calibration: Calibration | None = None
+    calibration_revision: int = 0
 
 
 Fetch = Callable[[int], Changes]
+
+
+def feed_calibration(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Changes`` fields for the thresholds in a feed's body (none in an older feed)."""
+    raw = body.get("calibration")
+    if raw is None:
+        return {}
+    return {"calibration": Calibration.from_dict(raw, "from the answers feed"),
+            "calibration_revision": int(body.get("calibration_revision") or 0)}
 
 
 class AnswerSync:
@@ -51,6 +70,14 @@ class AnswerSync:
         self._dirty = False
         self._last_save = time.monotonic()
         self._last_error = ""
+        self.calibration_revision = 0  # the saved thresholds' revision in force (0: the file's)
+
+    def _take_calibration(self, changes: Changes) -> None:
+        if changes.calibration is not None and \
+                changes.calibration_revision != self.calibration_revision:
+            self.retriever.calibration = changes.calibration
+            self.calibration_revision = changes.calibration_revision
+            logger.info("decision thresholds revision %d in force", changes.calibration_revision)
 
     def restore(self) -> bool:
         """Load the snapshot if there is a usable one; False (and a log line) otherwise."""
@@ -70,6 +97,7 @@ class AnswerSync:
         version, more = 0, True
         while more:
             changes = self.fetch(version)
+            self._take_calibration(changes)
             for answer_id in changes.removed:
                 answers.pop(answer_id, None)
             answers.update({a.id: a for a in changes.upserts if a.id is not None})
@@ -80,6 +108,7 @@ class AnswerSync:
         """Apply what changed since the retriever's version; True when something did."""
         since = self.retriever.version
         changes = self.fetch(since)
+        self._take_calibration(changes)
         if changes.version < since:
             logger.warning("answers version went back from %d to %d: re-indexing everything",
                            since, changes.version)

@@ -20,6 +20,7 @@ from admin_api.console.routes import (
     people,
     proposals,
     retraining,
+    simulator,
     training,
     try_it,
 )
@@ -33,5 +34,5 @@ def home() -> RedirectResponse:
 
 
 for module in (auth, assets, dashboard, answers, try_it, inbox, proposals, handoff, training,
-               conversations, models, retraining, people, audit):
+               conversations, models, retraining, simulator, people, audit):
     router.include_router(module.router)

@@ -23,7 +23,7 @@ from retrieval.answers import AnswerData
 from retrieval.decision import CLARIFY_OPTIONS
 from retrieval.live import LiveRetriever
 from retrieval.reply import Reply, reply_for
-from retrieval.sync import Changes
+from retrieval.sync import Changes, feed_calibration
 
 INTENTS_TTL = 60.0
 
@@ -35,7 +35,7 @@ def _database_feed() -> Any:
         upserts = [AnswerData(**{k: getattr(a, k) for k in AnswerData.__fields__})
                    for a in body["upserts"]]
         return Changes(int(body["version"]), upserts, [int(i) for i in body["removed"]],
-                       bool(body["more"]))
+                       bool(body["more"]), **feed_calibration(body))
 
     return feed
 

@@ -42,6 +42,17 @@ from admin_api.models.proposals import AnswerProposal as AnswerProposal
 from admin_api.models.proposals import ProposalStatus as ProposalStatus
 from admin_api.models.registry import ModelDetail as ModelDetail
 from admin_api.models.registry import ModelRead as ModelRead
+from admin_api.models.thresholds import ChangedTurn as ChangedTurn
+from admin_api.models.thresholds import DecisionThresholds as DecisionThresholds
+from admin_api.models.thresholds import Outcomes as Outcomes
+from admin_api.models.thresholds import ReplayCreate as ReplayCreate
+from admin_api.models.thresholds import ReplayTurn as ReplayTurn
+from admin_api.models.thresholds import SimulationAsk as SimulationAsk
+from admin_api.models.thresholds import SimulationRead as SimulationRead
+from admin_api.models.thresholds import ThresholdPair as ThresholdPair
+from admin_api.models.thresholds import ThresholdSetting as ThresholdSetting
+from admin_api.models.thresholds import ThresholdsRead as ThresholdsRead
+from admin_api.models.thresholds import ThresholdsUpdate as ThresholdsUpdate
 from admin_api.models.training import BULK_MAX as BULK_MAX
 from admin_api.models.training import ExampleBulkResult as ExampleBulkResult
 from admin_api.models.training import ExampleBulkReview as ExampleBulkReview

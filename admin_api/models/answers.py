@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel, not_null
+from admin_api.models.thresholds import CalibrationRead
 from common.db import EnumText, utcnow
 from retrieval.answers import AnswerData, AnswerStatus
 
@@ -108,6 +109,10 @@ class AnswerChanges(ApiModel):
     upserts: list[AnswerRead]
     removed: list[int]
     more: bool
+    calibration: CalibrationRead = PField(..., description="The decision thresholds in force "
+                                                           "(and the weights they go with)")
+    calibration_revision: int = PField(..., description="Their saved revision: a retriever "
+                                                        "applies one it has not seen")
 
 
 class AnswerRevision(SQLModel, table=True):

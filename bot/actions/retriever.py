@@ -2,7 +2,8 @@
 
 It starts in the background when the action server imports ``bot.actions`` and follows the
 admin API's answers feed (``/api/v1/answers/changes``) over HTTP (``retrieval.live``), so an
-answer published or edited there is what the bot answers about a second later.
+answer published or edited there, or a threshold saved in the console's simulator, is what the
+bot answers with about a second later.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from common.config import get_settings
 from retrieval.answers import AnswerData
 from retrieval.live import READY_TIMEOUT, LiveRetriever
 from retrieval.retriever import Retriever
-from retrieval.sync import Changes
+from retrieval.sync import Changes, feed_calibration
 
 
 class AdminApiFeed:
@@ -29,7 +30,7 @@ class AdminApiFeed:
         upserts = [AnswerData(**{k: a[k] for k in AnswerData.__fields__ if k in a})
                    for a in body["upserts"]]
         return Changes(int(body["version"]), upserts, [int(i) for i in body["removed"]],
-                       bool(body["more"]))
+                       bool(body["more"]), **feed_calibration(body))
 
 
 def _feed() -> AdminApiFeed:

@@ -129,3 +129,49 @@ def test_an_unreachable_api_keeps_the_index_serving(encoder) -> None:
     time.sleep(0.5)
     sync.stop()
     assert not sync.synced.is_set() and retriever.search("where is my card").top.answer_id == 1
+
+
+def test_thresholds_saved_by_an_admin_reach_the_retriever_within_two_seconds(
+    admin_api: tuple[str, str], encoder
+) -> None:
+    """The feed carries the setting in force: first the one seeded from the thresholds file,
+    then each revision an admin saves, applied without a restart or a re-encode."""
+    from admin_api.core import security
+    from admin_api.models import Role
+    from common.config import get_settings
+
+    url, database_url = admin_api
+    with Session(get_engine(database_url)) as session:
+        user = security.create_user(session, "ada", Role.admin)
+        _, token = security.issue_token(session, user, "test")
+        session.commit()
+    retriever = Retriever(encoder, CALIBRATION, device="cpu")
+    sync = AnswerSync(retriever, AdminApiFeed(url, 5), interval=0.2)
+    sync.start()
+    try:
+        assert sync.synced.wait(60)
+        seeded = Calibration.load(get_settings().retriever_thresholds)
+        assert retriever.calibration == seeded and sync.calibration_revision == 1
+        # A question the seeded setting answers, but with a best score under 1.3.
+        questions = ["how long until my card arrives", "what exchange rate do you use",
+                     "how can I close my account", "my card got stolen", "where is my card"]
+        answered = [q for q in questions if retriever.search(q, k=3).decision == "answer"
+                    and retriever.search(q, k=3).top.score < 1.3]
+        assert answered, "no question of the test sits between the two settings"
+        encoded = encoder.encoded
+        body = {"without_ranking": {"fallback": 1.3, "answer": 1.35, "margin": 0.1},
+                "with_ranking": {"fallback": 2.0, "answer": 2.1, "margin": 0.05},
+                "note": "stricter for the test"}
+        saved = httpx.put(f"{url}/api/v1/thresholds", json=body,
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["revision"] == 2
+        _wait_until(lambda: retriever.calibration.without_ranking.fallback == 1.3, LIVE_WITHIN)
+        assert retriever.calibration.with_ranking == Thresholds(2.0, 0.05, 2.1)
+        # The weights stay those of the calibration; nothing was encoded again.
+        assert (retriever.calibration.boost, retriever.calibration.support) == \
+            (seeded.boost, seeded.support)
+        assert encoder.encoded == encoded and sync.calibration_revision == 2
+        assert retriever.search(answered[0], k=3).decision == "fallback"
+    finally:
+        sync.stop()

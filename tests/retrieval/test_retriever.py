@@ -363,3 +363,50 @@ def test_a_question_is_encoded_before_a_large_change_finishes_re_encoding(encode
     sample = texts[:3] + texts[-3:]
     assert np.allclose(encoder.encode(sample, cache=False),
                        np.vstack([encoder.encode([t], cache=False) for t in sample]), atol=1e-5)
+
+
+def test_a_batch_search_finds_what_one_by_one_searches_find(retriever: Retriever) -> None:
+    queries = ["when does my new card come", "what rate do you use for euros", "",
+               "I want to close my account", "my card was stolen yesterday", "blorp zing"]
+    rankings = [[{"name": "card_arrival", "confidence": 0.8}], None, None,
+                [{"name": "nlu_fallback", "confidence": 0.3}],
+                [{"name": "lost_or_stolen_card", "confidence": 0.6}], None]
+    batch = retriever.search_many(queries, k=3, intent_rankings=rankings)
+    for query, ranking, result in zip(queries, rankings, batch, strict=True):
+        alone = retriever.search(query, k=3, intent_ranking=ranking)
+        assert [h.answer_id for h in result.hits] == [h.answer_id for h in alone.hits]
+        assert [h.score for h in result.hits] == pytest.approx([h.score for h in alone.hits],
+                                                               abs=1e-5)
+        assert (result.decision, result.has_ranking, result.exact) == \
+            (alone.decision, alone.has_ranking, alone.exact)
+    # Rasa's fallback intent is no ranking: the plain thresholds decide.
+    assert [r.has_ranking for r in batch] == [True, False, False, False, True, False]
+    with pytest.raises(ValueError, match="one intent ranking"):
+        retriever.search_many(queries, intent_rankings=rankings[:2])
+
+
+def test_what_a_search_keeps_for_the_simulator_decides_as_the_search_did(
+        retriever: Retriever) -> None:
+    """``decide_scored`` on a result's two best scores gives the search's own decision, under
+    the thresholds it ran with and under any others (a staff-written question stays answered)."""
+    import random
+
+    from retrieval.decision import decide, decide_scored
+
+    queries = ["when will my card arrive", "When will my card arrive?", "exchange rate",
+               "close account", "lost card", "weather tomorrow", "card"]
+    rng = random.Random(3)
+    for _ in range(8):
+        low = rng.uniform(0.2, 0.8)
+        plain = Thresholds(low, rng.uniform(0, 0.1), low + rng.uniform(-0.1, 0.3))
+        ranked = Thresholds(low + 0.1, rng.uniform(0, 0.1), low + rng.uniform(0, 0.4))
+        retriever.calibration = Calibration(0.3, plain, ranked, "tests")
+        for query in queries:
+            for ranking in (None, [{"name": "card_arrival", "confidence": 0.7}]):
+                result = retriever.search(query, k=3, intent_ranking=ranking)
+                assert decide_scored(result.scored(), retriever.calibration) == result.decision
+    exact = retriever.search("When will my card arrive?", k=3)
+    assert exact.exact and exact.scored().exact
+    strict = Calibration(0.3, Thresholds(5.0, 0.0, 5.0), Thresholds(5.0, 0.0, 5.0), "tests")
+    assert decide_scored(exact.scored(), strict) == ANSWER
+    assert decide([exact.top.score], strict.without_ranking) == FALLBACK

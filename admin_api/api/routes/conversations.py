@@ -74,6 +74,8 @@ class Erasure(ApiModel):
     proposals: int = PField(..., description="Proposed answers that held its questions or "
                                              "its staff replies, cleaned")
     turn_facts: int = PField(..., description="Its turns in the dashboard's figures, removed")
+    replayed_turns: int = PField(..., description="Its turns in the threshold simulator's "
+                                                  "replay, removed")
     training_examples: int
     question_variants: int
     cached_vectors: int = PField(..., description="The retriever's cached vectors of the "

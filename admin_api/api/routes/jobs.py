@@ -1,8 +1,9 @@
-"""Retraining jobs: admins start and cancel them; staff follow their progress and logs."""
+"""Worker jobs (retraining runs, simulator replays): admins start and cancel them; staff follow
+their progress and logs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query
 from sqlmodel import Session, select
 
 from admin_api.api.deps import (
@@ -36,10 +37,14 @@ def start_retraining(*, body: JobCreate = Body(default_factory=JobCreate),  # ty
 
 @router.get("/jobs", response_model=Page[JobRead])
 def list_jobs(*, status_: JobStatus | None = None,
+              kind: str | None = Query(None, pattern="^(retrain|replay)$",
+                                       description="retrain, or the simulator's replay"),
               sort: str = sort_param("-created_at", ("created_at", "id")),
               paging: Paging = Depends(), session: SessionDep,
               _: StaffUser) -> dict:
     query = select(Job)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
     if status_ is not None:
         query = query.where(Job.status == status_.value)
     return paginate(session, query, paging, Job, sort)

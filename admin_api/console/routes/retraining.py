@@ -27,13 +27,13 @@ def retraining_page(request: Request, session: SessionDep, caller: StaffUser,
                     status: str | None = Query(None, max_length=20),
                     paging: Paging = Depends()) -> HTMLResponse:
     state = choice(JobStatus, status, "status")
-    page = api.list_jobs(status_=state, sort="-created_at", paging=paging, session=session,
-                         _=caller)
+    page = api.list_jobs(status_=state, kind="retrain", sort="-created_at", paging=paging,
+                         session=session, _=caller)
     if is_htmx(request):
         return render(request, "retraining/_history.html", caller, page=page,
                       status=state.value if state else "")
     settings = get_settings()
-    running = next((j for j in api.list_jobs(status_=None, sort="-created_at",
+    running = next((j for j in api.list_jobs(status_=None, kind="retrain", sort="-created_at",
                                              paging=Paging(limit=5, offset=0),
                                              session=session, _=caller)["items"]
                     if j.status not in FINISHED_JOB_STATUSES), None)
