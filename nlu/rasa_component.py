@@ -178,8 +178,12 @@ class ArchivedClassifier:
         self.classifier = load_any(archive)
 
     def rankings(self, texts: List[str]) -> List[List[Dict[str, Any]]]:
-        predictions = self.classifier.predict_batch(texts, top=int(self.config["ranking_length"]))
-        return [to_rasa(p, self.classifier, self.config)[1] for p in predictions]
+        """One text at a time, as Rasa parses a message: an int8 model quantizes activations
+        with scales taken over the whole batch, so a batch's confidences differ from the
+        served ones by a few points, enough to move a boosted score across a threshold."""
+        top = int(self.config["ranking_length"])
+        return [to_rasa(self.classifier.predict_batch([text], top=top)[0], self.classifier,
+                        self.config)[1] for text in texts]
 
 
 def _archived_config(archive: Path) -> Dict[Text, Any]:

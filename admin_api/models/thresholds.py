@@ -3,7 +3,7 @@ cached replay of logged turns."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from pydantic import Field as PField
@@ -14,7 +14,7 @@ from admin_api.core.schema import ApiModel, ApiRead
 from common.db import utcnow
 
 # Scores are similarities plus weighted evidence (intent boost, support): a few units at most.
-SCORE_MIN, SCORE_MAX, MARGIN_MAX = -1.0, 10.0, 2.0
+SCORE_MIN, SCORE_MAX, MARGIN_MAX = -1.0, 10.0, 10.0
 
 
 class ThresholdSetting(SQLModel, table=True):
@@ -106,8 +106,8 @@ class ReplayTurn(SQLModel, table=True):
 class ReplayCreate(ApiModel):
     """Which days of logged turns to replay (UTC, both included)."""
 
-    first: str = PField(..., regex=r"^\d{4}-\d{2}-\d{2}$", description="First day, YYYY-MM-DD")
-    last: str = PField(..., regex=r"^\d{4}-\d{2}-\d{2}$", description="Last day, YYYY-MM-DD")
+    first: date = PField(..., description="First day, YYYY-MM-DD")
+    last: date = PField(..., description="Last day, YYYY-MM-DD")
 
     class Config:
         extra = "forbid"

@@ -26,8 +26,27 @@ def test_feed_starts_with_every_published_answer(client: TestClient) -> None:
     first = _changes(client, 0)
     assert len(first["upserts"]) == 80 and not first["removed"] and not first["more"]
     assert {a["id"] for a in first["upserts"]} >= {101, 703, 901}
-    assert _changes(client, first["version"]) == {
-        "version": first["version"], "upserts": [], "removed": [], "more": False}
+    again = _changes(client, first["version"])
+    assert again == {"version": first["version"], "upserts": [], "removed": [], "more": False,
+                     "calibration": first["calibration"], "calibration_revision": 1}
+
+
+def test_the_feed_carries_the_thresholds_in_force(client: TestClient, auth: dict) -> None:
+    """Seeded from the thresholds file on first read; then whatever an admin saved, on every
+    poll (a poll that finds no answer changed still tells the retriever the revision)."""
+    from retrieval.decision import Calibration
+
+    first = _changes(client, 0)
+    seeded = Calibration.load(get_settings().retriever_thresholds)
+    assert Calibration.from_dict(first["calibration"], "the feed") == seeded
+    body = {"without_ranking": {"fallback": 0.7, "answer": 0.8, "margin": 0.02},
+            "with_ranking": {"fallback": 1.8, "answer": 1.9, "margin": 0.0}, "note": "test"}
+    assert client.put("/api/v1/thresholds", json=body,
+                      headers=auth["admin"]).status_code == 200
+    feed = _changes(client, first["version"])
+    assert feed["calibration_revision"] == 2 and not feed["upserts"]
+    assert feed["calibration"]["without_ranking"] == body["without_ranking"]
+    assert feed["calibration"]["boost"] == seeded.boost
 
 
 def test_each_write_appears_once_in_order(client: TestClient) -> None:

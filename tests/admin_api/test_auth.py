@@ -36,7 +36,11 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("POST", "/console/people/{user_id}/tokens"),
               ("POST", "/console/people/tokens/{token_id}/revoke"), ("GET", "/console/audit"),
               ("POST", "/console/models/{model_key}/promote"), ("POST", "/console/models/rollback"),
-              ("POST", "/console/retraining"), ("POST", "/console/retraining/{job_id}/cancel")}
+              ("POST", "/console/retraining"), ("POST", "/console/retraining/{job_id}/cancel"),
+              ("PUT", "/api/v1/thresholds"), ("POST", "/api/v1/simulator/replays"),
+              ("POST", "/api/v1/simulator/outcomes"), ("GET", "/api/v1/simulator/replays/latest"),
+              ("GET", "/console/simulator"), ("POST", "/console/simulator/replays"),
+              ("POST", "/console/simulator/outcomes"), ("POST", "/console/simulator/save")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",

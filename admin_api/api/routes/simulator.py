@@ -4,8 +4,6 @@ decided under other thresholds."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter
 
 from admin_api import simulator
@@ -21,8 +19,7 @@ router = APIRouter(prefix="/simulator", tags=["simulator"])
 def start_replay(*, body: ReplayCreate, session: SessionDep, caller: AdminUser) -> Job:
     """Queue a replay of the days `first` to `last` (UTC, inclusive). Follow it at
     `GET /api/v1/jobs/{id}`; when it succeeds its turns replace the previous replay's."""
-    job = simulator.enqueue(session, caller.name, date.fromisoformat(body.first),
-                            date.fromisoformat(body.last))
+    job = simulator.enqueue(session, caller.name, body.first, body.last)
     session.commit()
     session.refresh(job)
     return job

@@ -129,8 +129,7 @@ def start_replay(request: Request, session: SessionDep, caller: AdminUser,
     start, end = day(first, "from"), day(last, "to")
     if start is None or end is None:
         raise Invalid("from and to: both days are needed")
-    job = api.start_replay(body=ReplayCreate(first=start.date().isoformat(),
-                                             last=end.date().isoformat()),
+    job = api.start_replay(body=ReplayCreate(first=start.date(), last=end.date()),
                            session=session, caller=caller)
     return notice(request, f"Replay {job.id} queued.", headers={"HX-Refresh": "true"})
 
