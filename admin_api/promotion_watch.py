@@ -4,9 +4,11 @@ For the first ``promotion_watch_hours`` after the production model was promoted,
 rate (per customer message), hand-off rate (per conversation) and thumbs-down rate (per
 customer message) are set beside the same hours of the week before, which the previous model
 served; a rise beyond ``promotion_watch_margin`` (with enough messages on both sides to mean
-something) is an alert, and with ``promotion_auto_rollback`` the watch rolls production back,
-once, audited. A background thread of the admin API checks; the console shows its latest
-finding, stored in the database, so no page scans the tracker store for it.
+something) is an alert, and with automatic rollback on the watch rolls production back, once,
+audited. ``promotion_auto_rollback`` is the default; an admin turns it on or off in the console
+(stored in the database, audited), so no restart is needed. A background thread of the admin
+API checks; the console shows its latest finding, and an automatic rollback until the next
+promotion, both stored in the database, so no page scans the tracker store for them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 WATCHED = ("fallback_rate", "handoff_rate", "thumbs_down_rate")
 WEEK = timedelta(days=7)
 FINDING_KEY = "promotion_watch"
+ROLLBACK_KEY = "promotion_watch_rollback"
+AUTO_ROLLBACK_KEY = "promotion_auto_rollback"
 ACTOR = "promotion watch"
 
 
@@ -83,7 +87,38 @@ def _encode(finding: Finding) -> str:
 
 def latest(session: Session) -> Finding | None:
     """The last check's finding (what the console shows)."""
-    row = session.get(Meta, FINDING_KEY)
+    return _decode(session.get(Meta, FINDING_KEY))
+
+
+def last_rollback(session: Session) -> Finding | None:
+    """The last automatic rollback, while the model it restored still serves from that
+    rollback on (the next check judges that model and replaces ``latest``; this stays until
+    production changes again)."""
+    row = session.get(Meta, ROLLBACK_KEY)
+    if row is None:
+        return None
+    record = json.loads(row.value)
+    current = registry.production(session)
+    if current is None or current.id != record["t"] or current.promoted_at is None or \
+            current.promoted_at.isoformat(timespec="seconds") != record["a"]:
+        return None
+    return _decode(row)
+
+
+def auto_rollback(session: Session) -> bool:
+    """Whether a rise rolls back: the admin's choice, else the configured default."""
+    row = session.get(Meta, AUTO_ROLLBACK_KEY)
+    return row.value == "true" if row is not None else get_settings().promotion_auto_rollback
+
+
+def set_auto_rollback(session: Session, actor: str, on: bool) -> None:
+    """The caller commits."""
+    session.merge(Meta(key=AUTO_ROLLBACK_KEY, value="true" if on else "false"))
+    audit.record(session, actor, "watch.auto_rollback", "settings", AUTO_ROLLBACK_KEY,
+                 enabled=on)
+
+
+def _decode(row: Meta | None) -> Finding | None:
     if row is None:
         return None
     data = json.loads(row.value)
@@ -98,7 +133,7 @@ def check(store: TrackerStore, now: datetime | None = None) -> Finding | None:
         finding = assess(session, store, now)
         if finding is None:
             return None
-        if finding.rises and get_settings().promotion_auto_rollback:
+        if finding.rises and auto_rollback(session):
             entry = session.get(ModelVersion, finding.model_key)
             back = registry.rollback(session, ACTOR)
             audit.record(session, ACTOR, "model.auto_rollback", "model", finding.model_key,
@@ -107,6 +142,11 @@ def check(store: TrackerStore, now: datetime | None = None) -> Finding | None:
                          rolled_back_to=back.model_id,
                          model_id=entry.model_id if entry else None)
             finding.rolled_back = True
+            assert back.promoted_at is not None
+            # The finding, and which model it restored when (``t``, ``a``): one small row.
+            record = {**json.loads(_encode(finding)), "t": back.id,
+                      "a": back.promoted_at.isoformat(timespec="seconds")}
+            session.merge(Meta(key=ROLLBACK_KEY, value=json.dumps(record, separators=(",", ":"))))
             logger.warning("promotion watch: %s rose after model %s; rolled back to %s",
                            ", ".join(finding.rises), finding.model_key, back.model_id)
         session.merge(Meta(key=FINDING_KEY, value=_encode(finding)))

@@ -59,15 +59,30 @@ def _rankings(model: Path, texts: list[str]) -> list[list[dict]]:
     import yaml
 
     from common.config import BOT_DIR
-    from nlu.calibration import rescale
     from nlu.evaluation import load_any
+    from nlu.rasa_component import to_rasa
 
     classifier = load_any(model)
     pipeline = yaml.safe_load((BOT_DIR / "config.yml").read_text(encoding="utf-8"))["pipeline"]
     configured = next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier")
-    learned = classifier.meta.calibration.confidence_threshold()
-    return [[{"name": n, "confidence": rescale(c, learned, configured)} for n, c in p.ranking[:10]]
-            for p in classifier.predict_batch(texts)]
+    config = {"fallback_threshold": configured, "ranking_length": 10}
+    return [to_rasa(p, classifier, config)[1] for p in classifier.predict_batch(texts)]
+
+
+def _put_in_force(calibration: object, source: str) -> int:
+    """The new calibration as the admin database's setting in force (audited): every action
+    server takes it from the answers feed within seconds."""
+    from sqlmodel import Session
+
+    from admin_api import thresholds
+    from common.db import get_engine
+
+    with Session(get_engine()) as session:
+        row = thresholds.record(session, "helpdesk index calibrate", calibration, source,
+                                action="thresholds.calibrate")
+        session.commit()
+        assert row.id is not None
+        return row.id
 
 
 @index_app.command("calibrate")
@@ -84,6 +99,10 @@ def calibrate(
         None, help="An intent model (folder or Rasa archive) whose rankings choose the boost "
                    "and the with-ranking thresholds; without it those are kept."),
     out: Path = typer.Option(None, help="Where to write; default: HELPDESK_RETRIEVER_THRESHOLDS."),
+    put_in_force: bool = typer.Option(
+        None, "--put-in-force/--no-put-in-force",
+        help="Also put it in force in the admin database (the running bot takes it within "
+             "seconds); default: when writing HELPDESK_RETRIEVER_THRESHOLDS."),
     seed: int = typer.Option(0, help="Seed of the validation split."),
     limit_per_intent: int = typer.Option(None, min=1, help="Use at most N training "
                                          "questions per intent (a quick run)."),
@@ -151,7 +170,12 @@ def calibrate(
                              ("with a ranking", choice.calibration.with_ranking)):
         typer.echo(f"  {name}: fallback {thresholds.fallback:g}, answer "
                    f"{thresholds.answer:g}, margin {thresholds.margin:g}")
-    typer.echo(f"Wrote {target}; action servers read it when they start.")
+    typer.echo(f"Wrote {target}.")
+    if put_in_force if put_in_force is not None else out is None:
+        revision = _put_in_force(choice.calibration, chosen_on)
+        typer.echo(f"In force as revision {revision}: action servers apply it within seconds.")
+    else:
+        typer.echo("Not put in force: the admin database keeps its setting.")
 
 
 @index_app.command("build")

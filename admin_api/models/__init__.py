@@ -42,6 +42,8 @@ from admin_api.models.proposals import AnswerProposal as AnswerProposal
 from admin_api.models.proposals import ProposalStatus as ProposalStatus
 from admin_api.models.registry import ModelDetail as ModelDetail
 from admin_api.models.registry import ModelRead as ModelRead
+from admin_api.models.registry import WatchRead as WatchRead
+from admin_api.models.registry import WatchUpdate as WatchUpdate
 from admin_api.models.thresholds import ChangedTurn as ChangedTurn
 from admin_api.models.thresholds import DecisionThresholds as DecisionThresholds
 from admin_api.models.thresholds import Outcomes as Outcomes

@@ -40,7 +40,8 @@ ADMIN_ONLY = {("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
               ("PUT", "/api/v1/thresholds"), ("POST", "/api/v1/simulator/replays"),
               ("POST", "/api/v1/simulator/outcomes"), ("GET", "/api/v1/simulator/replays/latest"),
               ("GET", "/console/simulator"), ("POST", "/console/simulator/replays"),
-              ("POST", "/console/simulator/outcomes"), ("POST", "/console/simulator/save")}
+              ("POST", "/console/simulator/outcomes"), ("POST", "/console/simulator/save"),
+              ("PUT", "/api/v1/models/watch"), ("POST", "/console/models/watch")}
 # Path parameters that name nothing, so that an allowed call ends in 404 or 422, not a change.
 ABSENT = {"answer_id": "424242", "item_id": "424242", "example_id": "424242",
           "user_id": "424242", "token_id": "424242", "revision": "7",

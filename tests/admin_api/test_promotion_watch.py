@@ -97,6 +97,40 @@ def test_with_automatic_rollback_the_watch_rolls_production_back_once(
     assert not again.enough and not again.rolled_back
     with Session(get_engine()) as session:
         assert registry.production(session).id == promoted["old"]
+        # The rollback stays in view after that next check, until production changes again.
+        kept = promotion_watch.last_rollback(session)
+        assert kept is not None and kept.model_key == promoted["new"] and kept.rolled_back
+        registry.promote(session, session.get(ModelVersion, promoted["new"]), "ada")
+        session.commit()
+        assert promotion_watch.last_rollback(session) is None
+
+
+def test_an_admin_turns_the_automatic_rollback_on_and_the_next_check_uses_it(
+        client: TestClient, auth: dict, tracker_url: str, promoted: dict[str, int]) -> None:
+    assert client.get("/api/v1/models/watch", headers=auth["staff"]).json()[
+        "auto_rollback"] is False
+    assert client.put("/api/v1/models/watch", json={"auto_rollback": True},
+                      headers=auth["staff"]).status_code == 403
+    bad = client.put("/api/v1/models/watch", json={"auto_rollback": "sometimes"},
+                     headers=auth["admin"])
+    assert bad.status_code == 422 and "auto_rollback" in bad.text
+    reply = client.put("/api/v1/models/watch", json={"auto_rollback": True},
+                       headers=auth["admin"])
+    assert reply.status_code == 200 and reply.json()["auto_rollback"] is True
+    assert reply.json()["margin"] == get_settings().promotion_watch_margin
+    finding = promotion_watch.check(TrackerStore(tracker_url))
+    assert finding is not None and finding.rolled_back
+    with Session(get_engine()) as session:
+        assert registry.production(session).id == promoted["old"]
+        [entry] = session.exec(select(AuditEntry).where(
+            AuditEntry.action == "watch.auto_rollback")).all()
+        assert entry.actor == "ada" and entry.details == {"enabled": True}
+    staff, _ = signed_in(client, auth["staff"])
+    page = staff.get("/console/models").text
+    assert 'id="auto-rollback"' in page and "rolled back automatically from new" in page
+    assert "Automatic rollback is on." in page
+    dashboard = staff.get("/console/dashboard").text
+    assert "production was rolled back automatically" in dashboard
 
 
 def test_too_few_messages_are_not_judged(client: TestClient, tracker_url: str,

@@ -18,7 +18,7 @@ from common.config import get_settings
 from common.db import get_engine
 from learning import jobs, pipeline, registry, worker
 from retrieval.answers import AnswerStatus
-from retrieval.decision import ANSWER, CLARIFY, FALLBACK, CLARIFY_OPTIONS, decide_scored
+from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS, FALLBACK, decide_scored
 from tests.admin_api.test_console import signed_in
 from tests.tracker_seed import Say, seed
 

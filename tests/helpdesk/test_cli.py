@@ -251,10 +251,21 @@ def test_index_calibrate_chooses_thresholds_that_answer_and_fall_back(tmp_path: 
     out = tmp_path / "thresholds.json"
     previous = Calibration.load(PROJECT_ROOT / "retrieval" / "thresholds.json")
     made = _run(["index", "calibrate", "--data", str(data), "--oos", str(oos), "--out", str(out),
-                 "--limit-per-intent", "3"], env, timeout=600)
+                 "--limit-per-intent", "3", "--put-in-force"], env, timeout=600)
     assert made.returncode == 0, made.stderr
     assert "support" in made.stdout and f"Wrote {out}" in made.stdout
+    assert "In force as revision 1" in made.stdout
     chosen = Calibration.load(out)
+    # The admin database's setting in force is the new calibration, as the running bot gets it.
+    from sqlmodel import Session
+
+    from admin_api import thresholds
+    from common.db import get_engine
+
+    with Session(get_engine(env["HELPDESK_DATABASE_URL"])) as session:
+        row = thresholds.in_force(session)
+        assert row.author == "helpdesk index calibrate" and row.id == 1
+        assert thresholds.calibration_of(row) == chosen
     assert chosen.chosen_on.startswith("helpdesk index calibrate")
     assert chosen.boost == previous.boost and chosen.with_ranking == previous.with_ranking
     served = {**env, "HELPDESK_RETRIEVER_THRESHOLDS": str(out)}

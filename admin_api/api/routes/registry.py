@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.responses import FileResponse
 from sqlmodel import select
 
+from admin_api import promotion_watch
 from admin_api.api.deps import (
     AdminUser,
     SessionDep,
@@ -22,7 +23,14 @@ from admin_api.api.deps import (
     require_staff,
 )
 from admin_api.api.paging import DB_ID_MAX, Page, Paging, not_found, paginate, sort_param
-from admin_api.models import ModelDetail, ModelRead, ModelStatus, ModelVersion
+from admin_api.models import (
+    ModelDetail,
+    ModelRead,
+    ModelStatus,
+    ModelVersion,
+    WatchRead,
+    WatchUpdate,
+)
 from common.config import get_settings
 from learning import registry
 
@@ -39,6 +47,24 @@ def list_models(*, status_: ModelStatus | None = Query(None, alias="status"),
     if status_ is not None:
         query = query.where(ModelVersion.status == status_.value)
     return paginate(session, query, paging, ModelVersion, sort)
+
+
+@router.get("/watch", response_model=WatchRead)
+def read_watch(*, session: SessionDep, _: StaffUser) -> WatchRead:
+    """How production is watched after a promotion (`admin_api/promotion_watch.py`)."""
+    settings = get_settings()
+    return WatchRead(auto_rollback=promotion_watch.auto_rollback(session),
+                     margin=settings.promotion_watch_margin,
+                     hours=settings.promotion_watch_hours,
+                     min_messages=settings.promotion_watch_min_messages)
+
+
+@router.put("/watch", response_model=WatchRead)
+def update_watch(*, body: WatchUpdate, session: SessionDep, caller: AdminUser) -> WatchRead:
+    """Turn the automatic rollback on or off (audited); the next check uses it."""
+    promotion_watch.set_auto_rollback(session, caller.name, body.auto_rollback)
+    session.commit()
+    return read_watch(session=session, _=caller)
 
 
 def _rasa_or_staff(request: Request, session: SessionDep,

@@ -112,7 +112,8 @@ def dashboard_page(request: Request, session: SessionDep, store: TrackerDep,
                    last: str | None = Query(None, alias="to", max_length=10)) -> HTMLResponse:
     start, end, preset = date_range(range_, first, last)
     data = figures(session, store, start, end)
-    watch = promotion_watch.latest(session)
+    # An automatic rollback stays in view until production changes again; else the last check.
+    watch = promotion_watch.last_rollback(session) or promotion_watch.latest(session)
     watched = session.get(ModelVersion, watch.model_key) if watch and watch.rises else None
     query = f"range={preset}" if preset else f"from={start}&to={end}"
     drift = [d for d in data["daily"] if d["fallback_rate_drift"]

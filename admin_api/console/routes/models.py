@@ -1,12 +1,13 @@
 """The model registry (staff see it, admins act): each model's figures, its maturity report
 with the gate's checks and the confusion picture, two models side by side, promote and roll
-back. The actions are the API's own routes, so the swap is the one the API makes."""
+back, and the watch after a promotion (admins turn its automatic rollback on or off). The
+actions are the API's own routes, so the swap is the one the API makes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from markdown_it import MarkdownIt
 
@@ -16,7 +17,7 @@ from admin_api.api.paging import Paging
 from admin_api.api.routes import registry as api
 from admin_api.console.forms import choice
 from admin_api.console.pages import is_htmx, notice, render
-from admin_api.models import ModelStatus, ModelVersion
+from admin_api.models import ModelStatus, ModelVersion, WatchUpdate
 from common.config import get_settings
 from learning.worker import job_dir
 
@@ -67,9 +68,12 @@ def models_page(request: Request, session: SessionDep, caller: StaffUser,
     template = "models/_list.html" if is_htmx(request) else "models/page.html"
     watch = promotion_watch.latest(session)
     watched = session.get(ModelVersion, watch.model_key) if watch else None
+    rollback = promotion_watch.last_rollback(session)
     return render(request, template, caller, page=page, rows=rows,
                   status=state.value if state else "", statuses=[s.value for s in ModelStatus],
-                  watch=watch, watched=watched, margin=get_settings().promotion_watch_margin)
+                  watch=watch, watched=watched, margin=get_settings().promotion_watch_margin,
+                  settings=api.read_watch(session=session, _=caller), rollback=rollback,
+                  rolled=session.get(ModelVersion, rollback.model_key) if rollback else None)
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -115,6 +119,16 @@ def promote(request: Request, session: SessionDep, caller: AdminUser,
     return notice(request, f"{entry.model_id} is in production: Rasa swaps it in at its next "
                            "pull, within seconds, with no failed reply.",
                   headers={"HX-Refresh": "true"})
+
+
+@router.post("/watch", response_class=HTMLResponse)
+def watch_settings(request: Request, session: SessionDep, caller: AdminUser,
+                   auto_rollback: bool = Form(False)) -> HTMLResponse:
+    saved = api.update_watch(body=WatchUpdate(auto_rollback=auto_rollback), session=session,
+                             caller=caller)
+    return notice(request, "Automatic rollback is on: a rise beyond the margin rolls production "
+                           "back by itself." if saved.auto_rollback else
+                  "Automatic rollback is off: a rise raises the alert only.")
 
 
 @router.post("/rollback", response_class=HTMLResponse)
