@@ -28,6 +28,14 @@ incremental one after new conversations, the whole dashboard page for 7 and 30 d
 chart and table is computed by that one request), the summary API, the daily API and a CSV
 download; beside them, the baseline: rescanning the tracker store's events for the 7 days
 (what the summary did before the facts). Results go under ``dashboard``.
+
+``--part simulator`` times the threshold simulator's replay of ``--turns`` logged customer
+questions (BANKING77's own wordings, 3 a conversation, in an SQLite tracker store) through
+a production model (``--model``, a Rasa archive; by default the one ``helpdesk serve``
+serves, trained first if there is none) and the shipped answers: the whole job as the
+worker runs it (reading, loading, scoring), then the page and the outcomes API over the
+cached scores. Beside it, the baseline: one search at a time, as the bot searches, on a
+sample, scaled to the same number of questions. Results go under ``simulator``.
 """
 
 from __future__ import annotations
@@ -357,9 +365,187 @@ def _dashboard_size(size: int, repeat: int) -> dict[str, Any]:
     return result
 
 
+def _questions(count: int) -> list[str]:
+    """Customers' wordings: BANKING77's questions in turn (the same text twice in a batch
+    would be encoded once, which would flatter the replay)."""
+    from nlu import datasets
+
+    texts = [e.text for split in ("train", "test") for e in datasets.load_banking77(split)]
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def _seed_questions(tracker_url: str, questions: list[str]) -> None:
+    """Conversations of 3 questions each, answered, clarified or fallen back, written in bulk
+    as Rasa writes them (``_event_rows``), each with its own wording."""
+    import random
+
+    from sqlalchemy import insert
+
+    from admin_api.tracker import EVENTS
+    from common.db import get_engine
+
+    rng = random.Random(7)
+    engine = get_engine(tracker_url)
+    with engine.begin() as connection:
+        next_id = int(connection.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM events")
+                      .scalar_one()) + 1
+        batch: list[dict] = []
+        now = time.time() - 3600
+        for c in range(0, len(questions), 3):
+            rows = _event_rows(next_id, c, now - rng.uniform(0, 6 * 86400), rng)
+            asked = iter(questions[c:c + 3])
+            for row in rows:
+                if row["type_name"] == "user":
+                    data = json.loads(row["data"])
+                    data["text"] = data["parse_data"]["text"] = next(asked, data["text"])
+                    row["data"] = json.dumps(data)
+            next_id += len(rows)
+            batch += rows
+            if len(batch) > 20_000:
+                connection.execute(insert(EVENTS), batch)
+                batch = []
+        if batch:
+            connection.execute(insert(EVENTS), batch)
+
+
+def _production_model(model: str | None) -> Path:
+    """``--model``, else the model ``helpdesk serve`` would serve (``HELPDESK_MODEL`` or the
+    newest in var/models), trained first (the default bot, as ``helpdesk train``) if none."""
+    import subprocess
+
+    from learning.train import model_to_serve
+
+    if model:
+        return Path(model)
+    found = model_to_serve()
+    if found is None:
+        print("no model in var/models: training the default bot first", flush=True)
+        subprocess.run([sys.executable, "-m", "helpdesk.cli", "train"], check=True, cwd=ROOT)
+        found = model_to_serve()
+    assert found is not None
+    return found
+
+
+def _simulator(turns: int, repeat: int, model: str | None, smoke: bool) -> None:
+    """Seed, replay as the worker does, then time the page and the outcomes API."""
+    from datetime import date
+
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session, select
+
+    work = Path(tempfile.mkdtemp(prefix="bench-simulator-"))
+    tracker_url = f"sqlite:///{work / 'tracker.db'}"
+    archive = _production_model(model)
+    os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
+                       "HELPDESK_TRACKER_STORE_URL": tracker_url,
+                       "HELPDESK_VAR_DIR": str(work / "var"),
+                       "HELPDESK_PROPOSAL_CHECK_SECONDS": "0",
+                       "HELPDESK_PROMOTION_WATCH_SECONDS": "0",
+                       "HELPDESK_METRICS_SYNC_SECONDS": "0"})
+    from common.config import get_settings
+    get_settings.cache_clear()
+    from admin_api import simulator, thresholds
+    from admin_api.core import security
+    from admin_api.main import create_app
+    from admin_api.models import Answer, Role
+    from admin_api.tracker import TrackerStore
+    from common.db import get_engine
+    from learning import jobs, pipeline, registry
+    from learning.models import JobStatus
+    from nlu.rasa_component import ArchivedClassifier
+    from retrieval.decision import CLARIFY_OPTIONS
+    from retrieval.encoder import load_encoder
+    from retrieval.retriever import Retriever
+
+    migrated_with_staff_token()
+    seed(tracker_url, {"sim-first": [Say("hello", "greet", 0.99, "m1", "first")]},
+         {"sim-first": 100.0})  # Rasa creates its table
+    questions = _questions(turns)
+    _seed_questions(tracker_url, questions)
+    with Session(get_engine()) as session:
+        registry.promote(session, registry.register(session, archive), "bench")
+        admin = security.create_user(session, "bench-admin", Role.admin)
+        _, secret = security.issue_token(session, admin)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        week_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 7 * 86400))
+        job = simulator.enqueue(session, "bench", date.fromisoformat(week_ago),
+                                date.fromisoformat(today))
+        session.commit()
+        claimed = jobs.claim(session, "bench")
+        assert claimed is not None and claimed.id == job.id
+        job_id, params = job.id, dict(claimed.params)
+    timings: dict[str, float] = {}
+    progress = pipeline.Progress(log=lambda line: print(f"  {line}", flush=True),
+                                 timing=lambda step, seconds: timings.__setitem__(step, seconds))
+    started = time.perf_counter()
+    result = simulator.replay(job_id, params, progress, get_settings())
+    total = time.perf_counter() - started
+    with Session(get_engine()) as session:
+        jobs.finish(session, job_id, JobStatus.succeeded, result)
+    replayed = result["turns"]
+    print(f"replayed {replayed} questions in {total:.1f} s "
+          f"(load {timings.get('load', 0):.1f} s, score {timings.get('score', 0):.1f} s)",
+          flush=True)
+
+    # The baseline: what the bot does per message, one classification and one search at a
+    # time, on a sample, scaled to the replayed questions.
+    sample = questions[:200 if smoke else 1000]
+    with Session(get_engine()) as session:
+        calibration = thresholds.calibration_of(thresholds.in_force(session))
+        answers = [a.to_data() for a in session.exec(select(Answer))]
+    settings = get_settings()
+    classifier = ArchivedClassifier(archive)
+    retriever = Retriever(load_encoder(settings.encoder_models), calibration)
+    retriever.replace_all(answers)
+    started = time.perf_counter()
+    for text in sample:
+        retriever.search(text, k=CLARIFY_OPTIONS, intent_ranking=classifier.rankings([text])[0])
+    one_by_one = (time.perf_counter() - started) / len(sample) * replayed
+
+    app = create_app()
+    with TestClient(app) as client:
+        signed = client.post("/console/sign-in", data={"token": secret},
+                             follow_redirects=False)
+        assert signed.status_code == 303, signed.text
+        admin_headers = {"Authorization": f"Bearer {secret}"}
+        in_force = client.get("/api/v1/thresholds", headers=admin_headers).json()
+        ask = {"without_ranking": {**in_force["without_ranking"], "fallback": 0.7},
+               "with_ranking": {**in_force["with_ranking"], "answer": 2.0}}
+        page = client.get("/console/simulator")
+        assert page.status_code == 200 and 'id="simulator-data"' in page.text
+        calls = {
+            "simulator page": lambda _i: client.get("/console/simulator"),
+            "outcomes API (recount, 50 changed)": lambda _i: client.post(
+                "/api/v1/simulator/outcomes", json=ask, headers=admin_headers),
+        }
+        figures = {name: _time(call, repeat) for name, call in calls.items()}
+    store_turns = len(TrackerStore(tracker_url).turns())
+    results = {
+        "turns_logged": store_turns, "replayed": replayed, "model": archive.name,
+        "replay_s": round(total, 1), "load_s": round(timings.get("load", 0.0), 1),
+        "score_s": round(timings.get("score", 0.0), 1),
+        "questions_per_s": round(replayed / max(timings.get("score", total), 1e-9), 1),
+        "baseline_one_at_a_time_s": round(one_by_one, 1),
+        "baseline_sample": len(sample),
+        "speedup_vs_one_at_a_time": round(one_by_one / max(timings.get("score", total), 1e-9),
+                                          2),
+        "page_bytes": len(page.content), "repeat": repeat, "requests": figures}
+    print(f"\n{'simulator':<45} {'p50 ms':>9} {'p95 ms':>9}   ({replayed} questions)")
+    for name, row in figures.items():
+        print(f"{name:<45} {row['p50_ms']:>9} {row['p95_ms']:>9}")
+    print(f"scoring {results['score_s']} s vs one at a time {results['baseline_one_at_a_time_s']}"
+          f" s (x{results['speedup_vs_one_at_a_time']})")
+    merge("console", "smoke_simulator" if smoke else "simulator", results, smoke=smoke)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("screens", "dashboard"), default="screens")
+    parser.add_argument("--part", choices=("screens", "dashboard", "simulator"),
+                        default="screens")
+    parser.add_argument("--turns", type=int, default=30_000,
+                        help="simulator: logged customer questions to replay")
+    parser.add_argument("--model", default=None,
+                        help="simulator: the production model (a Rasa archive)")
     parser.add_argument("--sizes", default="10000,100000",
                         help="dashboard: conversations per run, comma-separated")
     parser.add_argument("--conversations", type=int, default=10_000)
@@ -371,6 +557,10 @@ def main() -> None:
     if args.part == "dashboard":
         sizes = [200] if args.smoke else [int(n) for n in args.sizes.split(",")]
         _dashboard(sizes, 3 if args.smoke else args.repeat, args.smoke)
+        return
+    if args.part == "simulator":
+        _simulator(300 if args.smoke else args.turns, 3 if args.smoke else args.repeat,
+                   args.model, args.smoke)
         return
     if args.smoke:
         args.conversations, args.inbox, args.repeat, args.live_repeat = 60, 20, 3, 2

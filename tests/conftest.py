@@ -429,7 +429,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory,
     data), on PostgreSQL (the widget's browser tests run on SQLite), with Rasa streaming its
     events through RabbitMQ to the dashboard when RabbitMQ runs (otherwise the embedded
     default). Proposed answers are recomputed only when asked, checked every second;
-    retraining jobs run on tiny data."""
+    retraining jobs run on tiny data; the watch after a promotion checks every two seconds."""
     root = tmp_path_factory.mktemp("console")
     queue = f"helpdesk-test-{uuid.uuid4().hex[:12]}"
     broker = ({"HELPDESK_EVENT_BROKER_URL": RABBITMQ_URL, "HELPDESK_EVENT_QUEUE": queue}
@@ -442,7 +442,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory,
                         HELPDESK_HELDOUT_CSV=str(heldout_csv(root / "heldout.csv")),
                         HELPDESK_RELIABILITY_FOLDS="2", HELPDESK_RELIABILITY_MAX_EXAMPLES="120",
                         HELPDESK_GATE_MIN_SUPPORT="3", HELPDESK_WORKER_POLL_SECONDS="0.5",
-                        **broker)
+                        HELPDESK_PROMOTION_WATCH_SECONDS="2", **broker)
         finally:
             if broker:
                 delete_queue(queue)

@@ -15,7 +15,9 @@ job, a few minutes, to show one in progress and its model's report). Run it on a
 For the dashboard it first writes 40 days of past conversations into the product's tracker
 store (the environment's ``HELPDESK_*`` settings say where, as for the product), with one day
 of many fallbacks, so that the charts and the drift flag have something to show.
-``--only dashboard`` takes just that screen.
+``--only dashboard`` takes just that screen. For the threshold simulator (an admin's token) it
+asks the bot a few dozen questions, replays today's questions and moves a threshold;
+``--only simulator`` takes just that screen.
 """
 
 from __future__ import annotations
@@ -109,6 +111,37 @@ def _dashboard(browser: object, api: str, token: str) -> None:
     page.locator("canvas[data-chart]").first.wait_for(timeout=30_000)
     page.wait_for_timeout(500)
     _shot(page, "dashboard", full=True)
+    context.close()
+
+
+SIMULATED = ["When will my card arrive?", "my new card still hasn't come", "card delivery time",
+             "What exchange rate do you use?", "is the rate different at weekends",
+             "how do I close my account", "I want to delete my account",
+             "can I use apple pay", "google pay setup", "how old do I have to be",
+             "top up by bank transfer", "why was my top up declined", "is there a top up fee",
+             "my card payment was declined", "the atm kept my card", "change my pin",
+             "where can I change my PIN", "I was charged twice", "a payment I don't recognise",
+             "how long does a transfer take", "can I get a virtual card", "what is the weather",
+             "do you sell garden furniture", "recommend a film", "transfer to another country"]
+
+
+def _simulator(browser: object, api: str, rasa: str, token: str) -> None:
+    """Today's questions replayed, a threshold moved, and the questions that change."""
+    for text in SIMULATED:
+        httpx.post(f"{rasa}/webhooks/rest/webhook",
+                   json={"sender": uuid.uuid4().hex, "message": text},
+                   timeout=60).raise_for_status()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page = _signed_in(context, api, token)
+    page.goto(api + "/console/simulator")
+    page.get_by_role("button", name="Replay these days").click()
+    page.get_by_role("link", name="Reload the simulator").wait_for(timeout=600_000)
+    page.get_by_role("link", name="Reload the simulator").click()
+    page.locator("#simulator[data-ready]").wait_for(timeout=30_000)
+    exact = page.locator('input[data-mirror="with_ranking.fallback"]')
+    exact.fill(str(round(float(exact.input_value()) + 0.25, 3)))
+    page.locator("#changed-turns").wait_for(timeout=30_000)
+    _shot(page, "simulator", full=True)
     context.close()
 
 
@@ -216,7 +249,7 @@ def main() -> None:
     parser.add_argument("--rasa", default="http://127.0.0.1:5005")
     parser.add_argument("--token", default=os.environ.get("HELPDESK_TOKEN"),
                         help="an API token for the console screenshots (none: the widget only)")
-    parser.add_argument("--only", choices=("dashboard",),
+    parser.add_argument("--only", choices=("dashboard", "simulator"),
                         help="take only this screen")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -226,6 +259,9 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
         if args.only == "dashboard":
             _dashboard(browser, args.url, args.token)
+            return
+        if args.only == "simulator":
+            _simulator(browser, args.url, args.rasa, args.token)
             return
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(args.url + "/")

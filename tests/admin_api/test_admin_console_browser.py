@@ -24,7 +24,7 @@ from learning import registry
 from tests.admin_api.test_console_browser import WAIT, _ask, _sign_in, _staff_token
 from tests.admin_api.test_dashboard import random_traffic
 from tests.admin_api.test_registry import archive
-from tests.conftest import Served
+from tests.conftest import Served, sid
 from tests.tracker_seed import seed
 
 pytestmark = pytest.mark.slow
@@ -274,4 +274,222 @@ def test_a_rejected_candidates_page_shows_why(browser: object, console_stack: Se
     page.get_by_role("link", name="rejected-one").click()
     page.wait_for_url(f"**/console/models/{key}")
     assert page.get_by_text(reason).first.is_visible()
+    context.close()
+
+
+def _thresholds(served: Served, token: str) -> dict:
+    reply = httpx.get(f"{served.api}/api/v1/thresholds",
+                      headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def _decision(replies: list[dict]) -> str:
+    """What the bot decided, from its REST replies (the answer action's custom payload)."""
+    for reply in replies:
+        data = ((reply.get("custom") or {}).get("data") or {})
+        if data.get("decision"):
+            return str(data["decision"])
+    return "fallback"
+
+
+def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_the_bot(
+        browser: object, console_stack: Served) -> None:
+    """An admin replays today's questions (a worker job, with progress), moves thresholds and
+    reads counts that equal a recount of the cached scores with the bot's own decision
+    function; saving puts them in force and the bot's next reply follows."""
+    from admin_api import simulator
+    from retrieval.decision import Calibration, Thresholds, decide_scored
+
+    served = console_stack
+    token = _staff_token(served, "adele", role="admin")
+    questions = ["how long does a new card take to arrive", "what exchange rate do you use",
+                 "I want to close my account please", "can I add my card to google pay",
+                 "how old do I need to be", "my card has still not come",
+                 "do you sell garden furniture", "what is the fee for a top up"]
+    store = TrackerStore(served.tracker_url)
+    decided = {}
+    for i, question in enumerate(questions):
+        served.say(f"simulated-{i}", question)
+        [turn] = store.turns(session_id=sid(f"simulated-{i}"))
+        if turn.outcome in simulator.REPLAYED:  # the retriever decided it (not a flow)
+            decided[question] = turn.outcome
+    assert len(decided) >= 5 and "answer" in decided.values(), decided
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors = _watch(page)
+    _sign_in(page, served, token)
+    page.get_by_role("link", name="Simulator").click()
+    page.get_by_role("heading", name="Threshold simulator").wait_for(timeout=WAIT)
+    today = utcnow().date().isoformat()
+    latest = httpx.get(f"{served.api}/api/v1/simulator/replays/latest",
+                       headers={"Authorization": f"Bearer {token}"})
+    previous = latest.json()["id"] if latest.status_code == 200 else 0
+    page.get_by_label("From (UTC)").fill(today)
+    page.get_by_label("To (UTC, inclusive)").fill(today)
+    page.get_by_role("button", name="Replay these days").click()
+    # The page reloads with the job's live panel (step, progress, log), which says when the
+    # questions are replayed; a very quick replay may have finished by the reload.
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline, page.locator("main").inner_text()
+        if page.locator("#job-status").count():
+            state = page.locator("#job-status").inner_text()
+            assert state not in ("failed", "cancelled"), page.locator("#job-live").inner_text()
+            if state == "succeeded":
+                page.get_by_role("link", name="Reload the simulator").click()
+                break
+        elif page.locator("#replay-summary").count() and \
+                f"Replay {previous}:" not in page.locator("#replay-summary").inner_text():
+            break
+        page.wait_for_timeout(500)
+
+    page.locator("#simulator[data-ready]").wait_for(timeout=WAIT)  # its script follows
+    with Session(get_engine(served.database_url)) as session:
+        job = simulator.latest_replay(session)
+        assert job is not None
+        rows = simulator.cached(session, job.id)
+    texts = {(t.session_id, t.message_id): t.text
+             for t in TrackerStore(served.tracker_url).turns() if t.text}
+    mine = {texts.get((r[1], r[2])): r for r in rows}
+    assert set(decided) <= set(mine)  # every question asked today was replayed
+    assert page.locator('[data-figure="turns"]').inner_text() == str(len(rows))
+    in_force = _thresholds(served, token)
+    seeded = Calibration(boost=in_force["boost"], support=in_force["support"],
+                         without_ranking=Thresholds(**in_force["without_ranking"]),
+                         with_ranking=Thresholds(**in_force["with_ranking"]))
+    # The replay decides each of them as the bot did a minute ago.
+    for question, outcome in decided.items():
+        assert decide_scored(simulator.scored(mine[question]), seeded) == outcome, question
+
+    def counts() -> dict[str, int]:
+        return {d: int(page.locator(f'[data-count="simulated.{d}"]').inner_text())
+                for d in ("answer", "clarify", "fallback")}
+
+    def move(values: dict[str, dict[str, float]]) -> Calibration:
+        for group, named in values.items():
+            for name, value in named.items():
+                page.locator(f'input[data-mirror="{group}.{name}"]').fill(str(value))
+        return Calibration(boost=seeded.boost, support=seeded.support,
+                           without_ranking=Thresholds(**values["without_ranking"]),
+                           with_ranking=Thresholds(**values["with_ranking"]))
+
+    tops = sorted(r[5] for r in rows if r[5] is not None)
+    for low, high, margin in ((0.25, 0.5, 0.02), (0.5, 0.75, 0.1), (0.1, 0.9, 0.0)):
+        pick = {"fallback": round(tops[int(low * (len(tops) - 1))], 3),
+                "answer": round(tops[int(high * (len(tops) - 1))], 3), "margin": margin}
+        asked = move({"without_ranking": pick, "with_ranking": pick})
+        expected = [decide_scored(simulator.scored(r), asked) for r in rows]
+        before = [decide_scored(simulator.scored(r), seeded) for r in rows]
+        want = {d: expected.count(d) for d in ("answer", "clarify", "fallback")}
+        assert counts() == want
+        changed = sum(a != b for a, b in zip(expected, before, strict=True))
+        assert page.locator('[data-count="changed"]').inner_text() == str(changed)
+        # The server's own recount (the list of changed questions) agrees.
+        table = page.locator("#changed-turns")
+        page.wait_for_function(
+            "(want) => { const t = document.getElementById('changed-turns');"
+            " return t && t.dataset.serverAnswer === String(want); }",
+            arg=want["answer"], timeout=WAIT)
+        assert table.get_attribute("data-server-changed") == str(changed)
+        assert table.get_attribute("data-server-fallback") == str(want["fallback"])
+
+    # Saving: a question answered now falls back once its best score is under the fallback
+    # threshold, and the bot's next reply to it says so.
+    target = next(q for q, outcome in decided.items()
+                  if outcome == "answer" and not mine[q][8])
+    row = mine[target]
+    group = "with_ranking" if row[7] else "without_ranking"
+    values = {g: dict(in_force[g]) for g in ("without_ranking", "with_ranking")}
+    values[group]["fallback"] = round(row[5] + 0.01, 3)
+    values[group]["answer"] = max(values[group]["answer"], values[group]["fallback"])
+    move(values)
+    page.get_by_label("Why (kept in the history and the audit log)").fill("browser test")
+    page.get_by_role("button", name="Save and put in force").click()  # confirmed by _watch
+    deadline = time.monotonic() + WAIT / 1000
+    while _thresholds(served, token)["revision"] == in_force["revision"]:
+        assert time.monotonic() < deadline, "the setting was not saved"
+        time.sleep(0.2)
+    try:
+        deadline = time.monotonic() + 15
+        tries = 0
+        while _decision(served.say(f"after-save-{tries}", target)) != "fallback":
+            tries += 1
+            assert time.monotonic() < deadline, "the bot never took the saved thresholds"
+            time.sleep(0.5)
+        assert _thresholds(served, token)["note"] == "browser test"
+        page.reload()
+        assert "browser test" in page.locator("#threshold-history").inner_text()
+    finally:  # the stack's other tests expect the shipped thresholds
+        restore = {g: in_force[g] for g in ("without_ranking", "with_ranking")}
+        assert httpx.put(f"{served.api}/api/v1/thresholds", json=restore,
+                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    deadline = time.monotonic() + 15
+    while _decision(served.say("after-restore", target)) != "answer":
+        assert time.monotonic() < deadline, "the restored thresholds never took effect"
+        time.sleep(0.5)
+    assert errors == []
+    context.close()
+
+
+def test_an_automatic_rollback_fires_on_a_seeded_rise_in_fallbacks(
+        browser: object, console_stack: Served, other_tiny_model: Path) -> None:
+    """An admin turns the automatic rollback on in the console; a promoted model whose first
+    hours fall back far more than the same hours of the week before is rolled back by the
+    watch, audited, and the dashboard and models page say so."""
+    from admin_api.models import ModelVersion
+    from tests.admin_api.test_promotion_watch import HOUR, _turn
+    from tests.tracker_seed import DAY
+
+    served = console_stack
+    token = _staff_token(served, "rollo", role="admin")
+    bearer = {"Authorization": f"Bearer {token}"}
+    before = _production(served, token)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors = _watch(page)
+    _sign_in(page, served, token)
+    page.get_by_role("link", name="Models").click()
+    page.get_by_label("Roll production back by itself on an alert").check()
+    page.get_by_text("Automatic rollback is on").wait_for(timeout=WAIT)
+    try:
+        with Session(get_engine(served.database_url)) as session:
+            new = registry.register(session, other_tiny_model)
+            session.commit()
+            key, new_id = new.id, new.model_id
+        assert httpx.post(f"{served.api}/api/v1/models/{key}/promote",
+                          headers=bearer).status_code == 200
+        with Session(get_engine(served.database_url)) as session:
+            entry = session.get(ModelVersion, key)
+            entry.promoted_at = utcnow() - timedelta(hours=2)  # as if promoted two hours ago
+            session.add(entry)
+            session.commit()
+        conversations, ages = {}, {}
+        for i in range(60):
+            conversations[f"watch-before-{i}"] = [_turn(before["model_id"], f"wb-{i}", False)]
+            ages[f"watch-before-{i}"] = 7 * DAY + HOUR - i
+            conversations[f"watch-after-{i}"] = [_turn(new_id, f"wa-{i}", i % 10 < 4)]
+            ages[f"watch-after-{i}"] = HOUR - i
+        seed(served.tracker_url, conversations, ages,
+             broker_url=served.env.get("HELPDESK_EVENT_BROKER_URL"),
+             queue=served.env.get("HELPDESK_EVENT_QUEUE"))
+        deadline = time.monotonic() + 60
+        while _production(served, token)["model_id"] != before["model_id"]:
+            assert time.monotonic() < deadline, "the watch never rolled back"
+            time.sleep(0.5)
+        audit = httpx.get(f"{served.api}/api/v1/audit",
+                          params={"action": "model.auto_rollback"}, headers=bearer).json()
+        assert [e["details"]["rolled_back_to"] for e in audit["items"]] == [before["model_id"]]
+        page.get_by_role("link", name="Dashboard").click()
+        alert = page.locator("#promotion-alert")
+        assert f"After the promotion of {new_id}" in alert.inner_text()
+        assert "rolled back automatically" in alert.inner_text()
+        page.get_by_role("link", name="Models").click()
+        assert f"rolled back automatically from {new_id}" in page.locator(
+            "#auto-rollback").inner_text()
+    finally:
+        httpx.put(f"{served.api}/api/v1/models/watch", json={"auto_rollback": False},
+                  headers=bearer)
+    assert errors == []
     context.close()

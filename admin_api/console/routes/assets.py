@@ -9,6 +9,7 @@ from common.config import get_settings
 
 router = APIRouter(prefix="/assets")
 TYPES = {"console.js": "text/javascript", "charts.js": "text/javascript",
+         "simulator.js": "text/javascript",
          "console.css": "text/css"}
 
 

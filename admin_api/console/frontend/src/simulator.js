@@ -99,6 +99,7 @@ function start() {
     });
   }
   update();
+  form.dataset.ready = "true"; // the recount follows the sliders from now on
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
