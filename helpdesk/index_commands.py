@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from retrieval.decision import Calibration
 
 index_app = typer.Typer(help="The answer retriever's FAISS index.", no_args_is_help=True)
 
@@ -69,7 +73,7 @@ def _rankings(model: Path, texts: list[str]) -> list[list[dict]]:
     return [to_rasa(p, classifier, config)[1] for p in classifier.predict_batch(texts)]
 
 
-def _put_in_force(calibration: object, source: str) -> int:
+def _put_in_force(calibration: Calibration, source: str) -> int:
     """The new calibration as the admin database's setting in force (audited): every action
     server takes it from the answers feed within seconds."""
     from sqlmodel import Session

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from admin_api.core.schema import ApiModel, ApiRead
-from common.db import utcnow
+from common.db import DB_ID_MAX, utcnow
 
 # Scores are similarities plus weighted evidence (intent boost, support): a few units at most.
 SCORE_MIN, SCORE_MAX, MARGIN_MAX = -1.0, 10.0, 10.0
@@ -146,8 +146,8 @@ class SimulationRead(ApiModel):
 class SimulationAsk(ThresholdPair):
     """Thresholds to try on a replay's turns."""
 
-    replay_job_id: Optional[int] = PField(None, ge=1, description="Default: the latest "
-                                                                  "finished replay")
+    replay_job_id: Optional[int] = PField(None, ge=1, le=DB_ID_MAX,
+                                          description="Default: the latest finished replay")
     changed_limit: int = PField(50, ge=0, le=1000)
 
     class Config:

@@ -450,7 +450,7 @@ def test_an_automatic_rollback_fires_on_a_seeded_rise_in_fallbacks(
     page = context.new_page()
     errors = _watch(page)
     _sign_in(page, served, token)
-    page.get_by_role("link", name="Models").click()
+    page.get_by_role("link", name="Models", exact=True).click()
     page.get_by_label("Roll production back by itself on an alert").check()
     page.get_by_text("Automatic rollback is on").wait_for(timeout=WAIT)
     try:
@@ -485,7 +485,7 @@ def test_an_automatic_rollback_fires_on_a_seeded_rise_in_fallbacks(
         alert = page.locator("#promotion-alert")
         assert f"After the promotion of {new_id}" in alert.inner_text()
         assert "rolled back automatically" in alert.inner_text()
-        page.get_by_role("link", name="Models").click()
+        page.get_by_role("link", name="Models", exact=True).click()
         assert f"rolled back automatically from {new_id}" in page.locator(
             "#auto-rollback").inner_text()
     finally:

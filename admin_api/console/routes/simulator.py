@@ -140,7 +140,7 @@ def outcomes(request: Request, session: SessionDep, store: TrackerDep, caller: A
     """The turns that change under the form's thresholds, with their words (server-side)."""
     result = api.simulate(body=SimulationAsk(without_ranking=pair.without_ranking,
                                              with_ranking=pair.with_ranking,
-                                             changed_limit=CHANGED_SHOWN),
+                                             replay_job_id=None, changed_limit=CHANGED_SHOWN),
                           session=session, _=caller)
     texts = simulator.texts_of(store, result.changed)
     return render(request, "simulator/_changes.html", caller, result=result, texts=texts)
