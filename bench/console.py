@@ -246,9 +246,10 @@ def _event_rows(first_id: int, conversation: int, start: float, rng: Any) -> lis
 
 
 def _seed_dashboard(tracker_url: str, conversations: int, offset: int = 0,
-                    days: float = DAYS) -> None:
+                    days: float = DAYS, questions: list[str] | None = None) -> None:
     """Write conversations into the tracker store's events table in bulk (Rasa's own writer
-    takes about 10 ms a conversation: hours at this size)."""
+    takes about 10 ms a conversation: hours at this size); with ``questions``, the customers
+    ask those, three a conversation, in turn."""
     import random
 
     from sqlalchemy import insert
@@ -265,6 +266,8 @@ def _seed_dashboard(tracker_url: str, conversations: int, offset: int = 0,
         now = time.time()
         for c in range(offset, offset + conversations):
             rows = _event_rows(next_id, c, now - rng.uniform(0, days * 86400) - 120, rng)
+            if questions:
+                _ask(rows, questions, 3 * (c - offset))
             next_id += len(rows)
             batch += rows
             if len(batch) > 20_000:
@@ -272,6 +275,33 @@ def _seed_dashboard(tracker_url: str, conversations: int, offset: int = 0,
                 batch = []
         if batch:
             connection.execute(insert(EVENTS), batch)
+
+
+def _ask(rows: list[dict], questions: list[str], first: int) -> None:
+    """The customer turns of ``rows`` ask ``questions`` from ``first`` on."""
+    asked = iter(questions[first % len(questions):])
+    for row in rows:
+        if row["type_name"] == "user":
+            data = json.loads(row["data"])
+            data["text"] = data["parse_data"]["text"] = next(asked, data["text"])
+            row["data"] = json.dumps(data)
+
+
+def _quiet_product(prefix: str) -> str:
+    """Settings for an in-process admin API on fresh SQLite stores, with no background pass
+    that would run at moments no timing chooses; returns the tracker store's URL."""
+    from common.config import get_settings
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    tracker_url = f"sqlite:///{work / 'tracker.db'}"
+    os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
+                       "HELPDESK_TRACKER_STORE_URL": tracker_url,
+                       "HELPDESK_VAR_DIR": str(work / "var"),
+                       "HELPDESK_PROPOSAL_CHECK_SECONDS": "0",
+                       "HELPDESK_PROMOTION_WATCH_SECONDS": "0",
+                       "HELPDESK_METRICS_SYNC_SECONDS": "0"})
+    get_settings.cache_clear()
+    return tracker_url
 
 
 def _dashboard(sizes: list[int], repeat: int, smoke: bool) -> None:
@@ -286,16 +316,7 @@ def _dashboard_size(size: int, repeat: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
     from sqlmodel import Session
 
-    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    tracker_url = f"sqlite:///{work / 'tracker.db'}"
-    os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
-                       "HELPDESK_TRACKER_STORE_URL": tracker_url,
-                       "HELPDESK_VAR_DIR": str(work / "var"),
-                       "HELPDESK_PROPOSAL_CHECK_SECONDS": "0",
-                       "HELPDESK_PROMOTION_WATCH_SECONDS": "0",
-                       "HELPDESK_METRICS_SYNC_SECONDS": "0"})
-    from common.config import get_settings
-    get_settings.cache_clear()
+    tracker_url = _quiet_product("bench-dashboard-")
     from admin_api import turn_facts
     from admin_api.main import create_app
     from admin_api.tracker import TrackerStore
@@ -374,40 +395,6 @@ def _questions(count: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(count)]
 
 
-def _seed_questions(tracker_url: str, questions: list[str]) -> None:
-    """Conversations of 3 questions each, answered, clarified or fallen back, written in bulk
-    as Rasa writes them (``_event_rows``), each with its own wording."""
-    import random
-
-    from sqlalchemy import insert
-
-    from admin_api.tracker import EVENTS
-    from common.db import get_engine
-
-    rng = random.Random(7)
-    engine = get_engine(tracker_url)
-    with engine.begin() as connection:
-        next_id = int(connection.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM events")
-                      .scalar_one()) + 1
-        batch: list[dict] = []
-        now = time.time() - 3600
-        for c in range(0, len(questions), 3):
-            rows = _event_rows(next_id, c, now - rng.uniform(0, 6 * 86400), rng)
-            asked = iter(questions[c:c + 3])
-            for row in rows:
-                if row["type_name"] == "user":
-                    data = json.loads(row["data"])
-                    data["text"] = data["parse_data"]["text"] = next(asked, data["text"])
-                    row["data"] = json.dumps(data)
-            next_id += len(rows)
-            batch += rows
-            if len(batch) > 20_000:
-                connection.execute(insert(EVENTS), batch)
-                batch = []
-        if batch:
-            connection.execute(insert(EVENTS), batch)
-
-
 def _production_model(model: str | None) -> Path:
     """``--model``, else the model ``helpdesk serve`` would serve (``HELPDESK_MODEL`` or the
     newest in var/models), trained first (the default bot, as ``helpdesk train``) if none."""
@@ -433,22 +420,14 @@ def _simulator(turns: int, repeat: int, model: str | None, smoke: bool) -> None:
     from fastapi.testclient import TestClient
     from sqlmodel import Session, select
 
-    work = Path(tempfile.mkdtemp(prefix="bench-simulator-"))
-    tracker_url = f"sqlite:///{work / 'tracker.db'}"
     archive = _production_model(model)
-    os.environ.update({"HELPDESK_DATABASE_URL": f"sqlite:///{work / 'admin.db'}",
-                       "HELPDESK_TRACKER_STORE_URL": tracker_url,
-                       "HELPDESK_VAR_DIR": str(work / "var"),
-                       "HELPDESK_PROPOSAL_CHECK_SECONDS": "0",
-                       "HELPDESK_PROMOTION_WATCH_SECONDS": "0",
-                       "HELPDESK_METRICS_SYNC_SECONDS": "0"})
-    from common.config import get_settings
-    get_settings.cache_clear()
+    tracker_url = _quiet_product("bench-simulator-")
     from admin_api import simulator, thresholds
     from admin_api.core import security
     from admin_api.main import create_app
     from admin_api.models import Answer, Role
     from admin_api.tracker import TrackerStore
+    from common.config import get_settings
     from common.db import get_engine
     from learning import jobs, pipeline, registry
     from learning.models import JobStatus
@@ -461,7 +440,7 @@ def _simulator(turns: int, repeat: int, model: str | None, smoke: bool) -> None:
     seed(tracker_url, {"sim-first": [Say("hello", "greet", 0.99, "m1", "first")]},
          {"sim-first": 100.0})  # Rasa creates its table
     questions = _questions(turns)
-    _seed_questions(tracker_url, questions)
+    _seed_dashboard(tracker_url, -(-turns // 3), days=6, questions=questions)
     with Session(get_engine()) as session:
         registry.promote(session, registry.register(session, archive), "bench")
         admin = security.create_user(session, "bench-admin", Role.admin)
