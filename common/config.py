@@ -250,7 +250,9 @@ class Settings(BaseSettings):
                                         "off.", ge=0)
     promotion_auto_rollback: bool = _f(False, "Retraining",
                                        "Roll production back by itself when the watch raises "
-                                       "the alert (audited as `model.auto_rollback`).")
+                                       "the alert (audited as `model.auto_rollback`). The "
+                                       "default until an admin turns it on or off on the "
+                                       "console's models screen.")
     heldout_csv: str = _f("", "Retraining",
                           "The held-out set no model trains on (`text,category`); empty: "
                           "BANKING77's `data/banking77/test.csv`.")
