@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -179,25 +179,29 @@ def replay_job(session: Session, job_id: int | None) -> Job:
     return job
 
 
-Row = tuple[int, str, str, datetime, str, float | None, float | None, bool, bool, int | None]
+# (id, top1, top2, has_ranking, exact)
+Scores = tuple[int, float | None, float | None, bool, bool]
 
 
-def cached(session: Session, job_id: int) -> list[Row]:
-    """The replay's turns as plain tuples, in replay order (tens of thousands: no ORM)."""
-    return [tuple(row) for row in session.execute(sa_select(  # type: ignore[misc]
-        ReplayTurn.id, ReplayTurn.session_id, ReplayTurn.turn_key, ReplayTurn.at,
-        ReplayTurn.logged, ReplayTurn.top1, ReplayTurn.top2, ReplayTurn.has_ranking,
-        ReplayTurn.exact, ReplayTurn.answer_id,
-    ).where(ReplayTurn.job_id == job_id).order_by(ReplayTurn.id))]
+def scores(session: Session, job_id: int) -> list[Scores]:
+    """What deciding needs of each replayed question, in replay order: tens of thousands of
+    narrow tuples (no ORM objects, no dates to parse), read once per page or recount."""
+    return [(row[0], row[1], row[2], bool(row[3]), bool(row[4])) for row in session.execute(
+        sa_select(ReplayTurn.id, ReplayTurn.top1, ReplayTurn.top2, ReplayTurn.has_ranking,
+                  ReplayTurn.exact).where(ReplayTurn.job_id == job_id).order_by(ReplayTurn.id))]
 
 
-def scored(row: Row) -> Scored:
-    return Scored(row[5], row[6], bool(row[7]), bool(row[8]))
+def scored(row: Scores) -> Scored:
+    return Scored(row[1], row[2], row[3], row[4])
 
 
 def with_thresholds(base: Calibration, without: Thresholds, with_: Thresholds) -> Calibration:
     return Calibration(boost=base.boost, support=base.support, without_ranking=without,
                        with_ranking=with_, chosen_on=base.chosen_on)
+
+
+def counts(decisions: list[str]) -> Outcomes:
+    return Outcomes(**{d: decisions.count(d) for d in (ANSWER, CLARIFY, FALLBACK)})
 
 
 def simulate(session: Session, ask: SimulationAsk) -> SimulationRead:
@@ -207,29 +211,26 @@ def simulate(session: Session, ask: SimulationAsk) -> SimulationRead:
     in_force = thresholds.calibration_of(thresholds.in_force(session))
     asked = with_thresholds(in_force, Thresholds(**ask.without_ranking.dict()),
                             Thresholds(**ask.with_ranking.dict()))
-    rows = cached(session, job.id)
-    before = {ANSWER: 0, CLARIFY: 0, FALLBACK: 0}
-    after = dict(before)
-    changed: list[ChangedTurn] = []
-    total = 0
-    for row in rows:
-        then, now = decide_scored(scored(row), in_force), decide_scored(scored(row), asked)
-        before[then] += 1
-        after[now] += 1
-        if then != now:
-            total += 1
-            if len(changed) < ask.changed_limit:
-                changed.append(ChangedTurn(
-                    session_id=row[1], turn_key=row[2], at=row[3], before=then, after=now,
-                    top1=row[5], top2=row[6], has_ranking=bool(row[7]), answer_id=row[9]))
-    return SimulationRead(replay_job_id=job.id, turns=len(rows), in_force=Outcomes(**before),
-                          simulated=Outcomes(**after), changed_total=total, changed=changed)
+    rows = scores(session, job.id)
+    before = [decide_scored(scored(row), in_force) for row in rows]
+    after = [decide_scored(scored(row), asked) for row in rows]
+    moved = [(row[0], then, now) for row, then, now in zip(rows, before, after, strict=True)
+             if then != now]
+    shown = moved[:ask.changed_limit]
+    details = {t.id: t for t in session.exec(select(ReplayTurn).where(
+        col(ReplayTurn.id).in_([m[0] for m in shown])))} if shown else {}
+    changed = [ChangedTurn(session_id=t.session_id, turn_key=t.turn_key, at=t.at, before=then,
+                           after=now, top1=t.top1, top2=t.top2, has_ranking=t.has_ranking,
+                           answer_id=t.answer_id)
+               for key, then, now in shown for t in (details[key],)]
+    return SimulationRead(replay_job_id=job.id, turns=len(rows), in_force=counts(before),
+                          simulated=counts(after), changed_total=len(moved), changed=changed)
 
 
-def page_data(rows: list[Row]) -> dict[str, Any]:
+def page_data(rows: list[Scores]) -> dict[str, Any]:
     """The cached scores as columns, for the page's own recount as sliders move."""
-    return {"top1": [r[5] for r in rows], "top2": [r[6] for r in rows],
-            "ranked": [int(bool(r[7])) for r in rows], "exact": [int(bool(r[8])) for r in rows]}
+    return {"top1": [r[1] for r in rows], "top2": [r[2] for r in rows],
+            "ranked": [int(r[3]) for r in rows], "exact": [int(r[4]) for r in rows]}
 
 
 def texts_of(store: TrackerStore, turns: list[ChangedTurn]) -> dict[tuple[str, str], str]:
@@ -239,6 +240,3 @@ def texts_of(store: TrackerStore, turns: list[ChangedTurn]) -> dict[tuple[str, s
     return {(t.session_id, turn_key(t)): t.text for t in found
             if (t.session_id, turn_key(t)) in wanted}
 
-
-def replayed_count(session: Session) -> int:
-    return int(session.execute(sa_select(func.count()).select_from(ReplayTurn)).scalar_one())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from admin_api.models import ModelStatus, utcnow
 from admin_api.tracker import TrackerStore
@@ -299,7 +299,9 @@ def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_
     reads counts that equal a recount of the cached scores with the bot's own decision
     function; saving puts them in force and the bot's next reply follows."""
     from admin_api import simulator
+    from admin_api.models import ReplayTurn
     from retrieval.decision import Calibration, Thresholds, decide_scored
+    from tests.admin_api.test_simulator import scored_turn
 
     served = console_stack
     token = _staff_token(served, "adele", role="admin")
@@ -349,10 +351,11 @@ def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_
     with Session(get_engine(served.database_url)) as session:
         job = simulator.latest_replay(session)
         assert job is not None
-        rows = simulator.cached(session, job.id)
+        rows = list(session.exec(select(ReplayTurn).where(ReplayTurn.job_id == job.id)
+                                 .order_by(ReplayTurn.id)))
     texts = {(t.session_id, t.message_id): t.text
              for t in TrackerStore(served.tracker_url).turns() if t.text}
-    mine = {texts.get((r[1], r[2])): r for r in rows}
+    mine = {texts.get((r.session_id, r.turn_key)): r for r in rows}
     assert set(decided) <= set(mine)  # every question asked today was replayed
     assert page.locator('[data-figure="turns"]').inner_text() == str(len(rows))
     in_force = _thresholds(served, token)
@@ -361,7 +364,7 @@ def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_
                          with_ranking=Thresholds(**in_force["with_ranking"]))
     # The replay decides each of them as the bot did a minute ago.
     for question, outcome in decided.items():
-        assert decide_scored(simulator.scored(mine[question]), seeded) == outcome, question
+        assert decide_scored(scored_turn(mine[question]), seeded) == outcome, question
 
     def counts() -> dict[str, int]:
         return {d: int(page.locator(f'[data-count="simulated.{d}"]').inner_text())
@@ -375,13 +378,13 @@ def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_
                            without_ranking=Thresholds(**values["without_ranking"]),
                            with_ranking=Thresholds(**values["with_ranking"]))
 
-    tops = sorted(r[5] for r in rows if r[5] is not None)
+    tops = sorted(r.top1 for r in rows if r.top1 is not None)
     for low, high, margin in ((0.25, 0.5, 0.02), (0.5, 0.75, 0.1), (0.1, 0.9, 0.0)):
         pick = {"fallback": round(tops[int(low * (len(tops) - 1))], 3),
                 "answer": round(tops[int(high * (len(tops) - 1))], 3), "margin": margin}
         asked = move({"without_ranking": pick, "with_ranking": pick})
-        expected = [decide_scored(simulator.scored(r), asked) for r in rows]
-        before = [decide_scored(simulator.scored(r), seeded) for r in rows]
+        expected = [decide_scored(scored_turn(r), asked) for r in rows]
+        before = [decide_scored(scored_turn(r), seeded) for r in rows]
         want = {d: expected.count(d) for d in ("answer", "clarify", "fallback")}
         assert counts() == want
         changed = sum(a != b for a, b in zip(expected, before, strict=True))
@@ -398,11 +401,11 @@ def test_the_threshold_simulator_recounts_as_the_server_does_and_saving_changes_
     # Saving: a question answered now falls back once its best score is under the fallback
     # threshold, and the bot's next reply to it says so.
     target = next(q for q, outcome in decided.items()
-                  if outcome == "answer" and not mine[q][8])
+                  if outcome == "answer" and not mine[q].exact)
     row = mine[target]
-    group = "with_ranking" if row[7] else "without_ranking"
+    group = "with_ranking" if row.has_ranking else "without_ranking"
     values = {g: dict(in_force[g]) for g in ("without_ranking", "with_ranking")}
-    values[group]["fallback"] = round(row[5] + 0.01, 3)
+    values[group]["fallback"] = round(row.top1 + 0.01, 3)
     values[group]["answer"] = max(values[group]["answer"], values[group]["fallback"])
     move(values)
     page.get_by_label("Why (kept in the history and the audit log)").fill("browser test")

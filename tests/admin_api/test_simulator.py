@@ -18,7 +18,14 @@ from common.config import get_settings
 from common.db import get_engine
 from learning import jobs, pipeline, registry, worker
 from retrieval.answers import AnswerStatus
-from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS, FALLBACK, decide_scored
+from retrieval.decision import (
+    ANSWER,
+    CLARIFY,
+    CLARIFY_OPTIONS,
+    FALLBACK,
+    Scored,
+    decide_scored,
+)
 from tests.admin_api.test_console import signed_in
 from tests.tracker_seed import Say, seed
 
@@ -74,9 +81,16 @@ def replayed(client: TestClient, auth: dict, tracker_url: str, tiny_model: Path)
     return _run_queued_replay()
 
 
-def _rows(job_id: int) -> list[simulator.Row]:
+def _rows(job_id: int) -> list[ReplayTurn]:
+    """The replay's cached questions, in replay order."""
     with Session(get_engine()) as session:
-        return simulator.cached(session, job_id)
+        return list(session.exec(select(ReplayTurn).where(ReplayTurn.job_id == job_id)
+                                 .order_by(ReplayTurn.id)))
+
+
+def scored_turn(row: ReplayTurn) -> Scored:
+    """What ``decide_scored`` reads of a cached question."""
+    return Scored(row.top1, row.top2, row.has_ranking, row.exact)
 
 
 def test_a_replay_scores_each_question_as_the_bot_would_now(replayed: Job,
@@ -95,21 +109,21 @@ def test_a_replay_scores_each_question_as_the_bot_would_now(replayed: Job,
         calibration = thresholds.calibration_of(thresholds.in_force(session))
     assert result["answers"] == len(answers)
     rows = _rows(replayed.id)
-    assert [r[4] for r in rows].count(FALLBACK) == 2 and len(rows) == REPLAYABLE
+    assert [r.logged for r in rows].count(FALLBACK) == 2 and len(rows) == REPLAYABLE
     texts = {f"s-{i}": text for i, (text, _) in enumerate(LOGGED)}
     classifier = ArchivedClassifier(tiny_model)
     retriever = Retriever(encoder, calibration, device="cpu")
     retriever.replace_all(answers)
     for row in rows:
-        text = texts[row[2]]
+        text = texts[row.turn_key]
         alone = retriever.search(text, k=CLARIFY_OPTIONS,
                                  intent_ranking=classifier.rankings([text])[0])
-        assert row[5] == pytest.approx(alone.hits[0].score, abs=1e-5)
-        assert row[6] == pytest.approx(alone.hits[1].score, abs=1e-5)
-        assert (bool(row[7]), bool(row[8]), row[9]) == \
+        assert row.top1 == pytest.approx(alone.hits[0].score, abs=1e-5)
+        assert row.top2 == pytest.approx(alone.hits[1].score, abs=1e-5)
+        assert (bool(row.has_ranking), bool(row.exact), row.answer_id) == \
             (alone.has_ranking, alone.exact, alone.top.answer_id)
-        assert decide_scored(simulator.scored(row), calibration) == alone.decision
-    assert all(bool(r[7]) for r in rows)  # the production model ranked every question
+        assert decide_scored(scored_turn(row), calibration) == alone.decision
+    assert all(bool(r.has_ranking) for r in rows)  # the production model ranked every question
 
 
 def test_outcomes_are_a_recount_of_the_replay_under_any_thresholds(
@@ -125,7 +139,7 @@ def test_outcomes_are_a_recount_of_the_replay_under_any_thresholds(
     rows = _rows(replayed.id)
     with Session(get_engine()) as session:
         calibration = thresholds.calibration_of(thresholds.in_force(session))
-    decided = [decide_scored(simulator.scored(r), calibration) for r in rows]
+    decided = [decide_scored(scored_turn(r), calibration) for r in rows]
     assert body["in_force"] == {d: decided.count(d) for d in (ANSWER, CLARIFY, FALLBACK)}
 
     # Nothing reaches a fallback threshold of 9: every question not word for word a staff
@@ -135,12 +149,13 @@ def test_outcomes_are_a_recount_of_the_replay_under_any_thresholds(
               "changed_limit": 3}
     body = client.post("/api/v1/simulator/outcomes", json=strict,
                        headers=auth["admin"]).json()
-    exact = sum(bool(r[8]) for r in rows)
+    exact = sum(bool(r.exact) for r in rows)
     assert body["simulated"] == {"answer": exact, "clarify": 0, "fallback": REPLAYABLE - exact}
-    moved = [(r, d) for r, d in zip(rows, decided, strict=True) if d != FALLBACK and not r[8]]
+    moved = [(r, d) for r, d in zip(rows, decided, strict=True) if d != FALLBACK and not r.exact]
     assert body["changed_total"] == len(moved) and len(body["changed"]) == min(3, len(moved))
     for shown, (row, before) in zip(body["changed"], moved, strict=False):
-        assert (shown["turn_key"], shown["before"], shown["after"]) == (row[2], before, FALLBACK)
+        assert (shown["turn_key"], shown["before"], shown["after"]) == \
+            (row.turn_key, before, FALLBACK)
 
     # A margin wider than any gap asks about every answered question that has a runner-up.
     ask = {"without_ranking": {**same["without_ranking"], "margin": 9.0},
@@ -196,7 +211,7 @@ def test_the_page_carries_the_cached_scores_and_lists_changed_questions_with_the
     page = admin.get("/console/simulator").text
     data = json.loads(re.search(r'id="simulator-data">(.*?)</script>', page, re.S).group(1))
     rows = _rows(replayed.id)
-    assert data["top1"] == [r[5] for r in rows] and data["top2"] == [r[6] for r in rows]
+    assert data["top1"] == [r.top1 for r in rows] and data["top2"] == [r.top2 for r in rows]
     assert data["ranked"] == [1] * REPLAYABLE
     assert f'<strong data-figure="turns">{REPLAYABLE}</strong>' in page
     form = {f"{g}.{n}": "9" if n != "margin" else "0" for g in ("without_ranking",
@@ -222,7 +237,7 @@ def test_an_erased_conversation_leaves_the_replay(client: TestClient, auth: dict
     reply = client.delete("/api/v1/conversations/sim-0", headers=auth["admin"])
     assert reply.status_code == 200, reply.text
     assert reply.json()["replayed_turns"] == 1
-    assert all(r[1] != "sim-0" for r in _rows(replayed.id))
+    assert all(r.session_id != "sim-0" for r in _rows(replayed.id))
     assert len(_rows(replayed.id)) == REPLAYABLE - 1
 
 

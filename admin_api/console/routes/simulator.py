@@ -24,6 +24,7 @@ from admin_api.models import (
     Job,
     ReplayCreate,
     SimulationAsk,
+    SimulationRead,
     ThresholdPair,
     ThresholdsRead,
     ThresholdsUpdate,
@@ -32,6 +33,7 @@ from admin_api.models import (
 from admin_api.models.thresholds import MARGIN_MAX, SCORE_MAX, SCORE_MIN
 from common.errors import Invalid, NotFound
 from learning.models import FINISHED_JOB_STATUSES
+from retrieval.decision import decide_scored
 
 router = APIRouter(prefix="/simulator")
 DEFAULT_DAYS = 30
@@ -81,16 +83,19 @@ def simulator_page(request: Request, session: SessionDep, caller: AdminUser) -> 
     except NotFound:
         replay = None
     if replay is not None and replay.id is not None:
-        rows = simulator.cached(session, replay.id)
+        rows = simulator.scores(session, replay.id)
         context.update(replay=replay, data={
             **simulator.page_data(rows),
             "in_force": {"without_ranking": in_force.without_ranking.dict(),
                          "with_ranking": in_force.with_ranking.dict()}},
             stale=_stale(session, replay, in_force.boost, in_force.support))
         context["bounds"] = _bounds(rows, in_force)
-        context["simulation"] = simulator.simulate(session, SimulationAsk(
-            without_ranking=in_force.without_ranking, with_ranking=in_force.with_ranking,
-            replay_job_id=replay.id, changed_limit=0))
+        # The counts before any slider moves (the page's script recounts from here on).
+        calibration = thresholds.calibration_of(thresholds.in_force(session))
+        now = simulator.counts([decide_scored(simulator.scored(r), calibration) for r in rows])
+        context["simulation"] = SimulationRead(replay_job_id=replay.id, turns=len(rows),
+                                               in_force=now, simulated=now, changed_total=0,
+                                               changed=[])
     return render(request, "simulator/page.html", caller, **context)
 
 
@@ -110,9 +115,9 @@ def _stale(session: SessionDep, replay: Job, boost: float, support: float) -> li
     return reasons
 
 
-def _bounds(rows: list[simulator.Row], in_force: ThresholdsRead) -> dict[str, float]:
+def _bounds(rows: list[simulator.Scores], in_force: ThresholdsRead) -> dict[str, float]:
     """Each score slider's range: the replayed scores', widened to hold the setting in force."""
-    tops = [r[5] for r in rows if r[5] is not None]
+    tops = [r[1] for r in rows if r[1] is not None]
     low = min([0.0, *tops])
     high = max([1.0, *tops])
     for group in ("without_ranking", "with_ranking"):
