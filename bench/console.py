@@ -29,8 +29,8 @@ chart and table is computed by that one request), the summary API, the daily API
 download; beside them, the baseline: rescanning the tracker store's events for the 7 days
 (what the summary did before the facts). Results go under ``dashboard``.
 
-``--part simulator`` times the threshold simulator's replay of ``--turns`` logged customer
-questions (BANKING77's own wordings, 3 a conversation, in an SQLite tracker store) through
+``--part simulator`` times the threshold simulator's replay of about ``--turns`` logged customer
+questions (BANKING77's own wordings, up to 3 a conversation, in an SQLite tracker store) through
 a production model (``--model``, a Rasa archive; by default the one ``helpdesk serve``
 serves, trained first if there is none) and the shipped answers: the whole job as the
 worker runs it (reading, loading, scoring), then the page and the outcomes API over the
@@ -439,8 +439,10 @@ def _simulator(turns: int, repeat: int, model: str | None, smoke: bool) -> None:
     migrated_with_staff_token()
     seed(tracker_url, {"sim-first": [Say("hello", "greet", 0.99, "m1", "first")]},
          {"sim-first": 100.0})  # Rasa creates its table
+    # About one customer turn in nine is a hand-off (or ends its conversation early) and is
+    # not replayed: seed enough conversations that about ``turns`` questions are.
     questions = _questions(turns)
-    _seed_dashboard(tracker_url, -(-turns // 3), days=6, questions=questions)
+    _seed_dashboard(tracker_url, round(turns * 1.12 / 3), days=6, questions=questions)
     with Session(get_engine()) as session:
         registry.promote(session, registry.register(session, archive), "bench")
         admin = security.create_user(session, "bench-admin", Role.admin)
