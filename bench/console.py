@@ -441,8 +441,8 @@ def _simulator(turns: int, repeat: int, model: str | None, smoke: bool) -> None:
          {"sim-first": 100.0})  # Rasa creates its table
     # About one customer turn in nine is a hand-off (or ends its conversation early) and is
     # not replayed: seed enough conversations that about ``turns`` questions are.
-    questions = _questions(turns)
-    _seed_dashboard(tracker_url, round(turns * 1.12 / 3), days=6, questions=questions)
+    questions = _questions(round(turns * 1.12))
+    _seed_dashboard(tracker_url, len(questions) // 3, days=6, questions=questions)
     with Session(get_engine()) as session:
         registry.promote(session, registry.register(session, archive), "bench")
         admin = security.create_user(session, "bench-admin", Role.admin)
