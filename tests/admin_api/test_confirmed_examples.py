@@ -83,6 +83,7 @@ def test_turning_the_thumb_down_withdraws_and_up_again_restores(client: TestClie
     assert (after["status"], after["approved_by"]) == ("rejected", "sam")
     with Session(get_engine()) as session:
         actions = [a.action for a in session.exec(select(AuditEntry).where(
+            AuditEntry.entity == "training_example",
             AuditEntry.entity_id == str(example["id"]))).all()]
     assert actions == ["training_example.withdrawn", "training_example.rejected"]
 
