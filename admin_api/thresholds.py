@@ -32,9 +32,12 @@ def in_force(session: Session) -> ThresholdSetting:
     row = _latest(session)
     if row is not None:
         return row
+    # Not audited: nobody chose it, and the row itself says where it came from. (Any read
+    # may seed, the answers feed's included: an audit entry would appear at no one's act.)
     path = get_settings().retriever_thresholds
-    row = record(session, SEED_AUTHOR, Calibration.load(path),
-                 f"seeded from {path.name}", action="thresholds.seed")
+    row = ThresholdSetting(calibration=Calibration.load(path).to_dict(), author=SEED_AUTHOR,
+                           note=f"seeded from {path.name}")
+    session.add(row)
     session.commit()
     session.refresh(row)
     return row
