@@ -86,8 +86,13 @@ def replay(job_id: int, params: dict, progress: Progress, settings: Settings) ->
     until = datetime.combine(last + timedelta(days=1), datetime.min.time())
     engine = get_engine()
     progress.step("reading turns", 0.0)
-    turns = [t for t in TrackerStore(settings.tracker_store_url).turns(since, until)
-             if replayable(t)]
+    seen: set[tuple[str, str]] = set()
+    turns = []
+    for turn in TrackerStore(settings.tracker_store_url).turns(since, until):
+        key = (turn.session_id, turn_key(turn))
+        if replayable(turn) and key not in seen:  # one row per message, as the facts keep
+            seen.add(key)
+            turns.append(turn)
     progress.log(f"{len(turns)} replayable customer turns from {first} to {last}")
     with Session(engine) as session:
         setting = thresholds.in_force(session)
