@@ -72,7 +72,8 @@ def _active_replay(session: SessionDep) -> Job | None:
 
 @router.get("", response_class=HTMLResponse)
 def simulator_page(request: Request, session: SessionDep, caller: AdminUser) -> HTMLResponse:
-    in_force = thresholds.read(thresholds.in_force(session))
+    setting = thresholds.in_force(session)
+    in_force = thresholds.read(setting)
     today = utcnow().date()
     context: dict = {"in_force": in_force, "running": _active_replay(session),
                      "first": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
@@ -91,7 +92,7 @@ def simulator_page(request: Request, session: SessionDep, caller: AdminUser) -> 
             stale=_stale(session, replay, in_force.boost, in_force.support))
         context["bounds"] = _bounds(rows, in_force)
         # The counts before any slider moves (the page's script recounts from here on).
-        calibration = thresholds.calibration_of(thresholds.in_force(session))
+        calibration = thresholds.calibration_of(setting)
         now = simulator.counts([decide_scored(simulator.scored(r), calibration) for r in rows])
         context["simulation"] = SimulationRead(replay_job_id=replay.id, turns=len(rows),
                                                in_force=now, simulated=now, changed_total=0,
