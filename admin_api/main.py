@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from admin_api import monitoring, promotion_watch, proposals, retention, turn_facts
+from admin_api import background, monitoring, promotion_watch, proposals, retention, turn_facts
 from admin_api.api import errors, openapi
 from admin_api.api.limits import BodySizeLimit
 from admin_api.api.routes import (
@@ -60,12 +60,17 @@ redact_secrets_in_logs()
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     stop = threading.Event()
-    retention.start_purger(stop)
-    proposals.start_worker(stop, try_it.live_retriever())
-    promotion_watch.start_watch(stop)
-    turn_facts.start(stop)
+
+    def periodic_tasks(tasks_stop: threading.Event) -> None:
+        retention.start_purger(tasks_stop)
+        proposals.start_worker(tasks_stop, try_it.live_retriever())
+        promotion_watch.start_watch(tasks_stop)
+        turn_facts.start(tasks_stop)
+
+    lease = background.start(stop, periodic_tasks)
     yield
     stop.set()
+    lease.join(timeout=5)  # lets the lease go, so a standby takes over at once
 
 
 def create_app() -> FastAPI:

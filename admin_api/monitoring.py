@@ -3,6 +3,7 @@ figures, in one module that the app's middleware and the ``/metrics`` route shar
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from sqlmodel import Session
@@ -105,11 +107,20 @@ class _ConversationCollector:
             yield latency
 
 
-REGISTRY.register(_ConversationCollector())
+CONVERSATIONS = _ConversationCollector()
+REGISTRY.register(CONVERSATIONS)
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=True, response_class=Response)
 def prometheus() -> Response:
-    """Prometheus exposition: API request counts and latency, and conversation figures."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition: API request counts and latency, and conversation figures.
+
+    Under several workers (``helpdesk serve --profile scaled`` sets prometheus_client's
+    ``PROMETHEUS_MULTIPROC_DIR``), the counts are every worker's, summed from their files."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(CONVERSATIONS)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

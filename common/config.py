@@ -107,6 +107,20 @@ class Settings(BaseSettings):
                                "from the tracker store instead.")
     event_queue: str = _f("helpdesk_events", "Services",
                           "The event broker's queue (durable; the admin API consumes it).")
+    redis_url: str = _f("", "Services",
+                        "Redis shared by several instances (`redis://host:6379/0`): Rasa's lock "
+                        "store (one message of a conversation at a time, whichever instance "
+                        "gets it), socket.io's messages between Rasa instances (a staff reply "
+                        "reaches the customer's socket wherever it is held) and the channels' "
+                        "and public intake's rate limits; empty: each process keeps its own, "
+                        "which is right for one instance of each.")
+    redis_timeout: float = _f(5.0, "Services",
+                              "Seconds a Redis call may take before it fails (Rasa's lock "
+                              "store's socket timeout too).")
+    tls_certificate: str = _f("", "Services",
+                              "The scaled profile's proxy terminates TLS with this PEM file "
+                              "(certificate then key); empty: a self-signed one made into "
+                              "`<var_dir>/secrets/proxy.pem`.")
     trusted_proxies: str = _f("", "Services",
                               "Comma-separated proxy addresses whose `X-Forwarded-For` the "
                               "admin API believes; none by default, so a client cannot choose "
@@ -150,6 +164,11 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = _f(3600.0, "Admin API",
                                        "How often the API purges conversations older than the "
                                        "retention setting.")
+    lease_seconds: float = _f(30.0, "Admin API",
+                              "The periodic tasks (retention purge, answer proposals, the watch "
+                              "after a promotion, the dashboard's ingestion) run in one admin "
+                              "API process of several: the one holding their lease, renewed "
+                              "every third of this; another takes over when it lapses.")
 
     # --- Console ----------------------------------------------------------------------------
     console_session_hours: float = _f(8.0, "Console",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -310,11 +311,23 @@ def worker(
     job_worker.run(settings, once=once, handlers={simulator.REPLAY: simulator.replay})
 
 
+class Profile(str, Enum):
+    embedded = "embedded"
+    scaled = "scaled"
+
+
 @app.command()
 def serve(
     train_if_missing: bool = typer.Option(
         True, "--train-if-missing/--no-train", help="Train the default model if none exists."
     ),
+    profile: Profile = typer.Option(
+        Profile.embedded, help="embedded: one of each process, nothing else to install. "
+        "scaled: several Rasa instances, action servers and API workers behind HAProxy (TLS), "
+        "sharing Redis and PostgreSQL (docs/scaling.md)."),
+    rasa_instances: int = typer.Option(2, min=1, max=32, help="Rasa instances (scaled)."),
+    action_servers: int = typer.Option(2, min=1, max=32, help="Action servers (scaled)."),
+    api_workers: int = typer.Option(2, min=1, max=32, help="Admin API workers (scaled)."),
 ) -> None:
     """Run the Rasa server, action server, admin API and retraining worker until Ctrl-C."""
     from common.config import get_settings
@@ -324,6 +337,13 @@ def serve(
         settings = get_settings()  # every process's settings: refuse bad ones before starting
     except ValueError as error:
         raise _fail(str(error), 2) from None
+    topology = supervisor.Topology()
+    if profile is Profile.scaled:
+        try:
+            supervisor.scaled_requirements(settings)
+        except supervisor.ServeError as error:
+            raise _fail(str(error), 2) from None
+        topology = supervisor.Topology(True, rasa_instances, action_servers, api_workers)
     ports = {"admin API": settings.api_port, "action server": settings.actions_port,
              "Rasa server": settings.rasa_port}
     if len(set(ports.values())) != len(ports):
@@ -340,7 +360,7 @@ def serve(
         raise _fail(str(error), 2) from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        code = supervisor.run(settings, model, _var_dir())
+        code = supervisor.run(settings, model, _var_dir(), topology)
     except supervisor.ServeError as error:
         raise _fail(str(error)) from None
     raise typer.Exit(code)

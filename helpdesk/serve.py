@@ -1,5 +1,12 @@
 """``helpdesk serve``: run the admin API, the action server and Rasa as one supervised unit.
 
+Two profiles. ``embedded`` (the default) runs one of each on SQLite, with nothing else to
+install. ``scaled`` runs Rasa's own distributed setup on one machine: several Rasa instances
+sharing Redis (lock store, socket.io rooms, rate limits) and a PostgreSQL tracker store,
+several action servers, the admin API under several uvicorn workers, and HAProxy in front
+(``helpdesk/proxy.py``), terminating TLS; ``docs/scaling.md`` places the same pieces on several
+machines.
+
 Each service is a child process in its own process group with its own log under
 ``var/logs``. Startup waits for every health check. After that, a service that dies is
 restarted, with a backoff that doubles while it keeps dying (``BACKOFF_FIRST`` up to
@@ -12,7 +19,9 @@ behind the operator's back.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from common.config import Settings
 from common.processes import die_with_parent
+from helpdesk import proxy
 
 LOG_TAIL_LINES = 40
 BACKOFF_FIRST = 1.0
@@ -35,6 +46,34 @@ STABLE_AFTER = 60.0  # a service that ran this long starts its backoff again fro
 
 class ServeError(RuntimeError):
     """A startup or runtime failure, with a message meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How many of each process: one of each (``embedded``), or several behind HAProxy
+    (``scaled``)."""
+
+    scaled: bool = False
+    rasa_instances: int = 1
+    action_servers: int = 1
+    api_workers: int = 1
+
+
+def scaled_requirements(settings: Settings) -> None:
+    """Refuse the scaled profile, naming what is missing, unless its shared state is
+    shared: several processes cannot share SQLite across machines or Rasa's in-memory lock."""
+    missing = []
+    if not settings.redis_url:
+        missing.append("HELPDESK_REDIS_URL (Redis: the lock store, socket.io rooms, rate "
+                       "limits), e.g. redis://127.0.0.1:6379/0")
+    for variable, url in (("HELPDESK_TRACKER_STORE_URL", settings.tracker_store_url),
+                          ("HELPDESK_DATABASE_URL", settings.database_url)):
+        if make_url(url).get_backend_name() != "postgresql":
+            missing.append(f"{variable} on PostgreSQL, e.g. postgresql://user@host/helpdesk")
+    if not shutil.which("haproxy"):
+        missing.append("HAProxy, the load balancer (Debian: apt-get install haproxy)")
+    if missing:
+        raise ServeError("the scaled profile needs:\n  " + "\n  ".join(missing))
 
 
 @dataclass
@@ -138,26 +177,71 @@ _PORT_VARIABLES = {
 }
 
 
-def build_services(settings: Settings, var_dir: Path) -> list[Service]:
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def plan(settings: Settings, topology: Topology) -> proxy.Layout | None:
+    """The scaled profile's ports: the public ones for the proxy, free ones behind it."""
+    if not topology.scaled:
+        return None
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return proxy.Layout(
+        host=settings.host, api_port=settings.api_port, rasa_port=settings.rasa_port,
+        actions_port=settings.actions_port, rasa_internal_port=_free_port(host),
+        api_backend=_free_port(host),
+        rasa_backends=tuple(_free_port(host) for _ in range(topology.rasa_instances)),
+        action_backends=tuple(_free_port(host) for _ in range(topology.action_servers)))
+
+
+def public_urls(settings: Settings, layout: proxy.Layout | None) -> tuple[str, str]:
+    """Where people reach the admin API and Rasa: TLS through the proxy when scaled."""
+    if layout is None:
+        return settings.url(settings.api_port), settings.url(settings.rasa_port)
+    http_api, http_rasa = settings.url(settings.api_port), settings.url(settings.rasa_port)
+    return http_api.replace("http://", "https://"), http_rasa.replace("http://", "https://")
+
+
+def build_services(settings: Settings, var_dir: Path,
+                   layout: proxy.Layout | None = None, api_workers: int = 1) -> list[Service]:
     """The services in start order (Rasa after the API and action server it calls).
 
     Rasa loads no model file itself: it pulls the registry's production model from the admin
-    API (``models:`` in its endpoints) and swaps in a newly promoted one by itself.
+    API (``models:`` in its endpoints) and swaps in a newly promoted one by itself; so does
+    every instance of the scaled profile (``layout``), whose services reach each other
+    through the proxy's internal fronts.
     """
     from admin_api.rasa_client import auth_header
     from bot.runtime import rasa_config as runtime
 
-    api_url = settings.url(settings.api_port)
-    actions_url = settings.url(settings.actions_port)
-    rasa_url = settings.url(settings.rasa_port)
+    rasa_ports: tuple[int, ...]
+    action_ports: tuple[int, ...]
+    if layout is None:
+        api_port, rasa_ports, action_ports = (settings.api_port, (settings.rasa_port,),
+                                              (settings.actions_port,))
+        actions_url, rasa_url = settings.url(settings.actions_port), settings.url(
+            settings.rasa_port)
+    else:
+        api_port, rasa_ports, action_ports = (layout.api_backend, layout.rasa_backends,
+                                              layout.action_backends)
+        actions_url = settings.url(layout.actions_port)
+        rasa_url = settings.url(layout.rasa_internal_port)
+    api_url = settings.url(api_port)
+    public_api, public_rasa = public_urls(settings, layout)
     token = runtime.rasa_token()
-    cors = ",".join(settings.cors_origin_list)
+    # Scaled, the pages are served over TLS: their origins are the proxy's.
+    cors = ",".join(settings.cors_origin_list if settings.cors_origins or layout is None
+                    else [public_api, f"https://localhost:{settings.api_port}"])
     env = dict(os.environ)
     env.update(
         {
             "HELPDESK_VAR_DIR": str(var_dir),
             "HELPDESK_CORS_ORIGINS": cors,
-            "HELPDESK_PUBLIC_RASA_URL": settings.public_rasa_url,
+            "HELPDESK_PUBLIC_RASA_URL": (settings.public_rasa_url if layout is None
+                                         or os.environ.get("HELPDESK_PUBLIC_RASA_URL")
+                                         else public_rasa),
             "HELPDESK_ADMIN_API_URL": api_url,
             "HELPDESK_RASA_URL": rasa_url,  # the admin API's hand-off goes through Rasa
             "HF_HUB_OFFLINE": "1",
@@ -170,43 +254,68 @@ def build_services(settings: Settings, var_dir: Path) -> list[Service]:
         var_dir / "run", actions_url, f"{api_url}/api/v1/models/production/file", token)
     logs = var_dir / "logs"
     python = sys.executable
-    return [
+    trusted = settings.trusted_proxies or (settings.host if layout is not None else "")
+    api_env = dict(env)
+    if api_workers > 1:
+        # prometheus_client's multiprocess mode: /metrics sums every worker's counts.
+        metrics_dir = var_dir / "run" / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        api_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    services = [
         Service(
             "admin API",
             [python, "-m", "uvicorn", "admin_api.main:app", "--ws", "none", "--host", settings.host,
-             "--port", str(settings.api_port),
-             *(["--forwarded-allow-ips", settings.trusted_proxies] if settings.trusted_proxies
-               else ["--no-proxy-headers"])],
-            f"{api_url}/health", logs / "admin_api.log", env,
+             "--port", str(api_port), *(["--workers", str(api_workers)] if api_workers > 1
+                                        else []),
+             *(["--forwarded-allow-ips", trusted] if trusted else ["--no-proxy-headers"])],
+            f"{api_url}/health", logs / "admin_api.log", api_env,
         ),
-        Service(
-            "action server",
+    ]
+    for number, port in enumerate(action_ports, 1):
+        suffix = f" {number}" if layout is not None else ""
+        services.append(Service(
+            f"action server{suffix}",
             [python, "-m", "bot.runtime.action_server", "--actions", "bot.actions",
-             "--port", str(settings.actions_port)],
+             "--port", str(port)],
             # Stateless: Rasa keeps the conversations, and customers get an apology (see
             # bot/runtime/channels.py) for the seconds it is away.
-            f"{actions_url}/health", logs / "actions.log", env,
-        ),
-        Service(
-            "Rasa server",
-            # The token is read from the secrets file by bot.runtime.rasa_server, never passed on
-            # the command line (which every local user can read).
+            f"{settings.url(port)}/health", logs / f"actions{suffix.strip()}.log", env,
+        ))
+    rasa_env = dict(env, SANIC_PROXIES_COUNT="1") if layout is not None else env
+    for number, port in enumerate(rasa_ports, 1):
+        suffix = f" {number}" if layout is not None else ""
+        services.append(Service(
+            f"Rasa server{suffix}",
+            # The token is read from the secrets file by bot.runtime.rasa_server, never passed
+            # on the command line (which every local user can read).
             [python, "-m", "bot.runtime.rasa_server", "run", "--enable-api",
              "--endpoints", str(endpoints),
              "--credentials", str(credentials), "--interface", settings.host,
-             "--port", str(settings.rasa_port), "--cors", *cors.split(",")],
-            f"{rasa_url}/status", logs / "rasa.log", env,
+             "--port", str(port), "--cors", *cors.split(",")],
+            f"{settings.url(port)}/status", logs / f"rasa{suffix.strip()}.log", rasa_env,
             healthy=lambda reply: reply.status_code == 200
             and bool(reply.json().get("model_file")),
             health_headers=lambda: auth_header(token),
-        ),
-        Service(
-            # Its jobs live in the database: a restarted worker fails the job it lost (no
-            # heartbeat) and goes on with the queue.
-            "retraining worker", [python, "-m", "helpdesk.cli", "worker"], None,
-            logs / "worker.log", env,
-        ),
-    ]
+        ))
+    services.append(Service(
+        # Its jobs live in the database: a restarted worker fails the job it lost (no
+        # heartbeat) and goes on with the queue.
+        "retraining worker", [python, "-m", "helpdesk.cli", "worker"], None,
+        logs / "worker.log", env,
+    ))
+    if layout is not None:
+        certificate = (Path(settings.tls_certificate) if settings.tls_certificate
+                       else proxy.self_signed(var_dir / "secrets" / "proxy.pem", layout.host))
+        config = var_dir / "run" / "haproxy.cfg"
+        config.write_text(proxy.render(layout, certificate), encoding="utf-8")
+        (var_dir / "run" / "topology.json").write_text(
+            json.dumps(layout.to_dict(), indent=2), encoding="utf-8")
+        services.append(Service(
+            "proxy", ["haproxy", "-db", "-f", str(config)],
+            f"{settings.url(layout.actions_port)}{proxy.HEALTH_PATH}", logs / "proxy.log", env,
+        ))
+    return services
 
 
 def _died(service: Service) -> ServeError:
@@ -261,7 +370,8 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise _Stop(signum)
 
 
-def run(settings: Settings, model: Path, var_dir: Path) -> int:
+def run(settings: Settings, model: Path, var_dir: Path,
+        topology: Topology = Topology()) -> int:
     """Start everything, print the URLs, and supervise until Ctrl-C or a failure.
 
     ``model`` is the production model (already in the registry), named in the banner.
@@ -271,7 +381,9 @@ def run(settings: Settings, model: Path, var_dir: Path) -> int:
         {"admin API": settings.api_port, "action server": settings.actions_port,
          "Rasa server": settings.rasa_port},
     )
-    services = build_services(settings, var_dir)
+    layout = plan(settings, topology)
+    services = build_services(settings, var_dir, layout, topology.api_workers)
+    public_api, public_rasa = public_urls(settings, layout)
     # Handle Ctrl-C, kill and a closed terminal alike. SIGINT is set explicitly because a
     # shell starts background jobs with it ignored, and Python then installs no handler.
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -281,12 +393,16 @@ def run(settings: Settings, model: Path, var_dir: Path) -> int:
         for service in services:
             service.start()
         wait_until_healthy(services, settings.startup_timeout)
+        scaled = "" if layout is None else (
+            f" (scaled: {topology.rasa_instances} Rasa instances, {topology.action_servers} "
+            f"action servers, {topology.api_workers} API workers behind HAProxy; "
+            f"ports in {var_dir / 'run' / 'topology.json'})")
         print(
-            "\nLepton Helpdesk is running:\n"
-            f"  Widget demo page   {settings.url(settings.api_port)}/\n"
-            f"  Staff console      {settings.url(settings.api_port)}/console\n"
-            f"  Admin API          {settings.url(settings.api_port)}/docs\n"
-            f"  Rasa server        {settings.url(settings.rasa_port)}\n"
+            f"\nLepton Helpdesk is running{scaled}:\n"
+            f"  Widget demo page   {public_api}/\n"
+            f"  Staff console      {public_api}/console\n"
+            f"  Admin API          {public_api}/docs\n"
+            f"  Rasa server        {public_rasa}\n"
             f"  Action server      {settings.url(settings.actions_port)}\n"
             f"  Retraining worker  log in {var_dir / 'logs' / 'worker.log'}\n"
             "Press Ctrl-C to stop.",

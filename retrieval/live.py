@@ -56,6 +56,10 @@ class LiveRetriever:
                                                 daemon=True)
                 self._thread.start()
 
+    def version(self) -> int | None:
+        """The answers version it serves now, without waiting (None: not loaded yet)."""
+        return None if self._sync is None else self._sync.retriever.version
+
     def ready(self, timeout: float = READY_TIMEOUT) -> Retriever | None:
         """The retriever once it has synced with its feed (or restored a snapshot)."""
         self.start_in_background()

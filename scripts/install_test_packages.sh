@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests drive: Chromium (the browser tests, through Playwright) and
-# promtool (from `prometheus`: checks the alerting rules). Installs what is missing when this
+# Debian packages the tests drive: Chromium (the browser tests, through Playwright), promtool
+# (from `prometheus`: checks the alerting rules) and HAProxy (the scaled profile's proxy). Installs what is missing when this
 # machine can (root with apt-get); otherwise says how, and the tests that need it skip.
 set -euo pipefail
 missing=()
@@ -9,6 +9,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${HELPDESK_CHROMIUM:-}" ]; the
 fi
 if ! command -v promtool >/dev/null 2>&1; then
     missing+=(prometheus)
+fi
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    missing+=(haproxy)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

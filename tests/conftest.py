@@ -343,7 +343,7 @@ def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
     (and anything they started) on the way out, even when a test failed."""
     started: list[Served] = []
 
-    def start(ignore_sigint: bool = False, **extra: str) -> Served:
+    def start(ignore_sigint: bool = False, args: tuple[str, ...] = (), **extra: str) -> Served:
         var_dir = root / f"var{len(started)}"
         ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
                  "HELPDESK_ACTIONS_PORT": free_port()}
@@ -352,12 +352,13 @@ def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
         output = root / f"serve{len(started)}.log"
         # A shell starts background jobs with SIGINT ignored; serve must still obey it.
         preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-        process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve"], env=env,
+        process = subprocess.Popen([str(BIN_DIR / "helpdesk"), "serve", *args], env=env,
                                    cwd=PROJECT_ROOT, stdout=output.open("w"),
                                    stderr=subprocess.STDOUT, preexec_fn=preexec)
+        scheme = "https" if "scaled" in args else "http"  # the scaled profile's proxy: TLS
         served = Served(process, output, var_dir,
-                        f"http://127.0.0.1:{ports['HELPDESK_API_PORT']}",
-                        f"http://127.0.0.1:{ports['HELPDESK_RASA_PORT']}", env)
+                        f"{scheme}://127.0.0.1:{ports['HELPDESK_API_PORT']}",
+                        f"{scheme}://127.0.0.1:{ports['HELPDESK_RASA_PORT']}", env)
         started.append(served)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while "Press Ctrl-C to stop." not in served.text():

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.ratelimit import TokenBuckets
+from common.ratelimit import Buckets, token_buckets
 
 
 class BodyTooLarge(Exception):
@@ -80,19 +80,20 @@ class RateLimit:
     the minute's allowance, refilled continuously, bounded memory). The address is the TCP
     peer's: uvicorn trusts ``X-Forwarded-For`` only from ``HELPDESK_TRUSTED_PROXIES`` (serve
     passes it as ``--forwarded-allow-ips``), so a client cannot pick its own address. Buckets
-    live in this process: with several API workers each enforces the limit on its own."""
+    are shared through Redis when ``HELPDESK_REDIS_URL`` is set (several API workers or
+    machines enforce one limit), and live in this process otherwise."""
 
     def __init__(self, name: str, per_minute: Callable[[], int]) -> None:
         self.name = name
         self.per_minute = per_minute
         self.lock = threading.Lock()
 
-    def _buckets(self, request: Request, rate: int) -> TokenBuckets:
+    def _buckets(self, request: Request, rate: int) -> Buckets:
         with self.lock:
             key = f"rate_{self.name}"
-            buckets: TokenBuckets | None = getattr(request.app.state, key, None)
+            buckets: Buckets | None = getattr(request.app.state, key, None)
             if buckets is None or buckets.per_minute != rate:
-                buckets = TokenBuckets(rate)
+                buckets = token_buckets(f"api-{self.name}", rate)
                 setattr(request.app.state, key, buckets)
             return buckets
 

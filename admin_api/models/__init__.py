@@ -37,6 +37,7 @@ from admin_api.models.inbox import ReviewRepeat as ReviewRepeat
 from admin_api.models.jobs import JobCreate as JobCreate
 from admin_api.models.jobs import JobDetail as JobDetail
 from admin_api.models.jobs import JobRead as JobRead
+from admin_api.models.leases import Lease as Lease
 from admin_api.models.meta import Meta as Meta
 from admin_api.models.proposals import AnswerProposal as AnswerProposal
 from admin_api.models.proposals import ProposalStatus as ProposalStatus

@@ -57,3 +57,8 @@ def start_in_background() -> None:
 def ready_retriever(timeout: float = READY_TIMEOUT) -> Retriever | None:
     """The retriever once it has synced with the admin API (or restored a snapshot)."""
     return _the_retriever().ready(timeout)
+
+
+def answers_version() -> int | None:
+    """The answers version this process serves (its health output reports it)."""
+    return _the_retriever().version()

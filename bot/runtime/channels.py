@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from rasa.core.channels.channel import UserMessage
@@ -32,7 +33,7 @@ from sanic.request import Request
 
 from bot.runtime import model_swap
 from common.config import get_settings
-from common.ratelimit import TokenBuckets
+from common.ratelimit import token_buckets
 from nlu.privacy import mask_sensitive
 
 model_swap.install()
@@ -67,13 +68,15 @@ def allowed_metadata(metadata: object) -> dict[str, str]:
 
 
 class ChannelLimits:
-    """Per conversation and per address, in this Rasa process (``common.ratelimit``)."""
+    """Per conversation and per address (``common.ratelimit``: in Redis, shared by every Rasa
+    instance, when one is configured)."""
 
     def __init__(self) -> None:
         sender_rate, address_rate = (get_settings().sender_messages_per_minute,
                                      get_settings().address_messages_per_minute)
-        self.by_sender = TokenBuckets(sender_rate, burst=max(1.0, sender_rate / 3))
-        self.by_address = TokenBuckets(address_rate, burst=max(1.0, address_rate / 5))
+        self.by_sender = token_buckets("sender", sender_rate, burst=max(1.0, sender_rate / 3))
+        self.by_address = token_buckets("address", address_rate,
+                                        burst=max(1.0, address_rate / 5))
 
     def wait(self, sender: str, address: str) -> float:
         """0 when the message may go on, else the seconds to wait."""
@@ -97,6 +100,16 @@ def unguessable(session_id: str) -> bool:
     if _HEX_ID.match(compact):
         return len(set(compact.lower())) >= 8
     return bool(_TOKEN_ID.match(session_id)) and len(set(session_id)) >= 12
+
+
+def client_address(request: Any) -> str:
+    """The customer's address: the peer's, or behind the scaled profile's proxy the one it
+    forwarded (Sanic believes ``X-Forwarded-For`` only with ``SANIC_PROXIES_COUNT`` set, which
+    ``helpdesk serve`` sets for Rasa behind its proxy), so a proxy's customers do not share
+    one address's rate limit."""
+    if request is None:
+        return "unknown"
+    return str(getattr(request, "remote_addr", "") or getattr(request, "ip", "") or "unknown")
 
 
 def malformed(body: object) -> str | None:
@@ -229,13 +242,33 @@ class GuardedRestInput(RestInput):
             if reason:
                 return response.json({"error": reason}, status=400)
             assert isinstance(body, dict)
-            wait = limits.wait(body["sender"], request.ip or "unknown")
+            wait = limits.wait(body["sender"], client_address(request))
             if wait > 0:
                 return response.json([{"recipient_id": body["sender"], "text": SLOW_DOWN_REPLY}],
                                      status=429, headers={"Retry-After": str(max(1, round(wait)))})
             return None
 
         return blueprint
+
+
+def share_rooms(sio: Any, url: str, timeout: float) -> None:
+    """Route this server's emits through Redis (python-socketio's ``AsyncRedisManager``), so a
+    message for a customer's room (a staff reply sent through any Rasa instance) reaches the
+    instance that holds the customer's socket. Rasa builds its server without a manager of
+    our choosing; swapping it in before the first connection is what the constructor would
+    have done (the manager initialises at the first connection)."""
+    import socketio
+
+    # Pub/sub channels are global to a Redis server: name it after the database, as the
+    # lock store's and rate limits' keys are kept apart by it.
+    database = urlsplit(url).path.strip("/") or "0"
+    manager = socketio.AsyncRedisManager(
+        url, channel=f"helpdesk-socketio-{database}",
+        # No read timeout: the listener waits on the channel for as long as it is quiet.
+        redis_options={"socket_connect_timeout": timeout, "health_check_interval": 30})
+    sio.manager = manager
+    manager.set_server(sio)
+    sio.manager_initialized = False
 
 
 class GuardedSocketIOInput(SocketIOInput):
@@ -246,6 +279,8 @@ class GuardedSocketIOInput(SocketIOInput):
         blueprint = super().blueprint(guard(on_new_message))
         if self.sio is not None:
             self._check_messages(self.sio)
+            if get_settings().redis_url:
+                share_rooms(self.sio, get_settings().redis_url, get_settings().redis_timeout)
         origins = get_settings().cors_origin_list
         if origins and self.sio is not None:
             # Rasa creates its server with origin checks off; browsers from other sites must
@@ -290,7 +325,7 @@ class GuardedSocketIOInput(SocketIOInput):
                 return
             # engine.io's Sanic environ says 127.0.0.1 for everyone; the request knows better.
             environ = sio.get_environ(sid, namespace=namespace) or {}
-            address = getattr(environ.get("sanic.request"), "ip", None) or "unknown"
+            address = client_address(environ.get("sanic.request"))
             if limits.wait(data.get("session_id") or sid, address):
                 await sio.emit(self.bot_message_evt, {"text": SLOW_DOWN_REPLY}, room=sid)
                 return

@@ -56,6 +56,27 @@ def event_broker_config(url: str) -> dict[str, object]:
             "queues": [get_settings().event_queue]}
 
 
+def lock_store_config(url: str, timeout: float) -> dict[str, object]:
+    """The Redis lock store section for a ``redis://[:password@]host:port/db`` URL: every
+    Rasa instance takes the same conversation's lock, so two messages of one conversation
+    are processed one after the other whichever instances receive them. Rasa's own Redis
+    lock store with its ticket queue updated atomically (``bot/runtime/lock_store.py``)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise ValueError(f"HELPDESK_REDIS_URL must be redis://host:port/db, not {url!r}")
+    database = parsed.path.strip("/") or "0"
+    if not database.isdigit():
+        raise ValueError(f"HELPDESK_REDIS_URL's database must be a number, not {database!r}")
+    config: dict[str, object] = {
+        "type": "bot.runtime.lock_store.SerialRedisLockStore", "url": parsed.hostname,
+        "port": parsed.port or 6379,
+        "db": int(database), "key_prefix": "helpdesk", "socket_timeout": timeout,
+        "use_ssl": parsed.scheme == "rediss"}
+    if parsed.password:
+        config["password"] = unquote(parsed.password)
+    return config
+
+
 def rasa_token() -> str:
     """The token protecting Rasa's HTTP API: from the environment, or made once and kept."""
     configured = get_settings().rasa_token
@@ -87,6 +108,9 @@ def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
         "models": {"url": model_server_url, "headers": {"X-Rasa-Token": token},
                    "wait_time_between_pulls": get_settings().model_pull_seconds},
     }
+    if get_settings().redis_url:
+        endpoints["lock_store"] = lock_store_config(get_settings().redis_url,
+                                                    get_settings().redis_timeout)
     if get_settings().event_broker_url:
         endpoints["event_broker"] = event_broker_config(get_settings().event_broker_url)
     # Rasa's own channels behind our guard (masking, length limit): same names and protocol.

@@ -16,7 +16,8 @@ from tests.conftest import PROJECT_ROOT
 TABLES = {"answer", "answer_clock", "answer_tombstone", "feedback", "meta", "user", "api_token",
           "answer_revision", "review_item", "training_example", "audit_log",
           "job", "model_version", "console_session", "handoff_claim", "canned_reply",
-          "review_repeat", "answer_proposal", "turn_fact", "threshold_setting", "replay_turn"}
+          "review_repeat", "answer_proposal", "turn_fact", "threshold_setting", "replay_turn",
+          "lease"}
 
 
 def _tables(url: str) -> set[str]:

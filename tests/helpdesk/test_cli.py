@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,6 +67,49 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "HELPDESK_RASA_PORT" in result.stderr
     assert "Rasa server" in result.stderr
+
+
+def test_the_scaled_profile_names_what_it_still_needs(tmp_path: Path) -> None:
+    env = helpdesk_env(tmp_path, HELPDESK_RASA_PORT=str(free_port()),
+                       HELPDESK_API_PORT=str(free_port()), HELPDESK_ACTIONS_PORT=str(free_port()))
+    result = _run(["serve", "--profile", "scaled"], env, timeout=60)
+    assert result.returncode == 2
+    for needed in ("HELPDESK_REDIS_URL", "HELPDESK_TRACKER_STORE_URL on PostgreSQL",
+                   "HELPDESK_DATABASE_URL on PostgreSQL"):
+        assert needed in result.stderr
+    assert not (tmp_path / "admin.db").exists()  # refused before touching anything
+    bad = _run(["serve", "--profile", "scaled", "--rasa-instances", "0"], env, timeout=60)
+    assert bad.returncode == 2 and "--rasa-instances" in bad.stderr
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="HAProxy is not installed "
+                    "(scripts/install_test_packages.sh installs it)")
+def test_the_proxy_configuration_is_valid_for_haproxy(tmp_path: Path) -> None:
+    from helpdesk import proxy
+
+    layout = proxy.Layout("127.0.0.1", free_port(), free_port(), free_port(), free_port(),
+                          free_port(), (free_port(), free_port(), free_port()), (free_port(),))
+    certificate = proxy.self_signed(tmp_path / "secrets" / "proxy.pem", "127.0.0.1")
+    assert oct(certificate.stat().st_mode & 0o777) == "0o600"
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(proxy.render(layout, certificate))
+    checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = config.read_text()
+    assert text.count("cookie rasa") == 3 and text.count("server actions") == 1
+
+
+def test_the_lock_store_url_is_checked() -> None:
+    from bot.runtime.rasa_config import lock_store_config
+
+    config = lock_store_config("redis://:s%40cret@10.0.0.5:6380/3", timeout=2.0)
+    assert config == {"type": "bot.runtime.lock_store.SerialRedisLockStore",
+                      "url": "10.0.0.5", "port": 6380, "db": 3, "key_prefix": "helpdesk",
+                      "socket_timeout": 2.0, "use_ssl": False, "password": "s@cret"}
+    for bad in ("http://10.0.0.5:6379/0", "redis://10.0.0.5/zero"):
+        with pytest.raises(ValueError, match="HELPDESK_REDIS_URL"):
+            lock_store_config(bad, timeout=2.0)
 
 
 def test_bad_port_setting_is_refused(tmp_path: Path) -> None:

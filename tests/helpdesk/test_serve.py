@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 import socketio
 import sqlalchemy
 
@@ -321,12 +322,17 @@ def test_rasa_restarted_while_the_admin_api_is_down_serves_its_local_copy(
 class Customer:
     """A customer's widget: a real Socket.IO client on Rasa's socketio channel."""
 
-    def __init__(self, rasa_url: str, session_id: str, origin: str) -> None:
+    def __init__(self, rasa_url: str, session_id: str, origin: str,
+                 ca_certs: str | None = None) -> None:
         self.session_id = session_id
         self.received: list[dict] = []
+        session = requests.Session()
+        if ca_certs:  # a proxy's certificate to trust (the websocket's TLS too)
+            session.verify = ca_certs
         # As a browser on ``origin`` would (websocket-client would add its own Origin header).
-        self.client = socketio.Client(reconnection=False, websocket_extra_options={
-            "origin": origin, "suppress_origin": False})
+        self.client = socketio.Client(reconnection=False, http_session=session,
+                                      websocket_extra_options={
+                                          "origin": origin, "suppress_origin": False})
         self.client.on("bot_uttered", self.received.append)
         confirmed: list[str] = []
         self.confirmed = confirmed
