@@ -5,7 +5,7 @@ the instances behind them. Customers' REST turns go round-robin: Rasa's Redis lo
 the shared tracker store make any instance right for any message. Socket.io is routed sticky
 by a cookie, because engine.io's long-polling transport keeps a session in the instance that
 opened it; a websocket is one long connection and needs nothing more. Backends are checked
-every second, and a request whose connection failed is sent to another instance (a request
+every two seconds, and a request whose connection failed is sent to another instance (a request
 that reached an instance is never sent twice: it may have been processed).
 """
 
@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 HEALTH_PATH = "/proxy-health"  # HAProxy answers it itself, on the action servers' front
+
+
+def binary() -> str | None:
+    """HAProxy's executable (Debian puts it in /usr/sbin, which a user's PATH may lack)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,13 @@ defaults
     timeout server 75s
     timeout tunnel 1h
     timeout http-request 10s
+    # A busy instance (a model loading, a full CPU) may answer a check late: only three
+    # missed checks in a row take it out. A dead one refuses connections at once, and a
+    # refused connection is retried on another instance.
+    timeout check 5s
     retries 3
     option redispatch
-    default-server check inter 1s fall 2 rise 2
+    default-server check inter 2s fall 3 rise 2
 
 frontend customers
     bind {host}:{layout.rasa_port} ssl crt {certificate}

@@ -70,7 +70,7 @@ def scaled_requirements(settings: Settings) -> None:
                           ("HELPDESK_DATABASE_URL", settings.database_url)):
         if make_url(url).get_backend_name() != "postgresql":
             missing.append(f"{variable} on PostgreSQL, e.g. postgresql://user@host/helpdesk")
-    if not shutil.which("haproxy"):
+    if not proxy.binary():
         missing.append("HAProxy, the load balancer (Debian: apt-get install haproxy)")
     if missing:
         raise ServeError("the scaled profile needs:\n  " + "\n  ".join(missing))
@@ -312,7 +312,7 @@ def build_services(settings: Settings, var_dir: Path,
         (var_dir / "run" / "topology.json").write_text(
             json.dumps(layout.to_dict(), indent=2), encoding="utf-8")
         services.append(Service(
-            "proxy", ["haproxy", "-db", "-f", str(config)],
+            "proxy", [proxy.binary() or "haproxy", "-db", "-f", str(config)],
             f"{settings.url(layout.actions_port)}{proxy.HEALTH_PATH}", logs / "proxy.log", env,
         ))
     return services

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -82,18 +81,18 @@ def test_the_scaled_profile_names_what_it_still_needs(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--rasa-instances" in bad.stderr
 
 
-@pytest.mark.skipif(not shutil.which("haproxy"), reason="HAProxy is not installed "
-                    "(scripts/install_test_packages.sh installs it)")
 def test_the_proxy_configuration_is_valid_for_haproxy(tmp_path: Path) -> None:
     from helpdesk import proxy
 
+    if not proxy.binary():
+        pytest.skip("HAProxy is not installed (scripts/install_test_packages.sh installs it)")
     layout = proxy.Layout("127.0.0.1", free_port(), free_port(), free_port(), free_port(),
                           free_port(), (free_port(), free_port(), free_port()), (free_port(),))
     certificate = proxy.self_signed(tmp_path / "secrets" / "proxy.pem", "127.0.0.1")
     assert oct(certificate.stat().st_mode & 0o777) == "0o600"
     config = tmp_path / "haproxy.cfg"
     config.write_text(proxy.render(layout, certificate))
-    checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True,
+    checked = subprocess.run([str(proxy.binary()), "-c", "-f", str(config)], capture_output=True,
                              text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = config.read_text()

@@ -90,8 +90,9 @@ class Scaled:
 def scaled(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Scaled]:
     if not _redis_reachable():
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    if not (Path("/usr/sbin/haproxy").exists() or os.system("command -v haproxy >/dev/null")
-            == 0):
+    from helpdesk import proxy
+
+    if not proxy.binary():
         pytest.skip("HAProxy is not installed (scripts/install_test_packages.sh installs it)")
     redis.Redis.from_url(REDIS_URL).flushdb()
     root = tmp_path_factory.mktemp("scaled")
@@ -180,16 +181,19 @@ def test_two_messages_of_one_conversation_sent_at_once_to_two_instances_are_proc
     first, second = scaled.rasa_backends
     session = sid("scaled-lock")
     for round_ in range(4):
-        messages = [f"{FAQ} ({round_}a)", f"How do I top up my account? ({round_}b)"]
+        messages = [f"{FAQ} ({round_}a)", f"{FAQ} ({round_}b)"]  # both answered
         replies = _at_once([(first, session, messages[0]), (second, session, messages[1])],
                            scaled.say)
         assert all(r.status_code == 200 for r in replies), replies
     # Each message's turn ends (the bot listens again) before the next message starts.
+    events = scaled.events(session)
+    story = [(e["event"], e.get("name") or e.get("text")) for e in events
+             if e["event"] in ("user", "action", "bot")]
     turns: list[str] = []
     open_turn = False
-    for event in scaled.events(session):
+    for event in events:
         if event["event"] == "user":
-            assert not open_turn, "a message started while another was being processed"
+            assert not open_turn, f"a message started while another was processed: {story}"
             turns.append(event["text"])
             open_turn = True
         elif event["event"] == "action" and event["name"] == "action_listen":
@@ -343,7 +347,7 @@ def test_the_periodic_tasks_run_in_one_api_worker_and_move_when_it_dies(
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"multiprocessing" in command:  # uvicorn's worker processes
+            if b"spawn_main" in command:  # uvicorn's worker processes
                 found.append(pid)
         return found
 
