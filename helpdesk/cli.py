@@ -311,6 +311,40 @@ def worker(
     job_worker.run(settings, once=once, handlers={simulator.REPLAY: simulator.replay})
 
 
+@app.command()
+def backup(
+    folder: Path = typer.Argument(..., help="A new folder to write the backup into."),
+) -> None:
+    """Back up the admin database, the tracker store, the registry's model archives and the
+    answer index, consistent with each other, while the product runs."""
+    from common.config import get_settings
+    from helpdesk import backup as backups
+
+    try:
+        manifest = backups.backup(get_settings(), folder, report=typer.echo)
+    except (backups.BackupError, ValueError) as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(f"Backed up into {folder}: {len(manifest['models'])} models, answers version "
+               f"{manifest['answers_version']}.")
+
+
+@app.command()
+def restore(
+    folder: Path = typer.Argument(..., help="A folder written by `helpdesk backup`."),
+) -> None:
+    """Restore a backup into the configured (empty) databases and var folder; then
+    `helpdesk serve` serves the same answers with the same production model."""
+    from common.config import get_settings
+    from helpdesk import backup as backups
+
+    try:
+        manifest = backups.restore(get_settings(), folder, report=typer.echo)
+    except (backups.BackupError, ValueError) as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(f"Restored {folder} (made {manifest['created_at']}); start it with "
+               "`helpdesk serve`.")
+
+
 class Profile(str, Enum):
     embedded = "embedded"
     scaled = "scaled"
