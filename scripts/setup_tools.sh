@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates or refreshes the test-only tools environment (schemathesis) from
+# Creates or refreshes the test-only tools environment (schemathesis, Locust) from
 # requirements/tools-lock.txt. It is apart from the product's environment because these tools
 # do not resolve beside Rasa's pins; any Python >= 3.10 will do (python3 on these machines).
 #   usage: scripts/setup_tools.sh [TOOLS_VENV_DIR]     (default: .venv-tools in the repository)
@@ -17,7 +17,7 @@ fi
 want=$(sha256sum "$lock" | cut -d' ' -f1)
 stamp="$venv/.lepton-lock-sha256"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "Installing the test tools (schemathesis)..."
+    echo "Installing the test tools (schemathesis, Locust)..."
     "$venv/bin/python" -m pip install --quiet --upgrade "pip<25"
     "$venv/bin/python" -m pip install --quiet -r "$lock"
     "$venv/bin/python" -m pip check
