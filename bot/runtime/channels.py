@@ -5,9 +5,11 @@ processed, a customer writing while their conversation waits for a person is ack
 all (the action server down: Rasa logs the failure and says nothing) gets an apology instead
 of silence, a malformed request (a message that is not text, a body over the size limit) is a
 400 or 413 with a message instead of an exception inside Rasa, client metadata is cut to a
-short allow-list (never ``model_id``, which per-model figures read) before Rasa stores it, and
-a conversation or an address that sends faster than a person types gets a polite "slow down"
-instead of an answer (``common.ratelimit``; a 429 with Retry-After on REST).
+short allow-list (never ``model_id``, which per-model figures read) before Rasa stores it, a
+conversation or an address that sends faster than a person types gets a polite "slow down"
+instead of an answer (``common.ratelimit``; a 429 with Retry-After on REST), and a message
+sent again with the same client ``message_id`` is not processed twice
+(``bot/runtime/message_ids.py``; socket.io acknowledges each message once it is stored).
 
 The channels keep Rasa's names (``rest``, ``socketio``), URLs and socket.io events, so the
 protocol is Rasa's own and any Rasa chat widget works against them; ``credentials.yml``
@@ -32,6 +34,7 @@ from sanic import response
 from sanic.request import Request
 
 from bot.runtime import model_swap
+from bot.runtime.message_ids import METADATA_KEY, MessageIds, Receipt, last_receipt, valid
 from common.config import get_settings
 from common.ratelimit import token_buckets
 from nlu.privacy import mask_sensitive
@@ -63,8 +66,11 @@ def allowed_metadata(metadata: object) -> dict[str, str]:
     """The client's metadata cut to the configured keys with short string values."""
     if not isinstance(metadata, dict):
         return {}
-    return {key: value for key in get_settings().channel_metadata_key_list
+    kept = {key: value for key in get_settings().channel_metadata_key_list
             if isinstance(value := metadata.get(key), str) and len(value) <= METADATA_VALUE_MAX}
+    if valid(metadata.get(METADATA_KEY)):  # put there by the channels from ``message_id``
+        kept[METADATA_KEY] = metadata[METADATA_KEY]
+    return kept
 
 
 class ChannelLimits:
@@ -123,44 +129,75 @@ def malformed(body: object) -> str | None:
         return "'message' must be a string"
     if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
         return "'metadata' must be a JSON object"
+    if body.get("message_id") is not None and not valid(body["message_id"]):
+        return MESSAGE_ID
     return None
 
 
+MESSAGE_ID = ("'message_id' must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.' and "
+              "':' (the client's own id of the message, so that a resend is not processed "
+              "twice)")
+
+
 def guard(on_new_message: Handler) -> Handler:
+    ids = MessageIds(get_settings().redis_url, get_settings().redis_timeout)
+
     async def handle(message: UserMessage) -> Any:
         text = message.text or ""
         limit = get_settings().max_message_chars
         output = message.output_channel
+        last_receipt.set(None)
         if len(text) > limit:
+            last_receipt.set(Receipt.refused)
             await output.send_text_message(
                 message.sender_id, TOO_LONG_REPLY.format(length=len(text), limit=limit))
             return None
         message.text = mask_sensitive(text)
         message.metadata = allowed_metadata(message.metadata)
-        sent = 0
-        send_response = output.send_response
-
-        async def counting_send(recipient_id: str, reply: dict[str, Any]) -> None:
-            nonlocal sent
-            sent += 1
-            await send_response(recipient_id, reply)
-
-        output.send_response = counting_send  # type: ignore[method-assign]
+        client_id = message.metadata.get(METADATA_KEY)
+        if client_id:
+            receipt = ids.begin(message.sender_id, client_id)
+            last_receipt.set(receipt)
+            if receipt is not Receipt.new:
+                return None  # stored before, or being processed right now: never twice
+        done = False
         try:
-            result = await on_new_message(message)
-        except Exception:  # the customer must hear something either way
-            logger.exception("handling a message of %s failed", message.sender_id)
-            result = None
-        if sent == 0:
-            agent = _agent(on_new_message)
-            if await _paused(agent, message.sender_id):
-                await _acknowledge_once(agent, message.sender_id, output)
-            else:
-                # Typically the action server is down: Rasa logs it and says nothing.
-                await output.send_text_message(message.sender_id, FAILURE_REPLY)
-        return result
+            result, done = await _answer(on_new_message, message, output)
+            return result
+        finally:
+            if client_id:  # a turn that failed frees the id: a resend is processed
+                ids.finish(message.sender_id, client_id, done=done)
 
     return handle
+
+
+async def _answer(on_new_message: Handler, message: UserMessage,
+                  output: Any) -> tuple[Any, bool]:
+    """Rasa's turn, with an apology instead of silence when it produced no reply; and whether
+    Rasa handled it (False: it raised, and may not have stored the message)."""
+    sent = 0
+    send_response = output.send_response
+
+    async def counting_send(recipient_id: str, reply: dict[str, Any]) -> None:
+        nonlocal sent
+        sent += 1
+        await send_response(recipient_id, reply)
+
+    output.send_response = counting_send  # type: ignore[method-assign]
+    handled = True
+    try:
+        result = await on_new_message(message)
+    except Exception:  # the customer must hear something either way
+        logger.exception("handling a message of %s failed", message.sender_id)
+        result, handled = None, False
+    if sent == 0:
+        agent = _agent(on_new_message)
+        if await _paused(agent, message.sender_id):
+            await _acknowledge_once(agent, message.sender_id, output)
+        else:
+            # Typically the action server is down: Rasa logs it and says nothing.
+            await output.send_text_message(message.sender_id, FAILURE_REPLY)
+    return result, handled
 
 
 def _agent(on_new_message: Handler) -> Any:
@@ -220,7 +257,16 @@ async def _acknowledge_once(agent: Any, sender_id: str, output: Any) -> None:
 
 
 class GuardedRestInput(RestInput):
-    """``POST /webhooks/rest/webhook``, with masking, the length limit and checked bodies."""
+    """``POST /webhooks/rest/webhook``, with masking, the length limit and checked bodies. A
+    body may carry the client's ``message_id``: a resend of a stored message answers an empty
+    list instead of being processed again."""
+
+    def get_metadata(self, request: Request) -> dict[str, Any] | None:
+        metadata = super().get_metadata(request)
+        message_id = (request.json or {}).get("message_id")
+        if message_id is None:
+            return metadata
+        return {**(metadata if isinstance(metadata, dict) else {}), METADATA_KEY: message_id}
 
     def blueprint(self, on_new_message: Handler) -> Any:
         blueprint = super().blueprint(guard(on_new_message))
@@ -314,22 +360,37 @@ class GuardedSocketIOInput(SocketIOInput):
             if rasa_session_request is not None:
                 await rasa_session_request(sid, data)
 
-        async def checked(sid: str, data: Any) -> None:
+        async def checked(sid: str, data: Any) -> dict[str, Any]:
+            """The turn; its return value is the acknowledgement a client asks for by
+            emitting with a callback, sent once the message is stored and answered."""
+            message_id = data.get("message_id") if isinstance(data, dict) else None
             if not isinstance(data, dict) or not isinstance(data.get("message", ""), str) or (
                     data.get("session_id") is not None
                     and not isinstance(data.get("session_id"), str)):
                 await sio.emit(self.bot_message_evt, {"text": UNREADABLE_REPLY}, room=sid)
-                return
+                return {"message_id": None, "status": "refused", "reason": UNREADABLE_REPLY}
+            if message_id is not None and not valid(message_id):
+                await sio.emit(self.bot_message_evt, {"text": UNREADABLE_REPLY}, room=sid)
+                return {"message_id": None, "status": "refused", "reason": MESSAGE_ID}
             if data.get("session_id") and not unguessable(data["session_id"]):
                 await sio.emit(self.bot_message_evt, {"text": WEAK_ID_REPLY}, room=sid)
-                return
+                return {"message_id": message_id, "status": "refused", "reason": WEAK_ID_REPLY}
             # engine.io's Sanic environ says 127.0.0.1 for everyone; the request knows better.
             environ = sio.get_environ(sid, namespace=namespace) or {}
             address = client_address(environ.get("sanic.request"))
             if limits.wait(data.get("session_id") or sid, address):
                 await sio.emit(self.bot_message_evt, {"text": SLOW_DOWN_REPLY}, room=sid)
-                return
+                return {"message_id": message_id, "status": "refused",
+                        "reason": SLOW_DOWN_REPLY}
+            if message_id is not None:
+                metadata = data.get("metadata")
+                data = {**data, "metadata": {**(metadata if isinstance(metadata, dict) else {}),
+                                             METADATA_KEY: message_id}}
+            last_receipt.set(None)
             await rasa_handler(sid, data)
+            receipt = last_receipt.get()
+            status = "stored" if receipt in (None, Receipt.new) else receipt.value
+            return {"message_id": message_id, "status": status}
 
         handlers[self.user_message_evt] = checked
         handlers["session_request"] = session_request

@@ -17,10 +17,17 @@ pytestmark = pytest.mark.slow
 FAQ = "I am still waiting on my card?"
 
 
-def _user_texts(served: Served) -> list[str]:
+OUTBOX = "lepton-helpdesk:outbox"  # the widget's localStorage keys
+
+
+def _user_events(served: Served) -> list[dict]:
     rows = sqlite3.connect(served.var_dir / "tracker.db").execute(
         "SELECT data FROM events WHERE type_name='user' ORDER BY id").fetchall()
-    return [json.loads(r[0])["text"] for r in rows]
+    return [json.loads(r[0]) for r in rows]
+
+
+def _user_texts(served: Served) -> list[str]:
+    return [event["text"] for event in _user_events(served)]
 
 
 def test_the_widget_in_a_browser(serve: Callable[..., Served], browser: object) -> None:
@@ -94,6 +101,22 @@ def test_the_widget_in_a_browser(serve: Callable[..., Served], browser: object) 
         page.wait_for_timeout(250)
         deadline -= 250
     page.wait_for_timeout(1500)
+    assert _user_texts(served).count("sent while offline") == 1
+    # It left the outbox only once the server acknowledged it, and it carries its own id.
+    page.wait_for_function(f"() => localStorage.getItem('{OUTBOX}') === '[]'")
+    [stored] = [e for e in _user_events(served) if e["text"] == "sent while offline"]
+    message_id = stored["metadata"]["client_message_id"]
+    assert len(message_id) == 32
+
+    # An acknowledgement lost with the connection: the message is still in the outbox after a
+    # reload, so the widget sends it again; the server recognises it and stores it once.
+    page.evaluate(
+        "([key, id]) => { const s = JSON.parse(localStorage.getItem(key.replace('outbox', "
+        "'session'))); localStorage.setItem(key, JSON.stringify([{id, payload: "
+        "'sent while offline', session: s}])); }", [OUTBOX, message_id])
+    page.reload()
+    page.wait_for_function(f"() => localStorage.getItem('{OUTBOX}') === '[]'", timeout=30_000)
+    page.wait_for_timeout(1000)
     assert _user_texts(served).count("sent while offline") == 1
 
     # Escape closes the panel and gives focus back to the launcher.

@@ -65,9 +65,13 @@ class Scaled:
     def action_backends(self) -> list[str]:
         return [self.backend(p) for p in self.topology["action_backends"]]
 
-    def say(self, rasa: str, sender: str, message: str) -> httpx.Response:
-        return httpx.post(f"{rasa}/webhooks/rest/webhook", verify=self.tls,
-                          json={"sender": sender, "message": message}, timeout=60)
+    def say(self, rasa: str, sender: str, message: str,
+            message_id: str | None = None) -> httpx.Response:
+        body = {"sender": sender, "message": message}
+        if message_id:
+            body["message_id"] = message_id
+        return httpx.post(f"{rasa}/webhooks/rest/webhook", verify=self.tls, json=body,
+                          timeout=60)
 
     def rasa_token(self) -> str:
         from admin_api.rasa_client import auth_header
@@ -199,6 +203,37 @@ def test_two_messages_of_one_conversation_sent_at_once_to_two_instances_are_proc
         elif event["event"] == "action" and event["name"] == "action_listen":
             open_turn = False
     assert len(turns) == 8 and len(set(turns)) == 8
+
+
+def test_a_message_sent_again_is_processed_once_whichever_instance_gets_it(
+        scaled: Scaled) -> None:
+    first, second = scaled.rasa_backends
+    session = sid("scaled-resend")
+    # The same widget's two connections, on two instances (a reconnection moved it).
+    one = Customer(first, session, origin=scaled.served.api)
+    two = Customer(second, session, origin=scaled.served.api)
+    try:
+        frame = {"message": FAQ, "session_id": session, "message_id": "resend-1"}
+        assert one.client.call("user_uttered", frame, timeout=60) == {
+            "message_id": "resend-1", "status": "stored"}
+        assert two.client.call("user_uttered", frame, timeout=60) == {
+            "message_id": "resend-1", "status": "duplicate"}
+        refused = two.client.call("user_uttered", {**frame, "message_id": "no spaces"},
+                                  timeout=60)
+        assert refused["status"] == "refused" and "message_id" in refused["reason"]
+    finally:
+        one.client.disconnect()
+        two.client.disconnect()
+    # REST: a resend answers an empty list; a bad id is a 400 that names the field.
+    answered = scaled.say(first, session, "/greet", message_id="resend-2")
+    assert answered.status_code == 200 and answered.json()
+    again = scaled.say(second, session, "/greet", message_id="resend-2")
+    assert again.status_code == 200 and again.json() == []
+    bad = scaled.say(second, session, "/greet", message_id="x" * 65)
+    assert bad.status_code == 400 and "'message_id'" in bad.json()["error"]
+    stored = [e["metadata"].get("client_message_id") for e in scaled.events(session)
+              if e["event"] == "user"]
+    assert stored == ["resend-1", "resend-2"]
 
 
 def _at_once(calls: list[tuple[str, str, str]],

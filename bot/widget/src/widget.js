@@ -35,6 +35,8 @@ function save(name, value) {
 
 // Session ids are unguessable (128 random bits, more than a UUID4's 122): the channel refuses
 // shorter ones, since whoever knows an id can read that conversation's replies.
+const ACK_TIMEOUT_MS = 30000; // a turn's reply comes first, then the acknowledgement
+
 function newId() {
   const bytes = new Uint8Array(16);
   window.crypto.getRandomValues(bytes);
@@ -63,6 +65,7 @@ class ChatWidget {
     save("session", this.sessionId);
     this.history = load(`history:${this.sessionId}`, []);
     this.outbox = load("outbox", []);
+    this.sending = new Set(); // ids handed to the socket, not acknowledged yet
     this.confirmed = false;
     this.build();
     this.history.forEach((entry) => this.render(entry));
@@ -133,6 +136,7 @@ class ChatWidget {
     });
     this.socket.on("disconnect", () => {
       this.confirmed = false;
+      this.sending.clear(); // unacknowledged messages go again on the next connection
       this.setStatus("Reconnecting…");
     });
     this.socket.on("connect_error", () => this.setStatus("The assistant is unreachable; retrying…"));
@@ -144,8 +148,9 @@ class ChatWidget {
     else this.socket.connect();
   }
 
-  // Messages go through the outbox, which survives a reload, and leave it exactly once:
-  // each is removed from it as it is handed to a confirmed socket.
+  // Messages go through the outbox, which survives a reload, and leave it only when the server
+  // acknowledges that it stored them. Each carries its own id, so a message sent again (the
+  // acknowledgement was lost with the connection) is recognised and never processed twice.
   send(payload, shown) {
     this.remember({ who: "user", text: shown });
     this.outbox.push({ id: newId(), payload, session: this.sessionId });
@@ -155,12 +160,23 @@ class ChatWidget {
 
   flush() {
     if (!this.confirmed || !navigator.onLine) return;
-    while (this.outbox.length) {
-      const item = this.outbox.shift();
-      save("outbox", this.outbox);
-      if (item.session !== this.sessionId) continue;
-      this.socket.emit("user_uttered", { message: item.payload, session_id: this.sessionId });
+    this.outbox = this.outbox.filter((item) => item.session === this.sessionId);
+    save("outbox", this.outbox);
+    for (const item of this.outbox) {
+      if (this.sending.has(item.id)) continue;
+      this.sending.add(item.id);
       this.showTyping(true);
+      const frame = { message: item.payload, session_id: this.sessionId, message_id: item.id };
+      this.socket.timeout(ACK_TIMEOUT_MS).emit("user_uttered", frame, (error, ack) => {
+        this.sending.delete(item.id);
+        if (!error && ack && ack.status === "in_flight") {
+          setTimeout(() => this.flush(), ACK_TIMEOUT_MS / 6); // being processed: ask again
+          return;
+        }
+        if (error) return; // no acknowledgement: sent again on the next connection
+        this.outbox = this.outbox.filter((kept) => kept.id !== item.id);
+        save("outbox", this.outbox);
+      });
     }
   }
 
