@@ -239,9 +239,11 @@ def build_services(settings: Settings, var_dir: Path,
         {
             "HELPDESK_VAR_DIR": str(var_dir),
             "HELPDESK_CORS_ORIGINS": cors,
-            "HELPDESK_PUBLIC_RASA_URL": (settings.public_rasa_url if layout is None
-                                         or os.environ.get("HELPDESK_PUBLIC_RASA_URL")
-                                         else public_rasa),
+            # Scaled, the default public URL is the proxy's TLS one (unless one was set).
+            "HELPDESK_PUBLIC_RASA_URL": (public_rasa if layout is not None
+                                         and settings.public_rasa_url == settings.url(
+                                             settings.rasa_port)
+                                         else settings.public_rasa_url),
             "HELPDESK_ADMIN_API_URL": api_url,
             "HELPDESK_RASA_URL": rasa_url,  # the admin API's hand-off goes through Rasa
             "HF_HUB_OFFLINE": "1",
