@@ -118,9 +118,8 @@ def start(profile: str, workdir: Path) -> Stack:
     scheme = "http"
     if profile == "scaled":
         redis_url = os.environ.get("HELPDESK_REDIS_URL", "redis://127.0.0.1:6379/8")
-        import redis
-
-        redis.Redis.from_url(redis_url).flushdb()
+        subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True,
+                       capture_output=True)
         for _ in range(2):
             name = f"helpdesk_load_{uuid.uuid4().hex[:10]}"
             subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)

@@ -26,6 +26,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 CHROMIUM = os.environ.get("HELPDESK_CHROMIUM") or shutil.which("chromium")
 RABBITMQ_URL = os.environ.get("HELPDESK_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# A database of the machines' Redis of its own (the tests flush it).
+REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 WIDGET = PROJECT_ROOT / "bot" / "widget" / "dist" / "widget.js"
 
 
@@ -385,6 +387,23 @@ def serving(root: Path, model: Path) -> Iterator[Callable[..., Served]]:
 def serve(tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., Served]]:
     with serving(tmp_path, tiny_model) as start:
         yield start
+
+
+def redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The tests' Redis database; the test skips when Redis is not running."""
+    if not redis_reachable():
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    return REDIS_URL
 
 
 def rabbitmq_reachable() -> bool:

@@ -5,28 +5,20 @@ overlap, however many instances ask at once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 
 import pytest
-import redis
 
 from bot.runtime.lock_store import SerialRedisLockStore
 from bot.runtime.rasa_config import lock_store_config
 
-REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
 
 @pytest.fixture
-def stores() -> list[SerialRedisLockStore]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+def stores(redis_url: str) -> list[SerialRedisLockStore]:
     from rasa.utils.endpoints import EndpointConfig
 
-    config = lock_store_config(REDIS_URL, timeout=5.0)
+    config = lock_store_config(redis_url, timeout=5.0)
     kwargs = {k: v for k, v in config.items() if k not in ("type", "url")}
     # As Rasa builds it from endpoints.yml: one store per instance.
     return [SerialRedisLockStore(endpoint_config=EndpointConfig(url=str(config["url"]),

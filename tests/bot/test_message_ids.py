@@ -3,28 +3,17 @@ and through the machines' real Redis (where any instance may get it)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-import redis
 
 from bot.runtime.message_ids import MessageIds, Receipt, valid
 
-REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-def _redis() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return REDIS_URL
-
 
 @pytest.mark.parametrize("shared", [False, True], ids=["in-process", "redis"])
-def test_a_message_is_processed_once_and_a_failed_turn_frees_its_id(shared: bool) -> None:
-    url = _redis() if shared else ""
+def test_a_message_is_processed_once_and_a_failed_turn_frees_its_id(
+        shared: bool, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("redis_url") if shared else ""
     first, second = MessageIds(url), MessageIds(url) if shared else None
     other = second or first  # with Redis, another instance sees the same marks
     conversation, message = uuid.uuid4().hex, "m-1"

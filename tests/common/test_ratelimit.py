@@ -3,7 +3,6 @@ in this process and shared through the machines' real Redis."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -37,20 +36,6 @@ def test_memory_stays_bounded_under_a_flood_of_distinct_clients() -> None:
             buckets.take("steady", now=1.0)  # recently seen: kept, still limited
     assert len(buckets) == 100
     assert buckets.take("steady", now=1.0) > 0
-
-
-REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return REDIS_URL
 
 
 def test_instances_sharing_redis_share_one_bucket_per_client(redis_url: str) -> None:

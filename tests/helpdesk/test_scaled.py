@@ -26,20 +26,20 @@ import pytest
 import redis
 from sqlmodel import Session
 
-from tests.conftest import Served, postgres_databases, processes_of, serving, sid
+from tests.conftest import (
+    REDIS_URL,
+    Served,
+    postgres_databases,
+    processes_of,
+    redis_reachable,
+    serving,
+    sid,
+)
 from tests.helpdesk.test_serve import Customer, _texts, _wait
 
 pytestmark = pytest.mark.slow
 
-REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 FAQ = "I am still waiting on my card?"
-
-
-def _redis_reachable() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Scaled:
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Scaled]:
-    if not _redis_reachable():
+    if not redis_reachable():
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     from helpdesk import proxy
 
