@@ -166,7 +166,8 @@ class Sent:
     status: str = "unacknowledged"
     latency_ms: float | None = None
     acked_at: float = 0.0  # time.monotonic() of the acknowledgement
-    replies: int = 0  # text replies that arrived for this message
+    replies: int = 0  # text replies that arrived for this message (before the next one left)
+    late_replies: int = 0  # of those, the ones after its acknowledgement
 
 
 LEDGER: dict[str, list[Sent]] = {}  # per conversation
@@ -222,7 +223,10 @@ class WidgetCustomer(User):
     def _reply(self, message: dict) -> None:
         text = (message or {}).get("text") or ""
         if self.current is not None and text:
+            # The last message sent, until the next one leaves: behind several instances a
+            # reply travels through Redis and may come after the acknowledgement.
             self.current.replies += 1
+            self.current.late_replies += self.current.acked_at > 0
         if "support team" in text and "connect you" not in text:
             self.handed_over = True  # waiting for a person now: the bot says no more
 
@@ -240,8 +244,9 @@ class WidgetCustomer(User):
             self.sent.append(sent)
             self.current = sent
             self._send(sent)
-            self.current = None
             gevent.sleep(float(SETTINGS["think"]))  # type: ignore[arg-type]
+        gevent.sleep(2.0)  # the last replies
+        self.current = None
         FINISHED.append(self.session)
         self.sio.disconnect()
         raise StopUser()
@@ -381,6 +386,7 @@ def run(args: argparse.Namespace) -> dict:
             "resent_recognised": sum(1 for _, s in acknowledged if s.status == "duplicate"),
             "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
             "acknowledged_without_reply": no_reply,
+            "replies_after_acknowledgement": sum(s.late_replies for _, s in acknowledged),
             "elapsed_s": round(elapsed, 1),
             "replies_per_s": round(len(acknowledged) / elapsed, 2),
             "latency_ms": {"p50": round(percentile(latencies, 0.5)),
