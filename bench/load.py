@@ -427,6 +427,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0)
     add_smoke_flag(parser)
     args = parser.parse_args()
+    # `timeout` and Ctrl-C alike must stop the product it started (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.kill == "rasa" and args.profile != "scaled":
         parser.error("--kill rasa needs --profile scaled (the embedded profile has one Rasa)")
     figures = run(args)
