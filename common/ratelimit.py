@@ -89,15 +89,14 @@ class RedisTokenBuckets:
 
     def __init__(self, url: str, name: str, per_minute: float, burst: float | None = None,
                  timeout: float = 5.0) -> None:
-        import redis
+        from common.redis_client import AwayWarning, connect
 
         self.per_minute = per_minute
         self.burst = _burst(per_minute, burst)
         self.prefix = f"helpdesk:rate:{name}:"
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout,
-                                            socket_connect_timeout=timeout)
+        self._client = connect(url, timeout)
         self._take = self._client.register_script(_TAKE)
-        self._warned_at = float("-inf")
+        self._warn = AwayWarning(logger, f"rate limit {self.prefix} not applied")
 
     def take(self, key: str) -> float:
         if self.per_minute <= 0:
@@ -107,10 +106,7 @@ class RedisTokenBuckets:
         try:
             return float(self._take(keys=[self.prefix + key], args=[self.per_minute, self.burst]))
         except redis.RedisError as error:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                logger.warning("rate limit %s not applied: Redis is unreachable (%s)",
-                               self.prefix, error)
+            self._warn(error)
             return 0.0
 
 

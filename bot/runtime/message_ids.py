@@ -24,6 +24,8 @@ from collections import OrderedDict
 from contextvars import ContextVar
 from enum import Enum
 
+from common.redis_client import AwayWarning, connect
+
 logger = logging.getLogger(__name__)
 
 ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -47,15 +49,10 @@ last_receipt: ContextVar[Receipt | None] = ContextVar("last_receipt", default=No
 
 class MessageIds:
     def __init__(self, redis_url: str = "", timeout: float = 5.0) -> None:
-        self._client = None
-        if redis_url:
-            import redis
-
-            self._client = redis.Redis.from_url(redis_url, socket_timeout=timeout,
-                                                socket_connect_timeout=timeout)
+        self._client = connect(redis_url, timeout) if redis_url else None
         self._local: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
-        self._warned_at = float("-inf")
+        self._warn = AwayWarning(logger, "client message ids not checked")
 
     @staticmethod
     def _key(session_id: str, message_id: str) -> str:
@@ -105,11 +102,6 @@ class MessageIds:
                 self._local[key] = ("done", time.monotonic() + DONE_SECONDS)
             else:
                 self._local.pop(key, None)
-
-    def _warn(self, error: Exception) -> None:
-        if time.monotonic() - self._warned_at > 60:
-            self._warned_at = time.monotonic()
-            logger.warning("client message ids not checked: Redis is unreachable (%s)", error)
 
 
 def valid(message_id: object) -> bool:
