@@ -8,7 +8,6 @@ imports the model format only; the classifier imports it, and the export imports
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from common.onnx import cpu_session
 from nlu.memory import ExampleMemory
 from nlu.model import ModelMeta, read_meta
 
@@ -61,21 +61,12 @@ def torch_backend(path: Path, device: str = "cpu", threads: int | None = None) -
 
 def onnx_backend(model_dir: Path, file_name: str = SERVING_FILE,
                  threads: int | None = None) -> Backend:
-    import onnxruntime as ort
     from transformers import AutoTokenizer
 
     path = Path(model_dir) / file_name
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing: run nlu.export.export_onnx({model_dir}) first")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle intra-op threads otherwise spin for a while after each call, stealing the cores
-    # from whatever runs next (the example memory's matrix product, and Rasa itself, which
-    # shares those cores in the bot).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, threads)
     meta = read_meta(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
 

@@ -1,6 +1,9 @@
 """The sentence encoder: normalised sentence-transformers embeddings, batched and cached.
 
-Vectors are L2-normalised so that FAISS's inner product is the cosine similarity. Several
+Vectors are L2-normalised so that FAISS's inner product is the cosine similarity. On a CPU the
+model runs in ONNX Runtime: its fp32 export (``retrieval/onnx_encoder.py``) gives the vectors
+of the eager model to within rounding, so stored vectors, cache entries and thresholds stay
+valid, at a fraction of the CPU time per question. Several
 models can serve as one (``EnsembleEncoder``): two encoders tuned differently make different
 mistakes, and the mean of their cosines finds more right answers than either (see
 ``bench/results/retrieval.md``), at the price of encoding each question once per model.
@@ -12,7 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,6 +43,15 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())[:MAX_CHARS]
 
 
+class SentenceModel(Protocol):
+    """The part of sentence-transformers' model the encoder uses; the ONNX model has it too."""
+
+    def get_embedding_dimension(self) -> int | None: ...
+
+    def encode(self, sentences: list[str], batch_size: int, normalize_embeddings: bool,
+               convert_to_numpy: bool, show_progress_bar: bool) -> Any: ...
+
+
 class TextEncoder(Protocol):
     """What the retriever needs from an encoder: one model or several as one."""
 
@@ -65,14 +77,23 @@ class Encoder:
 
     def __init__(
         self, model: str, cache_path: Path | None = None, device: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 64, export_dir: Path | None = None,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
+        """``export_dir``: where the model's ONNX export is kept (made there on first use);
+        None runs the eager model (sentence-transformers on ``device``)."""
         self.model_name = model
         self.model_id = model_fingerprint(model)
-        self._model = SentenceTransformer(model, device=device)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self._model: SentenceModel
+        if export_dir is not None and device in (None, "cpu"):
+            from retrieval.onnx_encoder import OnnxSentenceModel, export_folder
+
+            self._model = OnnxSentenceModel.load(model, export_folder(export_dir, self.model_id))
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(model, device=device)
+        self.runtime = "onnx" if export_dir is not None and device in (None, "cpu") else "torch"
+        self.dim = int(self._model.get_embedding_dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._urgent_waiting = 0
@@ -168,15 +189,21 @@ class EnsembleEncoder:
 
 
 def load_encoder(models: Sequence[str], cache_path: Path | None = None,
-                 device: str | None = None) -> TextEncoder:
+                 device: str | None = None, onnx: bool = True) -> TextEncoder:
     """One encoder per model, as an ensemble when there are several; ``ValueError`` names a
-    model that cannot be loaded."""
+    model that cannot be loaded.
+
+    With ``onnx`` (and a ``cache_path`` to keep the export beside), each model runs in ONNX
+    Runtime on a CPU; the first load of a model exports it, later loads reuse the file.
+    """
     if not models:
         raise ValueError("no encoder model given")
+    export_dir = cache_path.parent / "encoders" if onnx and cache_path is not None else None
     members = []
     for model in models:
         try:
-            members.append(Encoder(model, cache_path=cache_path, device=device))
+            members.append(Encoder(model, cache_path=cache_path, device=device,
+                                   export_dir=export_dir))
         except OSError as error:  # a missing folder, or a hub name with no hub to reach
             raise ValueError(f"cannot load the encoder model {model!r}: {error}") from error
     if len(members) == 1:

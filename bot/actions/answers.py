@@ -91,6 +91,6 @@ class ActionAnswer(Action):
         dispatcher.utter_message(
             text=reply.text,
             json_message=_payload(message, decision=ANSWER, answer_id=reply.answer_id,
-                                  score=reply.score, body=reply.text),
+                                  score=reply.score),
         )
         return []

@@ -102,7 +102,9 @@ def write_run_config(run_dir: Path, actions_url: str, model_server_url: str,
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = {
-        "action_endpoint": {"url": f"{actions_url}/webhook"},
+        # The domain goes only to the actions that ask for it (forms' ``validate_`` actions),
+        # not with every call: our answer action never reads it.
+        "action_endpoint": {"url": f"{actions_url}/webhook", "enable_selective_domain": True},
         "tracker_store": tracker_store_config(get_settings().tracker_store_url),
         # A header, not ``?token=``: query strings end up in access logs.
         "models": {"url": model_server_url, "headers": {"X-Rasa-Token": token},

@@ -143,7 +143,11 @@ def test_rasa_is_told_to_pull_from_the_model_server_with_a_private_header(
     monkeypatch.setenv("HELPDESK_MODEL_PULL_SECONDS", "3")
     endpoints, credentials = runtime.write_run_config(
         tmp_path / "run", "http://127.0.0.1:5055", "http://127.0.0.1:8000/m", "s3cret")
-    models = yaml.safe_load(endpoints.read_text())["models"]
+    rendered = yaml.safe_load(endpoints.read_text())
+    # The domain goes only to the actions that need it (the flows' tests run those).
+    assert rendered["action_endpoint"] == {"url": "http://127.0.0.1:5055/webhook",
+                                           "enable_selective_domain": True}
+    models = rendered["models"]
     assert models == {"url": "http://127.0.0.1:8000/m", "headers": {"X-Rasa-Token": "s3cret"},
                       "wait_time_between_pulls": 3}
     assert endpoints.stat().st_mode & 0o777 == 0o600

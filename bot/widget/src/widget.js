@@ -196,14 +196,15 @@ class ChatWidget {
     }
   }
 
-  // Our answer action sends its text (which Rasa splits into paragraphs) and then a payload
-  // with the whole markdown body and the ids feedback needs: the paragraphs become one message.
+  // Our answer action sends its text (which Rasa's socket.io channel splits at blank lines)
+  // and then a payload with the ids feedback needs: the paragraphs become one message again,
+  // joined as they were split, so the answer's markdown is whole (the body is sent once).
   attachAnswer(payload) {
     let index = this.history.length - 1;
     while (index >= 0 && this.history[index].who === "bot" && !this.history[index].payload) index -= 1;
     const parts = this.history.slice(index + 1);
     const buttons = parts.flatMap((p) => p.buttons || []);
-    const text = payload.body || parts.map((p) => p.text).join("\n\n");
+    const text = parts.map((p) => p.text).join("\n\n");
     this.history = this.history.slice(0, index + 1);
     this.rerender();
     this.remember({ who: "bot", text, buttons, payload: {
