@@ -91,9 +91,9 @@ def _forget_vectors(texts: list[str]) -> int:
 def _fingerprint(model: str) -> str:
     """A model's id hashes its weight files: once per process, not once per erased
     conversation (a retention purge erases many)."""
-    from retrieval.encoder import model_fingerprint
+    from common.files import weights_fingerprint
 
-    return model_fingerprint(model)
+    return weights_fingerprint(model)
 
 
 def derived_examples(session: Session, session_id: str,

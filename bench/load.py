@@ -17,12 +17,33 @@ With ``--kill rasa``, one Rasa instance is killed with SIGKILL halfway through. 
 reconnect and send their unacknowledged message again; the run also reports the time until
 the supervisor has the instance back.
 
-Results are merged into ``bench/results/load.json`` under ``<profile>[-kill-<what>]``, and a
-markdown table is printed. It runs in the test tools' environment, where Locust lives:
+``--mode cost`` measures what a turn costs and the rate the bot sustains, over Rasa's REST
+channel with a new conversation per question (BANKING77 test questions), for three targets
+served on this machine:
+- ``ours``: this checkout (``helpdesk serve``, embedded);
+- ``today``: the code of commit 8feb320, before the cheaper turn (a git worktree under
+  ``build/``, with a model trained by that code);
+- ``stock``: what a Rasa user builds in an afternoon: Rasa's default DIET pipeline with its
+  ResponseSelector answering BANKING77's intents from responses (our curated answers' texts),
+  RulePolicy and MemoizationPolicy, the SQLite tracker store and no action server, trained
+  on the same examples by ``rasa train`` and served by ``rasa run``. Its epochs are few
+  (serving cost does not depend on them; its accuracy is in ``bench/results/intent.json``).
+
+For each: one customer alone (``--single`` turns one after another: reply p50 / p95 and the
+server's CPU ms per turn), then open-loop Locust arrivals at a ladder of rates (``--rates``,
+``--step-seconds`` each). The server's CPU is read from its processes' own counters
+(``/proc``), so the load generator's share never counts. The sustained rate is the highest
+step with p95 <= 300 ms, no errors and at least 95 % of the offered rate served; the
+physical limit is cores x 1000 / (CPU ms per turn).
+
+Results are merged into ``bench/results/load.json`` under ``<profile>[-kill-<what>]``
+(``cost-<target>`` in the cost mode), and a markdown table is printed. It runs in the test
+tools' environment, where Locust lives:
 
     .venv-tools/bin/python bench/load.py --profile embedded --customers 200 --messages 20
     HELPDESK_REDIS_URL=redis://127.0.0.1:6379/8 .venv-tools/bin/python bench/load.py \\
         --profile scaled --customers 200 --messages 20 [--kill rasa]
+    .venv-tools/bin/python bench/load.py --mode cost --target ours|today|stock
 
 The model served is ``HELPDESK_MODEL``, or the newest in ``var/models`` (``make run`` trains
 one). The scaled profile gets two new PostgreSQL databases (``createdb``) and the Redis
@@ -102,7 +123,8 @@ class Stack:
     created: list[str] = field(default_factory=list)
 
 
-def start(profile: str, workdir: Path) -> Stack:
+def start(profile: str, workdir: Path, command: list[str] | None = None, cwd: Path = ROOT,
+          extra: dict[str, str] | None = None) -> Stack:
     var_dir = workdir / "var"
     ports = {"HELPDESK_API_PORT": free_port(), "HELPDESK_RASA_PORT": free_port(),
              "HELPDESK_ACTIONS_PORT": free_port()}
@@ -112,8 +134,9 @@ def start(profile: str, workdir: Path) -> Stack:
                 # Every customer comes from 127.0.0.1 and sends without pause: no limits.
                 "HELPDESK_SENDER_MESSAGES_PER_MINUTE": "0",
                 "HELPDESK_ADDRESS_MESSAGES_PER_MINUTE": "0",
-                "HELPDESK_PROPOSAL_CHECK_SECONDS": "0", "HF_HUB_OFFLINE": "1"})
-    args = [HELPDESK, "serve"]
+                "HELPDESK_PROPOSAL_CHECK_SECONDS": "0", "HF_HUB_OFFLINE": "1",
+                **(extra or {})})
+    args = command or [HELPDESK, "serve"]
     created: list[str] = []
     scheme = "http"
     if profile == "scaled":
@@ -131,7 +154,7 @@ def start(profile: str, workdir: Path) -> Stack:
                  "--api-workers", "2"]
         scheme = "https"
     log = workdir / "serve.log"
-    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("w"),
+    process = subprocess.Popen(args, env=env, cwd=cwd, stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 900
     while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
@@ -302,27 +325,124 @@ def tag_of(text: str) -> str:
     return text.rsplit("[", 1)[-1]
 
 
-def kill_one_rasa(stack: Stack) -> float:
-    """SIGKILL the first Rasa instance; returns seconds until serve reports it back."""
-    topology = json.loads((stack.var_dir / "run" / "topology.json").read_text())
-    port = str(topology["rasa_backends"][0]).encode()
+SERVICE_MARKERS = {  # what a process's command line holds, and the supervisor's name
+    "rasa": (b"bot.runtime.rasa_server", "rasa_backends", "Rasa server 1"),
+    "actions": (b"bot.runtime.action_server", "action_backends", "action server 1"),
+    "admin_api": (b"admin_api.main:app", "", "admin API"),
+    "worker": (b"worker", "", "retraining worker"),
+}
+
+
+def _pids_of(stack: Stack, marker: bytes, port: str) -> list[int]:
+    """This stack's processes whose command line holds ``marker`` (and ``port``)."""
+    tag = f"HELPDESK_VAR_DIR={stack.var_dir}\0".encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"bot.runtime.rasa_server" in command and port in command:
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed = time.monotonic()
-            log = stack.var_dir.parent / "serve.log"
-            while "Rasa server 1 is back" not in log.read_text(errors="replace"):
-                if time.monotonic() - killed > 600:
-                    return float("nan")
-                time.sleep(0.5)
-            return time.monotonic() - killed
-    raise SystemExit("no Rasa instance to kill")
+        words = command.split(b"\0")
+        if (tag in environ and any(marker in w for w in words)
+                and (not port or port.encode() in words)):
+            found.append(int(entry.name))
+    return found
+
+
+def _probe(stack: Stack, deadline: float) -> float:
+    """Seconds until a new conversation's REST turn gets a reply (from now)."""
+    began = time.monotonic()
+    verify = SETTINGS["tls"] if isinstance(SETTINGS["tls"], str) else True
+    while time.monotonic() < deadline:
+        try:
+            reply = requests.post(f"{stack.rasa}/webhooks/rest/webhook", verify=verify,
+                                  json={"sender": uuid.uuid4().hex, "message": "hi"}, timeout=10)
+            if reply.status_code == 200 and reply.json():
+                return time.monotonic() - began
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.5)
+    return float("nan")
+
+
+def inject(stack: Stack, what: str) -> float:
+    """The fault ``what``; returns seconds until the stack has recovered from it: the
+    supervisor reports a killed process back, or a restarted PostgreSQL or Redis answers a
+    customer's turn again."""
+    began = time.monotonic()
+    if what in ("postgres", "redis"):
+        command = (["pg_ctlcluster", os.environ.get("PG_CLUSTER", "15"), "main", "restart"]
+                   if what == "postgres" else ["service", "redis-server", "restart"])
+        subprocess.run(command, check=True, capture_output=True)
+        return round(time.monotonic() - began + _probe(stack, began + 600), 1)
+    marker, backends, name = SERVICE_MARKERS[what]
+    port = ""
+    if backends:
+        topology = json.loads((stack.var_dir / "run" / "topology.json").read_text())
+        port = str(topology[backends][0])
+    victims = _pids_of(stack, marker, port)
+    if not victims:
+        raise SystemExit(f"no {what} process to kill")
+    children = [pid for victim in victims for pid in _children(victim)]
+    for pid in victims + children:  # the admin API's workers die with it
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    killed = time.monotonic()
+    log = stack.var_dir.parent / "serve.log"
+    while f"{name} is back" not in log.read_text(errors="replace"):
+        if time.monotonic() - killed > 600:
+            return float("nan")
+        time.sleep(0.5)
+    return round(time.monotonic() - killed, 1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+HELD: dict[str, list[str]] = {}  # conversations waiting for a person: what the bot said after
+
+
+def hold_conversations(stack: Stack, count: int) -> None:
+    """Hand ``count`` conversations over to a person (REST), before the load starts."""
+    verify = SETTINGS["tls"] if isinstance(SETTINGS["tls"], str) else True
+    for _ in range(count):
+        sender = uuid.uuid4().hex
+        requests.post(f"{stack.rasa}/webhooks/rest/webhook", verify=verify, timeout=60,
+                      json={"sender": sender, "message": "/request_human"}).raise_for_status()
+        HELD[sender] = []
+
+
+def keep_writing_while_held(stack: Stack, stop_at: float) -> None:
+    """Customers of held conversations write every few seconds, through the faults too; the
+    bot may acknowledge once (the waiting message), never answer."""
+    verify = SETTINGS["tls"] if isinstance(SETTINGS["tls"], str) else True
+    pool: list[str] = SETTINGS["questions"]  # type: ignore[assignment]
+    while time.monotonic() < stop_at:
+        for sender, heard in HELD.items():
+            try:
+                reply = requests.post(f"{stack.rasa}/webhooks/rest/webhook", verify=verify,
+                                      json={"sender": sender, "message": random.choice(pool)},
+                                      timeout=60)
+                if reply.status_code == 200:
+                    heard.extend(m.get("text") or "" for m in reply.json())
+            except (requests.RequestException, ValueError):
+                pass  # a fault: the next round tries again
+        gevent.sleep(3.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -344,10 +464,13 @@ def run(args: argparse.Namespace) -> dict:
         runner = environment.create_local_runner()
         started = time.monotonic()
         runner.start(args.customers, spawn_rate=args.spawn_rate)
+        HELD.clear()
+        hold_conversations(stack, args.held)
+        writers = gevent.spawn(keep_writing_while_held, stack, started + args.timeout)
         recovery = None
-        if args.kill == "rasa":
+        if args.kill != "none":
             gevent.sleep(args.kill_after)
-            recovery = gevent.spawn(kill_one_rasa, stack)
+            recovery = gevent.spawn(inject, stack, args.kill)
         deadline = started + args.timeout
         while time.monotonic() < deadline:
             gevent.sleep(5)
@@ -359,6 +482,7 @@ def run(args: argparse.Namespace) -> dict:
                                               and runner.user_count == 0):
                 break
         runner.quit()
+        writers.kill()
         last = max((s.acked_at for sent in LEDGER.values() for s in sent), default=0.0)
         elapsed = max(last, started + 1e-3) - started
         recovered = recovery.get(timeout=600) if recovery is not None else None
@@ -395,23 +519,319 @@ def run(args: argparse.Namespace) -> dict:
                            "mean": round(statistics.fmean(latencies)) if latencies else None},
             "errors": environment.stats.total.num_failures,
             "recovery_s": round(recovered, 1) if recovered is not None else None,
+            "held_conversations": len(HELD),
+            # Beyond the one waiting acknowledgement each: bot messages a held customer got.
+            "held_answered": sum(max(0, len(heard) - 1) for heard in HELD.values()),
         }
     finally:
         stop(stack)
 
 
+# --- the cost mode: what a turn costs, against today's code and a stock Rasa bot ---------------
+
+TODAY = "8feb320"  # the last commit before the cheaper turn
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+HELPDESK_CLI = ["-c", "from helpdesk.cli import app; app()"]
+TRAIN_CSV = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
+P95_TARGET_MS = 300.0
+
+STOCK_CONFIG = """recipe: default.v1
+language: en
+assistant_id: stock-bench
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: RegexFeaturizer
+  - name: LexicalSyntacticFeaturizer
+  - name: CountVectorsFeaturizer
+  - name: CountVectorsFeaturizer
+    analyzer: char_wb
+    min_ngram: 1
+    max_ngram: 4
+  - name: DIETClassifier
+    epochs: {epochs}
+    random_seed: 42
+  - name: EntitySynonymMapper
+  - name: ResponseSelector
+    epochs: {epochs}
+    random_seed: 42
+  - name: FallbackClassifier
+    threshold: 0.3
+policies:
+  - name: MemoizationPolicy
+  - name: RulePolicy
+"""
+
+
+def _build_env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")},
+            "HF_HUB_OFFLINE": "1", "RASA_TELEMETRY_ENABLED": "false"}
+
+
+def prepare_today() -> tuple[Path, str]:
+    """A worktree of today's code with a model trained by that code (made once, kept)."""
+    tree = ROOT / "build" / f"bench-{TODAY}"
+    if not (tree / "helpdesk").is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", "--force", str(tree), TODAY],
+                       cwd=ROOT, check=True)
+    models = sorted((tree / "var" / "models").glob("*.tar.gz"))
+    if not models:
+        print(f"[cost] training a model with {TODAY}'s code", flush=True)
+        env = {**_build_env(), "PYTHONPATH": str(tree), "HELPDESK_VAR_DIR": str(tree / "var")}
+        subprocess.run([PYTHON, *HELPDESK_CLI, "train"], cwd=tree, env=env, check=True)
+        models = sorted((tree / "var" / "models").glob("*.tar.gz"))
+    return tree, str(models[-1])
+
+
+def prepare_stock(epochs: int) -> Path:
+    """Rasa's default DIET bot of BANKING77 with a ResponseSelector (trained once, kept)."""
+    import yaml
+
+    project = ROOT / "build" / f"bench-stock-{epochs}"
+    models = sorted((project / "models").glob("*.tar.gz"))
+    if models:
+        return models[-1]
+    project.mkdir(parents=True, exist_ok=True)
+    with TRAIN_CSV.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    answers: dict[str, str] = {}
+    for path in sorted((ROOT / "data" / "answers").glob("*.yaml")):
+        for answer in yaml.safe_load(path.read_text()) or []:
+            if answer.get("intent") and answer.get("status", "published") == "published":
+                answers.setdefault(answer["intent"], answer["body"].strip())
+    by_intent: dict[str, list[str]] = {}
+    for row in rows:
+        by_intent.setdefault(row["category"], []).append(" ".join(row["text"].split()))
+    nlu = {"version": "3.1", "nlu": [
+        {"intent": f"faq/{intent}", "examples": "".join(f"- {t}\n" for t in texts)}
+        for intent, texts in sorted(by_intent.items())]}
+    responses = {f"utter_faq/{intent}": [{"text": answers.get(
+        intent, "Our team will get back to you about that.")}] for intent in sorted(by_intent)}
+    responses["utter_default"] = [{"text": "Sorry, I did not get that."}]
+    domain = {"version": "3.1", "intents": ["faq", "nlu_fallback"], "responses": responses,
+              "session_config": {"session_expiration_time": 60,
+                                 "carry_over_slots_to_new_session": True}}
+    rules = {"version": "3.1", "rules": [
+        {"rule": "answer a question", "steps": [{"intent": "faq"}, {"action": "utter_faq"}]},
+        {"rule": "fall back", "steps": [{"intent": "nlu_fallback"},
+                                         {"action": "utter_default"}]}]}
+    (project / "nlu.yml").write_text(yaml.safe_dump(nlu, sort_keys=False))
+    (project / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False))
+    (project / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    (project / "config.yml").write_text(STOCK_CONFIG.format(epochs=epochs))
+    print(f"[cost] training the stock Rasa bot ({epochs} epochs)", flush=True)
+    subprocess.run([PYTHON, "-m", "rasa", "train", "--config", "config.yml", "--domain",
+                    "domain.yml", "--data", "nlu.yml", "rules.yml", "--out", "models"],
+                   cwd=project, env={**_build_env(), "RASA_CACHE_DIRECTORY": str(
+                       project / "cache")}, check=True)
+    return sorted((project / "models").glob("*.tar.gz"))[-1]
+
+
+def start_target(target: str, workdir: Path, epochs: int) -> Stack:
+    """``ours`` or ``today`` as ``helpdesk serve``, or the stock bot as ``rasa run``."""
+    if target == "ours":
+        return start("embedded", workdir)
+    if target == "today":
+        tree, model = prepare_today()
+        return start("embedded", workdir, command=[PYTHON, *HELPDESK_CLI, "serve"], cwd=tree,
+                     extra={"PYTHONPATH": str(tree), "HELPDESK_MODEL": model})
+    model = prepare_stock(epochs)
+    port = free_port()
+    (workdir / "endpoints.yml").write_text(
+        f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / 'tracker.db'}\n")
+    (workdir / "credentials.yml").write_text("rest:\n")
+    log = workdir / "serve.log"
+    process = subprocess.Popen(
+        [PYTHON, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
+         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+        cwd=workdir, env=_build_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    deadline = time.monotonic() + 600
+    while "Rasa server is up and running" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"rasa run failed:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return Stack(process, workdir, f"http://127.0.0.1:{port}", "", "", False)
+
+
+def _role(command: bytes) -> str:
+    """Which server a process is, by its command line (today's code ran ``rasa`` itself)."""
+    for marker, role in ((b"rasa_server", "rasa"), (b"-mrasa", "rasa"), (b"action", "actions"),
+                         (b"admin_api", "admin_api"), (b"worker", "worker")):
+        if marker in command.replace(b"\0", b""):
+            return role
+    return "supervisor"
+
+
+def server_cpu_ms(root: int) -> dict[str, float]:
+    """CPU milliseconds (user + system) of ``root`` and its live descendants, by role."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[bytes]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        if pid not in stats:
+            continue
+        try:
+            role = _role(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except OSError:
+            continue
+        used = (int(stats[pid][11]) + int(stats[pid][12])) * tick_ms  # utime, stime
+        totals[role] = totals.get(role, 0.0) + used
+    return totals
+
+
+def _cpu_per_turn(before: dict[str, float], after: dict[str, float], turns: int) -> dict:
+    roles = {role: round((after.get(role, 0) - before.get(role, 0)) / max(1, turns), 2)
+             for role in sorted(set(before) | set(after))}
+    return {"total": round(sum(roles.values()), 2), "by_process": roles}
+
+
+def rest_turn(rasa: str, text: str) -> tuple[float, bool]:
+    """One question in a new conversation: (milliseconds, whether a reply came back)."""
+    started = time.perf_counter()
+    try:
+        reply = requests.post(f"{rasa}/webhooks/rest/webhook", timeout=60,
+                              json={"sender": uuid.uuid4().hex, "message": text})
+        ok = reply.status_code == 200 and any(m.get("text") for m in reply.json())
+    except (requests.RequestException, ValueError):
+        ok = False
+    return (time.perf_counter() - started) * 1000, ok
+
+
+class Arrivals(User):
+    """Open loop: questions arrive at ``SETTINGS['rate']`` per second whatever the replies
+    do (a closed loop would slow its own arrivals as the server slows)."""
+
+    wait_time = constant(0)
+
+    @task
+    def arrive(self) -> None:
+        pool: list[str] = SETTINGS["questions"]  # type: ignore[assignment]
+        rate, seconds = float(SETTINGS["rate"]), float(SETTINGS["seconds"])  # type: ignore[arg-type]
+        begun = time.monotonic()
+        pending = []
+        for k in range(int(rate * seconds)):
+            gevent.sleep(max(0.0, begun + k / rate - time.monotonic()))
+            pending.append(gevent.spawn(self._one, random.choice(pool)))
+        gevent.joinall(pending, timeout=120)
+        raise StopUser()
+
+    def _one(self, text: str) -> None:
+        latency, ok = rest_turn(str(SETTINGS["rasa"]), text)
+        self.environment.events.request.fire(
+            request_type="rest", name="webhook", response_time=latency, response_length=0,
+            exception=None if ok else RuntimeError("no reply"))
+
+
+def open_loop_step(stack: Stack, rate: float, seconds: float) -> dict:
+    SETTINGS.update({"rasa": stack.rasa, "rate": rate, "seconds": seconds})
+    environment = Environment(user_classes=[Arrivals])
+    runner = environment.create_local_runner()
+    before, began = server_cpu_ms(stack.process.pid), time.monotonic()
+    runner.start(1, spawn_rate=1)
+    gevent.sleep(1)
+    while runner.user_count:
+        gevent.sleep(0.5)
+    elapsed = time.monotonic() - began
+    after = server_cpu_ms(stack.process.pid)
+    runner.quit()
+    total = environment.stats.total
+    served = total.num_requests - total.num_failures
+    return {"offered_per_s": rate, "served_per_s": round(served / elapsed, 2),
+            "requests": total.num_requests, "errors": total.num_failures,
+            "latency_ms": {q: round(total.get_response_time_percentile(v) or 0)
+                           for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+            "cpu_ms_per_turn": _cpu_per_turn(before, after, total.num_requests)}
+
+
+def cost(args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"helpdesk-cost-{args.target}-"))
+    stack = start_target(args.target, workdir, args.stock_epochs)
+    pool = questions()
+    SETTINGS["questions"] = pool
+    try:
+        for text in pool[:20]:  # warm-up: first calls load lazily
+            rest_turn(stack.rasa, text)
+        rng = random.Random(0)
+        sample = [rng.choice(pool) for _ in range(args.single)]
+        before = server_cpu_ms(stack.process.pid)
+        alone = [rest_turn(stack.rasa, text) for text in sample]
+        after = server_cpu_ms(stack.process.pid)
+        latencies = [ms for ms, _ in alone]
+        single = {"turns": len(alone), "errors": sum(not ok for _, ok in alone),
+                  "latency_ms": {"p50": round(percentile(latencies, 0.5), 1),
+                                 "p95": round(percentile(latencies, 0.95), 1)},
+                  "cpu_ms_per_turn": _cpu_per_turn(before, after, len(alone))}
+        print(f"[cost] {args.target} alone: {json.dumps(single)}", flush=True)
+        steps, failures = [], 0
+        for rate in args.rates:
+            step = open_loop_step(stack, rate, args.step_seconds)
+            steps.append(step)
+            print(f"[cost] {args.target} at {rate}/s: {json.dumps(step)}", flush=True)
+            held = (step["errors"] == 0 and step["latency_ms"]["p95"] <= P95_TARGET_MS
+                    and step["served_per_s"] >= 0.95 * rate)
+            failures = 0 if held else failures + 1
+            if failures >= 2:
+                break
+        sustained = max((s["offered_per_s"] for s in steps if s["errors"] == 0
+                         and s["latency_ms"]["p95"] <= P95_TARGET_MS
+                         and s["served_per_s"] >= 0.95 * s["offered_per_s"]), default=0.0)
+        cpu = single["cpu_ms_per_turn"]["total"]
+        limit = (os.cpu_count() or 1) * 1000 / cpu if cpu else None
+        return {"target": args.target, "code": TODAY if args.target == "today" else (
+                    "stock Rasa " + str(args.stock_epochs) + " epochs" if args.target == "stock"
+                    else "this checkout"),
+                "single": single, "steps": steps, "sustained_per_s": sustained,
+                "p95_target_ms": P95_TARGET_MS,
+                "physical_limit_per_s": round(limit, 1) if limit else None,
+                "sustained_share_of_limit": round(sustained / limit, 3) if limit else None}
+    finally:
+        stop(stack)
+
+
+def cost_table(figures: dict) -> str:
+    rows = ["| target | alone p50 / p95 ms | CPU ms per turn (alone; by process) | "
+            "sustained/s at p95 <= 300 ms | physical limit/s | share |",
+            "|---|---|---|---|---|---|"]
+    for name in ("cost-ours", "cost-today", "cost-stock"):
+        f = figures.get(name)
+        if not isinstance(f, dict):
+            continue
+        single = f["single"]
+        parts = ", ".join(f"{k} {v}" for k, v in single["cpu_ms_per_turn"]["by_process"].items()
+                          if v)
+        rows.append(f"| {name[5:]} ({f['code']}) | {single['latency_ms']['p50']} / "
+                    f"{single['latency_ms']['p95']} | {single['cpu_ms_per_turn']['total']} "
+                    f"({parts}) | {f['sustained_per_s']} | {f['physical_limit_per_s']} | "
+                    f"{f['sustained_share_of_limit']} |")
+    return "\n".join(rows)
+
+
 def table(figures: dict) -> str:
     rows = ["| run | customers x messages | acknowledged | lost | duplicated | out of order | "
-            "replies/s | p50 / p95 / p99 ms | recovery |", "|---|---|---|---|---|---|---|---|---|"]
+            "replies/s | p50 / p95 / p99 ms | recovery s | held, answered |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, f in sorted(figures.items()):
-        if not isinstance(f, dict) or "latency_ms" not in f:
+        if not isinstance(f, dict) or "latency_ms" not in f or name.startswith("cost-"):
             continue
         latency = f["latency_ms"]
         rows.append(f"| {name} | {f['customers']} x {f['messages_per_customer']} | "
                     f"{f['acknowledged']} / {f['sent']} | {f['lost']} | {f['duplicated']} | "
                     f"{f['out_of_order']} | {f['replies_per_s']} | {latency['p50']} / "
                     f"{latency['p95']} / {latency['p99']} | "
-                    f"{f['recovery_s'] if f['recovery_s'] is not None else '-'} |")
+                    f"{f['recovery_s'] if f['recovery_s'] is not None else '-'} | "
+                    f"{f.get('held_conversations', '-')}, {f.get('held_answered', '-')} |")
     return "\n".join(rows)
 
 
@@ -422,15 +842,35 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--think", type=float, default=1.0, help="seconds between messages")
     parser.add_argument("--spawn-rate", type=float, default=20.0)
-    parser.add_argument("--kill", choices=("none", "rasa"), default="none")
+    parser.add_argument("--kill", default="none",
+                        choices=("none", *SERVICE_MARKERS, "postgres", "redis"))
+    parser.add_argument("--held", type=int, default=5,
+                        help="conversations handed to a person that keep writing")
     parser.add_argument("--kill-after", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--mode", choices=("loss", "cost"), default="loss",
+                        help="loss: socket.io customers, nothing lost; cost: REST turn cost")
+    parser.add_argument("--target", choices=("ours", "today", "stock"), default="ours")
+    parser.add_argument("--single", type=int, default=200, help="turns of one customer alone")
+    parser.add_argument("--rates", type=lambda v: [float(r) for r in v.split(",")],
+                        default=[5, 10, 15, 20, 25, 30, 35, 40, 50, 60])
+    parser.add_argument("--step-seconds", type=float, default=20.0)
+    parser.add_argument("--stock-epochs", type=int, default=2)
     add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.mode == "cost":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        if args.smoke:
+            args.single, args.rates, args.step_seconds = 20, [2.0, 4.0], 5.0
+        figures = cost(args)
+        merged = merge("load", f"cost-{args.target}", figures, smoke=args.smoke)
+        print(json.dumps(figures, indent=2))
+        print(cost_table(merged))
+        return
     # `timeout` and Ctrl-C alike must stop the product it started (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.kill == "rasa" and args.profile != "scaled":
-        parser.error("--kill rasa needs --profile scaled (the embedded profile has one Rasa)")
+    if args.kill in ("rasa", "actions", "redis") and args.profile != "scaled":
+        parser.error(f"--kill {args.kill} needs --profile scaled (several instances, Redis)")
     figures = run(args)
     part = args.profile + (f"-kill-{args.kill}" if args.kill != "none" else "")
     merged = merge("load", part, figures, smoke=args.smoke)

@@ -38,6 +38,19 @@ def sha256_files(folder: Path, names: Iterable[str], with_names: bool = True) ->
     return digest.hexdigest()
 
 
+def weights_fingerprint(model: str) -> str:
+    """A short id of a model folder's weights: the folder's name and a hash of its weight
+    files (a hub name stays as it is). The retriever keys its vectors with it, and the intent
+    model records it when it left the same weights untouched, so that both can tell when one
+    model's sentence vectors are the other's."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    digest = sha256_files(folder, [w.name for w in weights], with_names=False)
+    return f"{folder.name}-{digest[:16]}"
+
+
 def write_atomic(path: Path, content: str | bytes) -> Path:
     """Write ``content`` to ``path`` through a temporary sibling and a rename."""
     path = Path(path)

@@ -38,6 +38,11 @@ class Prediction:
     # What the out-of-scope threshold reads (higher = more in scope): the confidence, or the
     # learned out-of-scope score when the model has one.
     in_scope: float
+    # The pooled sentence embedding (None where the backend gives none), and whether the model
+    # read the whole text (not cut at ``max_length`` tokens): a whole text's embedding from
+    # an untouched base encoder is that encoder's sentence vector (``ModelMeta.encoder_id``).
+    embedding: np.ndarray | None = None
+    whole_text: bool = True
 
 
 class IntentClassifier:
@@ -113,9 +118,18 @@ class IntentClassifier:
             return np.zeros((0, len(self.labels)))
         return self._scored(texts)[0]
 
-    def _scored(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and the in-scope score that the out-of-scope threshold reads."""
-        logits, embedded = self.logits_and_embeddings(texts)
+    def _scored(self, texts: list[str]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Probabilities, the in-scope score that the out-of-scope threshold reads, the
+        pooled embeddings and whether each text was read whole."""
+        ids, mask = self._encode(texts)
+        logits, embedded = self._forward(ids, mask)
+        whole = mask.sum(axis=1) < self.meta.max_length  # at the limit: maybe cut
+        probs, in_scope = self._calibrated(logits, embedded)
+        return probs, in_scope, embedded, whole
+
+    def _calibrated(self, logits: np.ndarray, embedded: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         scaled = logits / self.meta.calibration.temperature
         exp = np.exp(scaled - scaled.max(axis=1, keepdims=True))
         probs = exp / exp.sum(axis=1, keepdims=True)
@@ -129,13 +143,15 @@ class IntentClassifier:
         values = oos.features(probs, scaled, embedded, self._reference, self._oos_index)
         return probs, self._scorer.score(values)
 
-    def _prediction(self, row: np.ndarray, in_scope: float, top: int) -> Prediction:
+    def _prediction(self, row: np.ndarray, in_scope: float, top: int,
+                    embedding: np.ndarray | None = None, whole_text: bool = True) -> Prediction:
         order = np.argsort(-row)[:top]
         ranking = [(self.labels[i], float(row[i])) for i in order]
         intent, confidence = ranking[0]
         calib = self.meta.calibration
         rejected = intent == calib.oos_intent or in_scope < calib.oos_threshold
-        return Prediction(intent, confidence, ranking, rejected, float(in_scope))
+        return Prediction(intent, confidence, ranking, rejected, float(in_scope), embedding,
+                          bool(whole_text))
 
     def predict(self, text: str, top: int = 10) -> Prediction:
         return self.predict_batch([text], top=top)[0]
@@ -148,7 +164,8 @@ class IntentClassifier:
         results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), batch_size):
             chunk = order[start: start + batch_size]
-            probs, in_scope = self._scored([texts[i] for i in chunk])
-            for i, row, score in zip(chunk, probs, in_scope, strict=True):
-                results[i] = self._prediction(row, score, top)
+            probs, in_scope, embedded, whole = self._scored([texts[i] for i in chunk])
+            for j, (i, row, score) in enumerate(zip(chunk, probs, in_scope, strict=True)):
+                results[i] = self._prediction(row, score, top,
+                                              None if embedded is None else embedded[j], whole[j])
         return [r for r in results if r is not None]

@@ -72,6 +72,11 @@ class ModelMeta:
     train_params: dict[str, object] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     fast_format: str | None = None  # "int8" or "fp32" once nlu.export.export_onnx chose
+    # ``common.files.weights_fingerprint`` of the base checkpoint when training left its
+    # encoder untouched (probe only): the pooled embeddings are then that checkpoint's
+    # sentence vectors, which a retriever on the same weights can use instead of encoding
+    # the text again. Empty when the encoder was fine-tuned (its vectors are its own).
+    encoder_id: str = ""
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:

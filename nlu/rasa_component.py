@@ -31,6 +31,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from common.files import sha256_files
+from nlu import handover
 from nlu.calibration import rescale
 from nlu.classifier import IntentClassifier, Prediction
 from nlu.training import TrainParams, train
@@ -143,10 +144,15 @@ class BertIntentClassifier(GraphComponent, RasaIntentClassifier):
             return messages
         texts = [m.get(TEXT) or "" for m in messages]
         predictions = self._classifier.predict_batch(texts, top=self._config["ranking_length"])
+        encoder_id = self._classifier.meta.encoder_id
         for message, prediction in zip(messages, predictions, strict=True):
             intent, ranking = self._to_rasa(prediction)
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            if encoder_id and prediction.embedding is not None and prediction.whole_text:
+                # The retriever's sentence vector, already computed (nlu/handover.py).
+                message.set(handover.PARSE_KEY, handover.pack(encoder_id, prediction.embedding),
+                            add_to_output=True)
         return messages
 
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from common.config import get_settings
+from common.files import weights_fingerprint
 from nlu import calibration, oos
 from nlu.memory import Blend, ExampleMemory, choose_blend
 from nlu.model import Calibration, IntentModel, ModelMeta, save
@@ -472,6 +473,7 @@ def train(
                                 knn_k=blend.k, knn_temperature=blend.temperature,
                                 oos_scorer=None if scorer is None else scorer.to_dict()),
         base_model=base,
+        encoder_id=weights_fingerprint(base) if params.epochs == 0 else "",
         train_params={k: v for k, v in asdict(params).items() if k != "device"},
         metrics={**val_metrics, "train_seconds": round(time.monotonic() - started, 1),
                  "best_epoch": float(tuning.best_epoch),

@@ -19,22 +19,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common.files import sha256_files
+from common.files import weights_fingerprint
 from retrieval.cache import EmbeddingCache, text_key
 
 logger = logging.getLogger(__name__)
 
 MAX_CHARS = 2000  # longer texts are cut before tokenising: the model reads 256 tokens anyway
-
-
-def model_fingerprint(model: str) -> str:
-    """A short id of a model's weights: the folder name plus a hash of its weight files."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return model
-    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    digest = sha256_files(folder, [w.name for w in weights], with_names=False)
-    return f"{folder.name}-{digest[:16]}"
 
 
 def clean_text(text: str) -> str:
@@ -82,7 +72,7 @@ class Encoder:
         """``export_dir``: where the model's ONNX export is kept (made there on first use);
         None runs the eager model (sentence-transformers on ``device``)."""
         self.model_name = model
-        self.model_id = model_fingerprint(model)
+        self.model_id = weights_fingerprint(model)
         self._model: SentenceModel
         if export_dir is not None and device in (None, "cpu"):
             from retrieval.onnx_encoder import OnnxSentenceModel, export_folder

@@ -259,17 +259,23 @@ class Retriever:
     def search(
         self, query: str, k: int = 5,
         intent_ranking: Iterable[Mapping[str, Any]] | None = None,
-        filters: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | None = None, vector: np.ndarray | None = None,
     ) -> SearchResult:
         """The best ``k`` answers for ``query`` and what to do with them.
 
         ``intent_ranking`` is Rasa's list of ``{"name", "confidence"}``; ``filters`` may hold
-        ``intent`` (a name or list), ``tags`` (any of) and ``answer_ids``.
+        ``intent`` (a name or list), ``tags`` (any of) and ``answer_ids``. ``vector`` is the
+        query's unit vector from this encoder's weights when the caller has it already (the
+        classifier's, ``nlu/handover.py``): the query is then not encoded again.
         """
         if not 1 <= k <= 100:
             raise ValueError("k must be between 1 and 100")
         allowed = self._filter(filters)
-        query_vector = self.encoder.encode([query], cache=self.cache_queries, urgent=True)[0]
+        if vector is not None and vector.shape == (self.encoder.dim,):
+            query_vector = vector.astype(np.float32, copy=False)
+        else:
+            query_vector = self.encoder.encode([query], cache=self.cache_queries,
+                                               urgent=True)[0]
         return self._search_vector(query, query_vector, k, intent_ranking, allowed)
 
     def search_many(

@@ -305,6 +305,11 @@ class Served:
     def tracker_url(self) -> str:
         return self.env["HELPDESK_TRACKER_STORE_URL"]
 
+    @property
+    def actions(self) -> str:
+        """The action server (the embedded profile's one)."""
+        return f"http://127.0.0.1:{self.env['HELPDESK_ACTIONS_PORT']}"
+
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 

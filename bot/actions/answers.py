@@ -18,7 +18,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.retriever import ready_retriever
+from bot.actions.retriever import count_question, ready_retriever
+from nlu import handover
 from retrieval.decision import ANSWER, CLARIFY, CLARIFY_OPTIONS
 from retrieval.reply import NO_ANSWER_RESPONSE as NO_ANSWER
 from retrieval.reply import reply_for
@@ -27,12 +28,17 @@ from retrieval.retriever import SearchResult
 logger = logging.getLogger(__name__)
 
 
-def _search(text: str, ranking: list[dict[str, Any]] | None) -> SearchResult | None:
+def _search(message: dict[str, Any]) -> SearchResult | None:
     retriever = ready_retriever()
     if retriever is None:
         logger.warning("no answer retriever is ready: replying with the fallback")
         return None
-    return retriever.search(text, k=CLARIFY_OPTIONS, intent_ranking=ranking)
+    encoder = retriever.encoder
+    # The classifier's vector of this text, when it is this encoder's (nlu/handover.py).
+    vector = handover.unpack(message.get(handover.PARSE_KEY), encoder.model_id, encoder.dim)
+    count_question(handed_over=vector is not None)
+    return retriever.search(message.get("text") or "", k=CLARIFY_OPTIONS,
+                            intent_ranking=message.get("intent_ranking"), vector=vector)
 
 
 def previous_turn_failed(events: list[dict[str, Any]]) -> bool:
@@ -76,8 +82,7 @@ class ActionAnswer(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         message = tracker.latest_message or {}
-        text = message.get("text") or ""
-        result = await asyncio.to_thread(_search, text, message.get("intent_ranking"))
+        result = await asyncio.to_thread(_search, message)
         retriever = ready_retriever(0)
         reply = reply_for(result, retriever.answer if retriever else lambda _: None)
         if reply.decision == CLARIFY:

@@ -8,6 +8,9 @@ bot answers with about a second later.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+
 import httpx
 
 from common.config import get_settings
@@ -57,6 +60,22 @@ def start_in_background() -> None:
 def ready_retriever(timeout: float = READY_TIMEOUT) -> Retriever | None:
     """The retriever once it has synced with the admin API (or restored a snapshot)."""
     return _the_retriever().ready(timeout)
+
+
+_questions: Counter[str] = Counter()
+_questions_lock = threading.Lock()
+
+
+def count_question(handed_over: bool) -> None:
+    """Count a searched question by where its vector came from (the health output shows it)."""
+    with _questions_lock:
+        _questions["handed_over" if handed_over else "encoded"] += 1
+
+
+def question_counts() -> dict[str, int]:
+    """Questions searched since start: vectors handed over by the classifier, and encoded."""
+    with _questions_lock:
+        return {"handed_over": _questions["handed_over"], "encoded": _questions["encoded"]}
 
 
 def answers_version() -> int | None:

@@ -26,13 +26,14 @@ class AnswersHealth:
     def attach_sanic_app_extensions(self, app: Any) -> None:
         from sanic import response
 
-        from bot.actions.retriever import answers_version
+        from bot.actions.retriever import answers_version, question_counts
 
         @app.get("/health/answers")
         async def answers_health(_: Any) -> Any:
             version = answers_version()
             return response.json({"status": "ok" if version is not None else "loading",
-                                  "answers_version": version, "pid": os.getpid()})
+                                  "answers_version": version, "pid": os.getpid(),
+                                  "questions": question_counts()})
 
 
 def main() -> None:

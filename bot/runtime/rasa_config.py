@@ -16,9 +16,12 @@ from sqlalchemy.engine import make_url
 
 from common.config import get_settings
 
+TRACKER_STORE = "bot.runtime.tracker_store.CompactSQLTrackerStore"
+
 
 def tracker_store_config(url: str) -> dict[str, object]:
-    """Rasa's SQL tracker store section for a SQLAlchemy URL."""
+    """Rasa's SQL tracker store section for a SQLAlchemy URL: Rasa's SQL store, minus the
+    sentence vectors handed from the classifier to the retriever (``tracker_store.py``)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -26,10 +29,10 @@ def tracker_store_config(url: str) -> dict[str, object]:
             raise ValueError("the SQLite tracker store URL needs a file path")
         path = Path(parsed.database).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return {"type": "SQL", "dialect": "sqlite", "db": str(path)}
+        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": str(path)}
     if backend == "postgresql":
         config: dict[str, object] = {
-            "type": "SQL",
+            "type": TRACKER_STORE,
             "dialect": "postgresql",
             "url": parsed.host or "localhost",
             "port": parsed.port or 5432,

@@ -302,10 +302,10 @@ def test_erasing_a_conversation_erases_what_was_derived_from_its_words(
     import numpy as np
 
     from common.config import get_settings
+    from common.files import weights_fingerprint
     from retrieval.cache import EmbeddingCache, text_key
-    from retrieval.encoder import model_fingerprint
 
-    model_id = model_fingerprint(get_settings().encoder_models[0])
+    model_id = weights_fingerprint(get_settings().encoder_models[0])
     cache = EmbeddingCache(get_settings().index_dir / "embeddings.sqlite", dim=4)
     key = text_key(model_id, "Problem with my card")
     cache.put_many({key: np.ones(4, dtype=np.float32),

@@ -51,6 +51,10 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     assert custom["decision"] == "answer"
     assert (calibration.with_ranking.fallback <= custom["score"]
             <= 1 + calibration.support + calibration.boost)
+    # The default model's classifier left its encoder untouched: it handed its sentence
+    # vector to the retriever, which did not encode the question again.
+    health = httpx.get(served.actions + "/health/answers").json()
+    assert health["questions"] == {"handed_over": 1, "encoded": 0}
 
     # Staff edit the answer through the admin API, with the admin token the first run
     # printed: the bot says the new text within 2 seconds, with no retraining or restart.
@@ -108,6 +112,9 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
         f"SELECT data FROM events WHERE sender_id='{sid('smoke-1')}' AND type_name='user'"
     ).fetchall()
     assert [json.loads(e[0])["text"] for e in events] == ["hi", "I am still waiting on my card?"]
+    # Stored with its intent ranking but without the vector handed to the retriever.
+    stored = json.loads(events[1][0])["parse_data"]
+    assert stored["intent"]["name"] == "card_arrival" and "text_vector" not in stored
     assert served.text().count("Its API token is shown only now") == 1
 
     # Card numbers never reach the tracker store; an oversize message is refused politely.

@@ -93,6 +93,7 @@ def test_trained_agent_returns_our_ranking_and_falls_back(project: Path) -> None
     parsed = json.loads(result.stdout.split("PARSED", 1)[1])
     card, joke = parsed[0], parsed[1]
     assert card["intent"]["name"] == "card_arrival"
+    assert "text_vector" not in card  # fine-tuned: its vectors are not the retriever's
     ranking = card["intent_ranking"]
     assert 1 < len(ranking) <= 10
     assert {r["name"] for r in ranking} <= set(INTENTS) | {"out_of_scope", "greet"}
