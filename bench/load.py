@@ -755,6 +755,91 @@ def open_loop_step(stack: Stack, rate: float, seconds: float) -> dict:
             "cpu_ms_per_turn": _cpu_per_turn(before, after, total.num_requests)}
 
 
+# The Rasa side of a turn, step by step: the target's own model and endpoints (its action
+# server, its kind of tracker store on a fresh SQLite file, no model server), loaded in one
+# process under cProfile with a CPU clock. Run with the target's own code first on the path.
+PROFILE = r"""
+import asyncio, cProfile, json, pstats, sys, time, uuid
+import yaml
+try:
+    from bot.runtime import keep_alive  # what this tree's Rasa entry point installs
+    keep_alive.install()
+except ImportError:
+    pass
+from rasa.core.agent import load_agent
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.utils import AvailableEndpoints
+model, endpoints_path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+STEPS = {
+    "nlu": ("rasa/core/processor.py", "parse_message"),
+    "tracker_load": ("rasa/core/tracker_store.py", "retrieve"),
+    "tracker_save": ("rasa/core/tracker_store.py", "save"),
+    "policies": ("rasa/core/processor.py", "_predict_next_with_tracker"),
+    "action_request": ("rasa/core/actions/action.py", "_action_call_format"),
+    "action_http": ("rasa/utils/endpoints.py", "request"),
+    "action_events": ("rasa/core/processor.py", "_log_action_on_tracker"),
+    "lock": ("rasa/core/lock_store.py", "lock"),
+}
+async def main():
+    agent = await load_agent(model_path=model,
+                             endpoints=AvailableEndpoints.read_endpoints(endpoints_path))
+    async def turn(text):
+        await agent.handle_message(UserMessage(text, CollectingOutputChannel(),
+                                               sender_id=uuid.uuid4().hex))
+    for text in texts[:10]:
+        await turn(text)
+    profiler = cProfile.Profile(time.process_time)
+    started = time.process_time()
+    profiler.enable()
+    for text in texts[10:]:
+        await turn(text)
+    profiler.disable()
+    total = time.process_time() - started
+    stats = pstats.Stats(profiler).stats
+    turns = len(texts) - 10
+    steps = {}
+    for name, (path, function) in STEPS.items():
+        steps[name] = sum(value[3] for key, value in stats.items()
+                          if key[0].endswith(path) and key[2] == function) * 1000 / turns
+    steps = {k: round(v, 2) for k, v in steps.items()}
+    steps["other"] = round(total * 1000 / turns - sum(steps.values()), 2)
+    print("PROFILE" + json.dumps({"turns": turns, "total": round(total * 1000 / turns, 2),
+                                  "steps": steps}))
+asyncio.run(main())
+"""
+
+
+def profile_turns(stack: Stack, target: str, tree: Path, model: str, texts: list[str]) -> dict:
+    """CPU ms per turn of each Rasa-side step, in one process, and of the action server (its
+    own counters) over the same turns."""
+    import yaml
+
+    if target == "stock":
+        source = stack.var_dir / "endpoints.yml"
+    else:
+        source = stack.var_dir / "run" / "endpoints.yml"
+    endpoints = yaml.safe_load(source.read_text()) or {}
+    endpoints.pop("models", None)
+    endpoints.pop("event_broker", None)
+    scratch = Path(tempfile.mkdtemp(prefix="helpdesk-profile-"))
+    endpoints["tracker_store"] = {**endpoints["tracker_store"], "db": str(scratch / "t.db")}
+    (scratch / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
+    env = {**_build_env(), "PYTHONPATH": str(tree),
+           "HELPDESK_VAR_DIR": str(stack.var_dir)}  # where the rasa token lives, for ours
+    before = server_cpu_ms(stack.process.pid)
+    output = subprocess.run([PYTHON, "-c", PROFILE, model, str(scratch / "endpoints.yml"),
+                             json.dumps(texts)], cwd=tree, env=env, capture_output=True,
+                            text=True, timeout=1800)
+    after = server_cpu_ms(stack.process.pid)
+    if output.returncode != 0 or "PROFILE" not in output.stdout:
+        raise SystemExit(f"the profile failed:\n{output.stderr[-3000:]}")
+    figures = json.loads(output.stdout.split("PROFILE", 1)[1])
+    turns = figures["turns"] + 10
+    figures["action_server"] = round((after.get("actions", 0) - before.get("actions", 0))
+                                     / turns, 2)
+    return figures
+
+
 def cost(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"helpdesk-cost-{args.target}-"))
     stack = start_target(args.target, workdir, args.stock_epochs)
@@ -774,6 +859,12 @@ def cost(args: argparse.Namespace) -> dict:
                                  "p95": round(percentile(latencies, 0.95), 1)},
                   "cpu_ms_per_turn": _cpu_per_turn(before, after, len(alone))}
         print(f"[cost] {args.target} alone: {json.dumps(single)}", flush=True)
+        tree = ROOT / "build" / f"bench-{TODAY}" if args.target == "today" else ROOT
+        model = (prepare_today()[1] if args.target == "today" else str(
+            prepare_stock(args.stock_epochs)) if args.target == "stock" else newest_model())
+        steps_profile = profile_turns(stack, args.target, tree, model,
+                                      [rng.choice(pool) for _ in range(args.single // 2 + 10)])
+        print(f"[cost] {args.target} profile: {json.dumps(steps_profile)}", flush=True)
         steps, failures = [], 0
         for rate in args.rates:
             step = open_loop_step(stack, rate, args.step_seconds)
@@ -792,7 +883,8 @@ def cost(args: argparse.Namespace) -> dict:
         return {"target": args.target, "code": TODAY if args.target == "today" else (
                     "stock Rasa " + str(args.stock_epochs) + " epochs" if args.target == "stock"
                     else "this checkout"),
-                "single": single, "steps": steps, "sustained_per_s": sustained,
+                "single": single, "profile": steps_profile, "steps": steps,
+                "sustained_per_s": sustained,
                 "p95_target_ms": P95_TARGET_MS,
                 "physical_limit_per_s": round(limit, 1) if limit else None,
                 "sustained_share_of_limit": round(sustained / limit, 3) if limit else None}
