@@ -762,8 +762,8 @@ PROFILE = r"""
 import asyncio, cProfile, json, pstats, sys, time, uuid
 import yaml
 try:
-    from bot.runtime import keep_alive  # what this tree's Rasa entry point installs
-    keep_alive.install()
+    from bot.runtime import rasa_patches  # what this tree's Rasa entry point installs
+    rasa_patches.install()
 except ImportError:
     pass
 from rasa.core.agent import load_agent

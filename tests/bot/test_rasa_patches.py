@@ -1,15 +1,19 @@
-"""Rasa's calls to the action server reuse one kept-alive connection instead of opening one
-per call, and still get through when the server closes a connection."""
+"""Rasa's action calls without their waste: responses are validated as Rasa validates them
+(the same errors) with the schema checked once, and calls reuse one kept-alive connection
+instead of opening one per call, still getting through when the server closes one."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
+import pytest
 from aiohttp import web
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.runtime import keep_alive
+from bot.runtime import rasa_patches
 
 
 def _free_port() -> int:
@@ -47,15 +51,15 @@ async def _calls(count: int, close_after: int | None = None) -> tuple[list[dict]
 
 
 def test_action_calls_share_one_connection() -> None:
-    keep_alive.install()
-    keep_alive.install()  # idempotent
+    rasa_patches.install()
+    rasa_patches.install()  # idempotent
     replies, peers = asyncio.run(_calls(6))
     assert [r["echo"] for r in replies] == list(range(6))
     assert len(peers) == 1
 
 
 def test_a_connection_the_server_closes_is_replaced() -> None:
-    keep_alive.install()
+    rasa_patches.install()
     replies, peers = asyncio.run(_calls(6, close_after=2))
     assert [r["echo"] for r in replies] == list(range(6))
     assert len(peers) == 3
@@ -63,8 +67,8 @@ def test_a_connection_the_server_closes_is_replaced() -> None:
 
 def test_rasas_own_session_opens_a_connection_per_call() -> None:
     """What the patch removes (the baseline the benchmark compares with)."""
-    keep_alive.install()
-    original = getattr(EndpointConfig, keep_alive._ORIGINAL_SESSION)
+    rasa_patches.install()
+    original = getattr(EndpointConfig, rasa_patches._ORIGINAL_SESSION)
     patched = EndpointConfig.session
     EndpointConfig.session = original  # type: ignore[method-assign]
     try:
@@ -72,3 +76,34 @@ def test_rasas_own_session_opens_a_connection_per_call() -> None:
     finally:
         EndpointConfig.session = patched  # type: ignore[method-assign]
     assert len(peers) == 4
+
+
+RESPONSES = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "card", "value": "1234"}],
+     "responses": [{"text": "Done.", "buttons": [], "custom": {"data": {"answer_id": 3}}}]},
+    {"events": [{"event": "action_execution_rejected", "name": "action_answer"}]},
+    {},
+]
+BAD = [
+    {"events": [{"event": "no_such_event"}]},
+    {"events": "not a list"},
+    {"responses": [{"text": 12}], "events": [{"event": "slot"}]},
+    {"events": [{"event": "slot", "name": 5}]},
+]
+
+
+def test_action_responses_are_validated_as_rasa_validates_them() -> None:
+    rasa_patches.install()
+    action = RemoteAction("action_answer", None)
+    original = getattr(RemoteAction, rasa_patches._ORIGINAL_VALIDATION)
+    for response in RESPONSES:
+        assert action._validate_action_result(response) is True
+        assert original(action, response) is True
+    for response in BAD:
+        with pytest.raises(ValidationError) as ours:
+            action._validate_action_result(response)
+        with pytest.raises(ValidationError) as rasas:
+            original(action, response)
+        assert ours.value.message == rasas.value.message, response
+        assert "Failed to validate Action server response" in ours.value.message
