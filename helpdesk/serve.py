@@ -39,6 +39,10 @@ from common.processes import die_with_parent
 from helpdesk import proxy
 
 LOG_TAIL_LINES = 40
+# One BLAS thread, and OpenMP threads that sleep rather than spin when idle, for the processes
+# that answer customers (Rasa, the action servers).
+SERVING_THREADS = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "OMP_WAIT_POLICY": "PASSIVE"}
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0  # a service that ran this long starts its backoff again from the first
@@ -252,6 +256,10 @@ def build_services(settings: Settings, var_dir: Path,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Rasa and the action servers answer one message at a time with small matrix products (the
+    # classifier's example memory, a search): a BLAS or OpenMP pool's threads would spin after
+    # each of them, burning more CPU than the product itself (docs/turn-cost.md).
+    serving_env = {**env, **SERVING_THREADS}
     endpoints, credentials = runtime.write_run_config(
         var_dir / "run", actions_url, f"{api_url}/api/v1/models/production/file", token)
     logs = var_dir / "logs"
@@ -282,9 +290,10 @@ def build_services(settings: Settings, var_dir: Path,
              "--port", str(port)],
             # Stateless: Rasa keeps the conversations, and customers get an apology (see
             # bot/runtime/channels.py) for the seconds it is away.
-            f"{settings.url(port)}/health", logs / f"actions{suffix.strip()}.log", env,
+            f"{settings.url(port)}/health", logs / f"actions{suffix.strip()}.log", serving_env,
         ))
-    rasa_env = dict(env, SANIC_PROXIES_COUNT="1") if layout is not None else env
+    rasa_env = (dict(serving_env, SANIC_PROXIES_COUNT="1") if layout is not None
+                else serving_env)
     for number, port in enumerate(rasa_ports, 1):
         suffix = f" {number}" if layout is not None else ""
         services.append(Service(

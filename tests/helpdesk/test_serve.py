@@ -55,6 +55,14 @@ def test_serve_answers_stores_feedback_and_stops_cleanly(serve: Callable[..., Se
     # vector to the retriever, which did not encode the question again.
     health = httpx.get(served.actions + "/health/answers").json()
     assert health["questions"] == {"handed_over": 1, "encoded": 0}
+    # Rasa and the action server run with one BLAS thread and sleeping OpenMP threads: a
+    # pool spinning after each small product cost several times the product itself.
+    serving = [pid for pid in processes_of(served.var_dir) if re.search(
+        rb"rasa_server|action_server", Path(f"/proc/{pid}/cmdline").read_bytes())]
+    assert len(serving) == 2
+    for pid in serving:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"OPENBLAS_NUM_THREADS=1" in environ and b"OMP_WAIT_POLICY=PASSIVE" in environ
 
     # Staff edit the answer through the admin API, with the admin token the first run
     # printed: the bot says the new text within 2 seconds, with no retraining or restart.
