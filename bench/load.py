@@ -813,6 +813,21 @@ asyncio.run(main())
 """
 
 
+def _thread_settings(stack: Stack) -> dict[str, str]:
+    """The thread pools' settings the target's own Rasa runs with (read from its process)."""
+    for pid in [stack.process.pid, *_children(stack.process.pid)]:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if _role(command) == "rasa":
+            pairs = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+            return {k: v for k, v in pairs.items()
+                    if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))}
+    return {}
+
+
 def profile_turns(stack: Stack, target: str, tree: Path, model: str, texts: list[str]) -> dict:
     """CPU ms per turn of each Rasa-side step, in one process, and of the action server (its
     own counters) over the same turns."""
@@ -829,7 +844,8 @@ def profile_turns(stack: Stack, target: str, tree: Path, model: str, texts: list
     endpoints["tracker_store"] = {**endpoints["tracker_store"], "db": str(scratch / "t.db")}
     (scratch / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
     env = {**_build_env(), "PYTHONPATH": str(tree),
-           "HELPDESK_VAR_DIR": str(stack.var_dir)}  # where the rasa token lives, for ours
+           "HELPDESK_VAR_DIR": str(stack.var_dir),  # where the rasa token lives, for ours
+           **_thread_settings(stack)}
     before = server_cpu_ms(stack.process.pid)
     output = subprocess.run([PYTHON, "-c", PROFILE, model, str(scratch / "endpoints.yml"),
                              json.dumps(texts)], cwd=tree, env=env, capture_output=True,
