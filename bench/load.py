@@ -310,10 +310,17 @@ class WidgetCustomer(User):
 
 
 def stored_texts(stack: Stack, session: str) -> list[str]:
-    reply = requests.get(f"{stack.api}/api/v1/conversations/{session}",
-                         headers={"Authorization": f"Bearer {stack.admin_token}"},
-                         verify=SETTINGS["tls"] if isinstance(SETTINGS["tls"], str) else True,
-                         timeout=60)
+    """The customer's texts the admin API shows for a conversation; waits (up to 2 minutes)
+    while the proxy still answers 5xx for an admin API that a fault has just restarted."""
+    deadline = time.monotonic() + 120
+    while True:
+        reply = requests.get(f"{stack.api}/api/v1/conversations/{session}",
+                             headers={"Authorization": f"Bearer {stack.admin_token}"},
+                             verify=SETTINGS["tls"] if isinstance(SETTINGS["tls"], str) else True,
+                             timeout=60)
+        if reply.status_code < 500 or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     if reply.status_code == 404:
         return []
     reply.raise_for_status()
