@@ -336,7 +336,7 @@ SERVICE_MARKERS = {  # what a process's command line holds, and the supervisor's
     "rasa": (b"bot.runtime.rasa_server", "rasa_backends", "Rasa server 1"),
     "actions": (b"bot.runtime.action_server", "action_backends", "action server 1"),
     "admin_api": (b"admin_api.main:app", "", "admin API"),
-    "worker": (b"worker", "", "retraining worker"),
+    "worker": (b"helpdesk.cli", "", "retraining worker"),
 }
 
 
@@ -390,7 +390,7 @@ def inject(stack: Stack, what: str) -> float:
     if backends:
         topology = json.loads((stack.var_dir / "run" / "topology.json").read_text())
         port = str(topology[backends][0])
-    victims = _pids_of(stack, marker, port)
+    victims = _pids_of(stack, marker, "worker" if what == "worker" else port)
     if not victims:
         raise SystemExit(f"no {what} process to kill")
     children = [pid for victim in victims for pid in _children(victim)]
