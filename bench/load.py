@@ -476,7 +476,10 @@ def run(args: argparse.Namespace) -> dict:
         writers = gevent.spawn(keep_writing_while_held, stack, started + args.timeout)
         recovery = None
         if args.kill != "none":
-            gevent.sleep(args.kill_after)
+            # A third of the way through the customers' messages, so that the fault lands
+            # while they are still writing (after it, there would be nothing to lose).
+            gevent.sleep(args.kill_after if args.kill_after is not None
+                         else max(3.0, args.messages * args.think / 3))
             recovery = gevent.spawn(inject, stack, args.kill)
         deadline = started + args.timeout
         while time.monotonic() < deadline:
@@ -974,7 +977,8 @@ def main() -> None:
                         choices=("none", *SERVICE_MARKERS, "postgres", "redis"))
     parser.add_argument("--held", type=int, default=5,
                         help="conversations handed to a person that keep writing")
-    parser.add_argument("--kill-after", type=float, default=20.0)
+    parser.add_argument("--kill-after", type=float, default=None,
+                        help="seconds after the start (default: a third of the messages)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--mode", choices=("loss", "cost"), default="loss",
                         help="loss: socket.io customers, nothing lost; cost: REST turn cost")
