@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import oos_scores  # noqa: E402 - after the path is set
 from results_file import add_smoke_flag, merge, results_dir  # noqa: E402
+from stock_rasa import stock_config  # noqa: E402
 
 CLINC = Path(os.environ.get("HELPDESK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")) \
     / "clinc150" / "data_full.json"
@@ -277,23 +278,6 @@ def _diet_only(train_set: list, test_set: list, args: argparse.Namespace) -> Non
                               "diet": {**diet, "budget_from_run_of": ours_date}})
 
 
-DIET_CONFIG = """recipe: default.v1
-language: en
-assistant_id: bench
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: RegexFeaturizer
-  - name: LexicalSyntacticFeaturizer
-  - name: CountVectorsFeaturizer
-  - name: CountVectorsFeaturizer
-    analyzer: char_wb
-    min_ngram: 1
-    max_ngram: 4
-  - name: DIETClassifier
-    epochs: {epochs}
-    random_seed: 42
-policies: []
-"""
 
 DIET_EVAL = """
 import asyncio, json, sys, time
@@ -330,7 +314,7 @@ def _diet(train_set: list, test_set: list, epochs: int, project: Path,
     (project / "nlu.yml").write_text("\n".join(lines) + "\n")
     (project / "domain.yml").write_text('version: "3.1"\nintents:\n'
                                         + "".join(f"  - {i}\n" for i in sorted(by_intent)))
-    (project / "config.yml").write_text(DIET_CONFIG.format(epochs=epochs))
+    (project / "config.yml").write_text(stock_config(epochs))
     env = dict(os.environ, RASA_TELEMETRY_ENABLED="false", HF_HUB_OFFLINE="1",
                RASA_CACHE_DIRECTORY=str(project / "cache"))
     print(f"[banking77_full] training DIET for {epochs} epochs", flush=True)

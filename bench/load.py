@@ -87,6 +87,7 @@ HELPDESK = str(ROOT / ".venv" / "bin" / "helpdesk")
 QUESTIONS_CSV = ROOT.parent / "shared" / "datasets" / "banking77" / "test.csv"
 
 from bench.results_file import add_smoke_flag, merge  # noqa: E402
+from bench.stock_rasa import stock_config  # noqa: E402
 
 
 def free_port() -> int:
@@ -408,17 +409,20 @@ def inject(stack: Stack, what: str) -> float:
     return round(time.monotonic() - killed, 1)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _proc_stats() -> dict[int, list[bytes]]:
+    """Every live process's ``/proc/<pid>/stat`` fields after the command name."""
+    stats: dict[int, list[bytes]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                stats[int(entry.name)] = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return stats
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, fields in _proc_stats().items() if int(fields[1]) == pid]
 
 
 HELD: dict[str, list[str]] = {}  # conversations waiting for a person: what the bot said after
@@ -545,31 +549,6 @@ HELPDESK_CLI = ["-c", "from helpdesk.cli import app; app()"]
 TRAIN_CSV = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
 P95_TARGET_MS = 300.0
 
-STOCK_CONFIG = """recipe: default.v1
-language: en
-assistant_id: stock-bench
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: RegexFeaturizer
-  - name: LexicalSyntacticFeaturizer
-  - name: CountVectorsFeaturizer
-  - name: CountVectorsFeaturizer
-    analyzer: char_wb
-    min_ngram: 1
-    max_ngram: 4
-  - name: DIETClassifier
-    epochs: {epochs}
-    random_seed: 42
-  - name: EntitySynonymMapper
-  - name: ResponseSelector
-    epochs: {epochs}
-    random_seed: 42
-  - name: FallbackClassifier
-    threshold: 0.3
-policies:
-  - name: MemoizationPolicy
-  - name: RulePolicy
-"""
 
 
 def _build_env() -> dict[str, str]:
@@ -627,7 +606,9 @@ def prepare_stock(epochs: int) -> Path:
     (project / "nlu.yml").write_text(yaml.safe_dump(nlu, sort_keys=False))
     (project / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False))
     (project / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
-    (project / "config.yml").write_text(STOCK_CONFIG.format(epochs=epochs))
+    (project / "config.yml").write_text(
+        stock_config(epochs, response_selector=True,
+                     policies=("MemoizationPolicy", "RulePolicy")))
     print(f"[cost] training the stock Rasa bot ({epochs} epochs)", flush=True)
     subprocess.run([PYTHON, "-m", "rasa", "train", "--config", "config.yml", "--domain",
                     "domain.yml", "--data", "nlu.yml", "rules.yml", "--out", "models"],
@@ -674,16 +655,10 @@ def _role(command: bytes) -> str:
 
 def server_cpu_ms(root: int) -> dict[str, float]:
     """CPU milliseconds (user + system) of ``root`` and its live descendants, by role."""
+    stats = _proc_stats()
     children: dict[int, list[int]] = {}
-    stats: dict[int, list[bytes]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = fields
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
     tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     stack = [root]
