@@ -80,10 +80,17 @@ class Scaled:
         return auth_header(secret)["Authorization"]
 
     def events(self, session_id: str) -> list[dict]:
-        reply = httpx.get(f"{self.rasa_backends[0]}/conversations/{session_id}/tracker",
-                          headers={"Authorization": self.rasa_token()}, timeout=30)
-        reply.raise_for_status()
-        return reply.json()["events"]
+        """The conversation's stored events, read through whichever instance is up (one may
+        just have been killed: they all read the same tracker store)."""
+        for backend in self.rasa_backends:
+            try:
+                reply = httpx.get(f"{backend}/conversations/{session_id}/tracker",
+                                  headers={"Authorization": self.rasa_token()}, timeout=30)
+            except httpx.ConnectError:
+                continue
+            reply.raise_for_status()
+            return reply.json()["events"]
+        raise AssertionError("no Rasa instance answers")
 
     def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         return httpx.request(method, f"{self.served.api}{path}", headers=self.admin,
