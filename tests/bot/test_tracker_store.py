@@ -70,3 +70,36 @@ def test_a_saved_turn_keeps_its_parse_data_but_not_the_vector(tracker_url: str) 
     assert any('"card_arrival"' in row for row in rows)
     assert not any(handover.PARSE_KEY in row for row in rows)
     assert published and not any(handover.PARSE_KEY in str(e) for e in published)
+
+
+def test_a_turn_saved_after_the_database_dropped_its_connections_is_stored(
+        postgres_url: str) -> None:
+    """What a PostgreSQL restart does to a running Rasa: every pooled connection is gone.
+    Rasa's own store fails the save, and its fail-safe wrapper keeps the turn in memory only."""
+    config = EndpointConfig.from_dict(rasa_config.tracker_store_config(postgres_url))
+    store = CompactSQLTrackerStore(host=config.url, domain=Domain.empty(), **config.kwargs)
+    database = sqlalchemy.engine.make_url(postgres_url).database
+    admin = sqlalchemy.create_engine(postgres_url.rsplit("/", 1)[0] + "/postgres",
+                                     isolation_level="AUTOCOMMIT")
+
+    async def run() -> None:
+        tracker = await store.get_or_create_tracker("c-2")
+        tracker.update(UserUttered("first message", {"name": "greet", "confidence": 1.0}))
+        await store.save(tracker)  # the pool now holds a connection
+        with admin.connect() as connection:
+            killed = connection.execute(sqlalchemy.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar()
+        assert killed >= 1
+        tracker.update(UserUttered("second message", {"name": "greet", "confidence": 1.0}))
+        await store.save(tracker)
+        again = await store.retrieve("c-2")
+        assert again is not None
+        assert [e.text for e in again.events if isinstance(e, UserUttered)] == [
+            "first message", "second message"]
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.engine.dispose()
+        admin.dispose()
