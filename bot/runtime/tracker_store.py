@@ -13,9 +13,9 @@ PostgreSQL.
 A database restart (or a dropped connection) used to lose turns: Rasa wraps every tracker store
 in a fail-safe one, which logs a failed save and keeps the turn in memory only, while the
 customer's message has already been acknowledged. So this store checks a pooled connection
-before using it (SQLAlchemy's pre-ping) and retries a save that fails on the connection for
-up to ``SAVE_RETRY_SECONDS``, which covers a restart. A save is one transaction: a failed try
-leaves nothing behind.
+before using it (SQLAlchemy's pre-ping) and retries a read or a save that fails on the
+connection for up to ``SAVE_RETRY_SECONDS``, which covers a restart. A save is one
+transaction: a failed try leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import UserUttered
@@ -34,6 +35,7 @@ from nlu.handover import PARSE_KEY
 
 logger = logging.getLogger(__name__)
 SAVE_RETRY_SECONDS = 20.0
+T = TypeVar("T")
 
 
 def strip_vectors(tracker: DialogueStateTracker) -> int:
@@ -47,8 +49,8 @@ def strip_vectors(tracker: DialogueStateTracker) -> int:
 
 
 class CompactSQLTrackerStore(SQLTrackerStore):
-    """``SQLTrackerStore`` that never stores a handed-over sentence vector and retries a save
-    the database dropped."""
+    """``SQLTrackerStore`` that never stores a handed-over sentence vector and retries a read
+    or a save the database dropped."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,17 +58,27 @@ class CompactSQLTrackerStore(SQLTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         strip_vectors(tracker)
+        await self._retrying(f"saving {tracker.sender_id}", lambda: super(
+            CompactSQLTrackerStore, self).save(tracker))
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        # Failing here, Rasa's fail-safe store would start the conversation afresh in memory,
+        # and the save after the turn would store nothing of it.
+        return await self._retrying(f"reading {sender_id}", lambda: super(
+            CompactSQLTrackerStore, self).retrieve(sender_id))
+
+    async def _retrying(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """``operation``, again while the database is away, for up to ``SAVE_RETRY_SECONDS``."""
         deadline, delay = time.monotonic() + SAVE_RETRY_SECONDS, 0.25
         while True:
             try:
-                await super().save(tracker)
-                return
+                return await operation()
             except DBAPIError as error:
                 if not (error.connection_invalidated or _is_connection_error(error)) \
                         or time.monotonic() + delay > deadline:
                     raise
-                logger.warning("the tracker store's database is away (%s); saving %s again "
-                               "in %.2f s", type(error.orig).__name__, tracker.sender_id, delay)
+                logger.warning("the tracker store's database is away (%s); %s again in "
+                               "%.2f s", type(error.orig).__name__, what, delay)
                 self.engine.dispose()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
