@@ -74,15 +74,16 @@ class Encoder:
         self.model_name = model
         self.model_id = weights_fingerprint(model)
         self._model: SentenceModel
-        if export_dir is not None and device in (None, "cpu"):
+        self.runtime = "onnx" if export_dir is not None and device in (None, "cpu") else "torch"
+        if self.runtime == "onnx":
             from retrieval.onnx_encoder import OnnxSentenceModel, export_folder
 
+            assert export_dir is not None
             self._model = OnnxSentenceModel.load(model, export_folder(export_dir, self.model_id))
         else:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(model, device=device)
-        self.runtime = "onnx" if export_dir is not None and device in (None, "cpu") else "torch"
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
